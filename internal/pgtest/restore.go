@@ -1,0 +1,101 @@
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// StartOn starts a server on an existing data directory (a restored backup, or a standby
+// made by Standby). The directory is chowned to the server user; its port, socket dir and
+// listen address are set in postgresql.auto.conf-independent pgtest_port.conf via an
+// include appended to postgresql.conf. The cluster is stopped and its base dir removed by
+// t.Cleanup; the data directory itself is removed only if it lies under base.
+func StartOn(t testing.TB, dataDir string, settings map[string]string) *Cluster {
+	t.Helper()
+	Require(t)
+	bin, ver, _ := BinDir()
+	base, err := newBaseDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{BinDir: bin, Version: ver, Base: base, DataDir: dataDir,
+		SockDir: filepath.Join(base, "sock"), LogFile: filepath.Join(base, "server.log")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log tail (%s):\n%s", c.DataDir, c.LogTail(60))
+		}
+		c.Close()
+	})
+	if err := os.Mkdir(c.SockDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if c.Port, err = freePort(); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("\n# pgtest restore\nport = %d\nunix_socket_directories = '%s'\nlisten_addresses = '127.0.0.1'\n", c.Port, c.SockDir)
+	for k, v := range settings {
+		conf += fmt.Sprintf("%s = '%s'\n", k, v)
+	}
+	p := filepath.Join(dataDir, "pgtest_port.conf")
+	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("\ninclude_if_exists = 'pgtest_port.conf'\n")
+	f.Close()
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := Chown(base); err != nil {
+		t.Fatal(err)
+	}
+	if err := Chown(dataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.startWith(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Standby makes a streaming standby of c with pg_basebackup -R (as PostgreSQL's own tests do)
+// and starts it. Promote it with Promote to get a server on a new timeline.
+func (c *Cluster) Standby(t testing.TB) *Cluster {
+	t.Helper()
+	dir, err := c.NewDir("standby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := c.Run(ctx, "pg_basebackup", "-D", data, "-R", "-X", "stream", "-c", "fast",
+		"-h", c.SockDir, "-p", strconv.Itoa(c.Port), "-U", Superuser); err != nil {
+		t.Fatal(err)
+	}
+	s := StartOn(t, data, nil)
+	s.Password, s.ReplPassword, s.opts = c.Password, c.ReplPassword, c.opts
+	return s
+}
+
+// Promote promotes a standby and waits until it accepts writes.
+func (c *Cluster) Promote(t testing.TB) {
+	t.Helper()
+	c.Exec(t, "select pg_promote(true, 60)")
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.QueryValue(t, "select pg_is_in_recovery()") == "false" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("pgtest: standby did not leave recovery")
+}
