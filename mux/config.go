@@ -1,0 +1,158 @@
+package mux
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/walweave/walweave/ringbuf"
+	"github.com/walweave/walweave/walstream/pgrepl"
+)
+
+// Checkpoint selects how the server's backup-start checkpoint runs.
+type Checkpoint string
+
+// The checkpoint modes BASE_BACKUP accepts.
+const (
+	CheckpointSpread Checkpoint = "spread" // the default: spread over checkpoint_completion_target
+	CheckpointFast   Checkpoint = "fast"   // as fast as possible (more I/O at once)
+)
+
+// Config describes one backup. The zero value (plus ConnString) is a sensible backup: spread
+// checkpoint, no rate limit, 24 ring slots, a temporary slot, checksums verified, CRC32C
+// manifest checksums, no recovery configuration, silent.
+type Config struct {
+	// ConnString is a libpq connection string (keyword/value or URL). PG* environment
+	// variables and .pgpass are honoured as pgconn does; walweave adds replication=true itself.
+	ConnString string
+	// Label is the backup label (default "walweave").
+	Label string
+	// Checkpoint is "spread" (default) or "fast".
+	Checkpoint Checkpoint
+	// MaxRate limits the server's send rate in bytes per second (0 = unlimited). The server
+	// counts in kB/s with a minimum of 32 kB/s; lower values are raised to that.
+	MaxRate int64
+	// RingSlots is how many complete WAL segments may wait in memory (default 24).
+	RingSlots int
+	// SlotName uses an existing permanent physical replication slot instead of a temporary one.
+	SlotName string
+	// NoVerifyChecksums turns off the server's data checksum verification (on by default).
+	NoVerifyChecksums bool
+	// ManifestChecksums is the manifest's file checksum algorithm: NONE, CRC32C (default),
+	// SHA224, SHA256, SHA384 or SHA512.
+	ManifestChecksums string
+	// WriteRecoveryConf adds standby.signal and primary_conninfo (and primary_slot_name with
+	// SlotName) so the restored copy starts as a streaming standby of the source.
+	WriteRecoveryConf bool
+	// RecoveryConfPassword keeps the password in primary_conninfo (left out by default).
+	RecoveryConfPassword bool
+	// Progress, when set, is called from the backup goroutine about once per ProgressInterval
+	// (default 1s) and once at every phase change. Setting it asks the server to size the
+	// backup first (BASE_BACKUP's PROGRESS option), so TotalBytes is known.
+	Progress func(Progress)
+	// ProgressInterval is the minimum time between Progress calls in one phase.
+	ProgressInterval time.Duration
+	// Logger receives debug and info logs; nil logs nothing.
+	Logger *slog.Logger
+}
+
+// Phase is the stage a backup is in.
+type Phase string
+
+// The phases of a backup, in order.
+const (
+	PhaseConnecting  Phase = "connecting"
+	PhaseCheckpoint  Phase = "waiting for checkpoint"
+	PhaseStreaming   Phase = "streaming"
+	PhaseFinishing   Phase = "waiting for WAL"
+	PhaseDone        Phase = "done"
+	PhaseFailed      Phase = "failed"
+	PhaseWritingTail Phase = "writing manifest"
+)
+
+// Progress is what the Progress callback receives.
+type Progress struct {
+	Phase         Phase
+	BytesDone     int64 // data bytes received from the server (uncompressed archive bytes)
+	TotalBytes    int64 // the server's estimate of the data size; 0 when unknown
+	BytesWritten  int64 // bytes of the output stream written so far, WAL included
+	WALSegments   int   // WAL segments written into the stream
+	RingOccupancy int   // segments waiting in the ring
+	RingCapacity  int
+	Elapsed       time.Duration
+}
+
+// Result describes a finished (or failed) backup.
+type Result struct {
+	StartLSN, EndLSN           pgrepl.LSN
+	StartTimeline, EndTimeline uint32
+	Timelines                  []uint32 // every timeline whose WAL the stream holds
+	SystemID                   string
+	ServerVersion              int // server_version_num, e.g. 150018
+	BytesWritten               int64
+	DataFiles                  int // regular files from the server's archives
+	WALSegments                int // pg_wal segments in the stream
+	HistoryFiles               int
+	Tablespaces                int
+	SlotName                   string
+	RingHighWater              int
+	WALBlocked                 time.Duration // time the WAL receiver waited for room in the ring
+	Duration                   time.Duration
+}
+
+// manifestAlgorithms are the names BASE_BACKUP's MANIFEST_CHECKSUMS accepts.
+var manifestAlgorithms = []string{"NONE", "CRC32C", "SHA224", "SHA256", "SHA384", "SHA512"}
+
+func (c *Config) normalize() error {
+	if strings.TrimSpace(c.Label) == "" {
+		c.Label = "walweave"
+	}
+	switch c.Checkpoint {
+	case "":
+		c.Checkpoint = CheckpointSpread
+	case CheckpointFast, CheckpointSpread:
+	default:
+		return fmt.Errorf("mux: checkpoint mode %q is not fast or spread", c.Checkpoint)
+	}
+	if c.MaxRate < 0 {
+		return fmt.Errorf("mux: max rate %d is negative (0 means unlimited)", c.MaxRate)
+	}
+	if c.RingSlots == 0 {
+		c.RingSlots = ringbuf.DefaultSlots
+	}
+	if c.RingSlots < 1 {
+		return fmt.Errorf("mux: ring slots %d: need at least 1", c.RingSlots)
+	}
+	if c.ManifestChecksums == "" {
+		c.ManifestChecksums = "CRC32C"
+	}
+	alg := strings.ToUpper(c.ManifestChecksums)
+	ok := false
+	for _, a := range manifestAlgorithms {
+		ok = ok || a == alg
+	}
+	if !ok {
+		return fmt.Errorf("mux: manifest checksum algorithm %q is not one of %s", c.ManifestChecksums, strings.Join(manifestAlgorithms, ", "))
+	}
+	c.ManifestChecksums = alg
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = time.Second
+	}
+	return nil
+}
+
+// maxRateKB maps bytes/s to BASE_BACKUP's MAX_RATE in kB/s (32..1048576); 0 = unlimited.
+func maxRateKB(bytesPerSec int64) int64 {
+	if bytesPerSec <= 0 {
+		return 0
+	}
+	kb := (bytesPerSec + 1023) / 1024
+	if kb < 32 {
+		kb = 32
+	}
+	if kb > 1048576 {
+		return 0 // above the server's maximum: no limit is the closest
+	}
+	return kb
+}

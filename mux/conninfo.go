@@ -1,0 +1,181 @@
+package mux
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// recoveryKeys are the connection settings carried into primary_conninfo (pg_basebackup -R
+// keeps every option but replication, dbname and fallback_application_name).
+var recoveryKeys = []string{"host", "hostaddr", "port", "user", "password", "passfile",
+	"sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcompression", "sslsni",
+	"channel_binding", "gssencmode", "krbsrvname", "target_session_attrs", "connect_timeout",
+	"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "application_name"}
+
+// envKeys maps libpq environment variables onto keywords.
+var envKeys = map[string]string{"PGHOST": "host", "PGHOSTADDR": "hostaddr", "PGPORT": "port",
+	"PGUSER": "user", "PGPASSWORD": "password", "PGPASSFILE": "passfile", "PGSSLMODE": "sslmode",
+	"PGSSLROOTCERT": "sslrootcert", "PGSSLCERT": "sslcert", "PGSSLKEY": "sslkey",
+	"PGSSLCRL": "sslcrl", "PGSSLSNI": "sslsni", "PGCHANNELBINDING": "channel_binding",
+	"PGGSSENCMODE": "gssencmode", "PGTARGETSESSIONATTRS": "target_session_attrs",
+	"PGCONNECT_TIMEOUT": "connect_timeout", "PGAPPNAME": "application_name"}
+
+// primaryConnInfo builds the primary_conninfo of a standby of the server the connection
+// string reaches: its settings (and the PG* environment's), without replication, dbname
+// and, unless withPassword, the password.
+func primaryConnInfo(connString string, withPassword bool) (string, error) {
+	settings, err := parseConnString(connString)
+	if err != nil {
+		return "", err
+	}
+	for env, key := range envKeys {
+		if v, ok := os.LookupEnv(env); ok {
+			if _, set := settings[key]; !set {
+				settings[key] = v
+			}
+		}
+	}
+	// The effective user and port (defaults applied as libpq does).
+	if cfg, err := pgconn.ParseConfig(connString); err == nil {
+		if _, ok := settings["user"]; !ok {
+			settings["user"] = cfg.User
+		}
+		if _, ok := settings["port"]; !ok {
+			settings["port"] = strconv.Itoa(int(cfg.Port))
+		}
+		if _, ok := settings["host"]; !ok {
+			settings["host"] = cfg.Host
+		}
+		if withPassword {
+			if _, ok := settings["password"]; !ok && cfg.Password != "" {
+				settings["password"] = cfg.Password
+			}
+		}
+	}
+	if !withPassword {
+		delete(settings, "password")
+	}
+	var parts []string
+	keep := map[string]bool{}
+	for _, k := range recoveryKeys {
+		keep[k] = true
+	}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		if keep[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keyOrder(keys[i]) < keyOrder(keys[j]) })
+	for _, k := range keys {
+		parts = append(parts, k+"="+quoteConnValue(settings[k]))
+	}
+	return strings.Join(parts, " "), nil
+}
+
+func keyOrder(k string) int {
+	for i, r := range recoveryKeys {
+		if r == k {
+			return i
+		}
+	}
+	return len(recoveryKeys)
+}
+
+// quoteConnValue quotes a conninfo value when it needs it, as libpq reads it.
+func quoteConnValue(v string) string {
+	if v != "" && !strings.ContainsAny(v, ` '\`) {
+		return v
+	}
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", `\'`) + "'"
+}
+
+// parseConnString reads a libpq keyword/value string or a postgres:// URL into keywords.
+func parseConnString(s string) (map[string]string, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		return parseConnURL(s)
+	}
+	out := map[string]string{}
+	for i := 0; i < len(s); {
+		for i < len(s) && s[i] == ' ' {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
+		eq := strings.IndexByte(s[i:], '=')
+		if eq < 0 {
+			return nil, fmt.Errorf("connection string: missing \"=\" after %q", s[i:])
+		}
+		key := strings.TrimSpace(s[i : i+eq])
+		i += eq + 1
+		for i < len(s) && s[i] == ' ' {
+			i++
+		}
+		var val strings.Builder
+		if i < len(s) && s[i] == '\'' {
+			i++
+			closed := false
+			for i < len(s) {
+				c := s[i]
+				if c == '\\' && i+1 < len(s) {
+					val.WriteByte(s[i+1])
+					i += 2
+					continue
+				}
+				i++
+				if c == '\'' {
+					closed = true
+					break
+				}
+				val.WriteByte(c)
+			}
+			if !closed {
+				return nil, fmt.Errorf("connection string: unterminated quoted value for %q", key)
+			}
+		} else {
+			for i < len(s) && s[i] != ' ' {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				val.WriteByte(s[i])
+				i++
+			}
+		}
+		out[key] = val.String()
+	}
+	return out, nil
+}
+
+func parseConnURL(s string) (map[string]string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("connection string: %w", err)
+	}
+	out := map[string]string{}
+	if u.User != nil {
+		out["user"] = u.User.Username()
+		if p, ok := u.User.Password(); ok {
+			out["password"] = p
+		}
+	}
+	if h := u.Hostname(); h != "" {
+		out["host"] = h
+	}
+	if p := u.Port(); p != "" {
+		out["port"] = p
+	}
+	for k, v := range u.Query() {
+		if len(v) > 0 {
+			out[k] = v[len(v)-1]
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,25 @@
+// Package mux is walweave's orchestrator and public entry point: Backup takes a physical
+// backup of a PostgreSQL 15+ server and writes it to an io.Writer as one tar stream, with
+// the WAL it needs streamed at the same time and woven in between the data files.
+//
+// Two replication connections run at once:
+//
+//	connection A: BASE_BACKUP ──> Source (tar archives) ──┐
+//	                                                      v
+//	connection B: START_REPLICATION ──> walstream ──> ringbuf ──> Backup ──> tarw.Writer ──> w
+//
+// The order that keeps the WAL safe: connect both, check the server version (15+) and that
+// both reach the same system; create the temporary slot (RESERVE_WAL) on B before
+// BASE_BACKUP is sent on A; stream from the segment start of the backup's start LSN; pass
+// the data through and, at every member boundary, write every complete segment the ring
+// holds; after the data, tell the receiver the end LSN and keep draining until the segment
+// holding it is written; then the history files, backup_manifest, and the tar trailer.
+//
+// The stream format is DESIGN.md's contract v1: extract it with `tar -xf` into an empty
+// directory and PostgreSQL starts on it and reaches consistency with no archive;
+// pg_verifybackup accepts it. Tablespaces are re-rooted under pg_tblspc/<oid>/ as in-place
+// tablespaces, with allow_in_place_tablespaces = on and one comment line per tablespace
+// recording its original location appended to postgresql.auto.conf.
+//
+// Backup logs nothing unless Config.Logger is set and never writes to a terminal.
+package mux

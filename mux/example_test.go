@@ -1,0 +1,35 @@
+package mux_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/walweave/walweave/mux"
+)
+
+// Back up a server into a file. The connection string needs a role with the REPLICATION
+// attribute; walweave adds replication=true itself. (Not run by go test: it needs a server.)
+func ExampleBackup() {
+	f, err := os.Create("base.tar")
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := mux.Backup(context.Background(), f, mux.Config{
+		ConnString: "host=db.example port=5432 user=backup",
+		Checkpoint: mux.CheckpointFast,
+	})
+	if err != nil {
+		f.Close()
+		os.Remove("base.tar") // a failed stream is unfinished: do not keep it
+		log.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("backup %s..%s, %d WAL segments woven in\n", res.StartLSN, res.EndLSN, res.WALSegments)
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package tarw
+
+const raceEnabled = true

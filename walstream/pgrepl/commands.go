@@ -1,0 +1,294 @@
+package pgrepl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// DefaultApplicationName is the application_name ParseConfig sets when the connection string
+// (or PGAPPNAME) does not give one.
+const DefaultApplicationName = "walweave"
+
+// ParseConfig parses a connection string (keyword/value or URL; PG* environment variables and
+// the password file are honoured, as by pgconn.ParseConfig) into a configuration for a physical
+// replication connection: replication=true, application_name "walweave" unless one is given,
+// and a context watcher that only sets a deadline on the socket when a context ends. A
+// walsender must not receive cancel requests, and the WAL receiver relies on a read deadline
+// leaving the connection usable.
+func ParseConfig(connString string) (*pgconn.Config, error) {
+	cfg, err := pgconn.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("pgrepl: %w", err)
+	}
+	ConfigureReplication(cfg)
+	return cfg, nil
+}
+
+// ConfigureReplication makes cfg a physical replication configuration as ParseConfig does.
+func ConfigureReplication(cfg *pgconn.Config) {
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["replication"] = "true"
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = DefaultApplicationName
+	}
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
+}
+
+// QuoteIdent quotes a name for a replication command ("my""slot").
+func QuoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// simpleQuery runs a replication command and returns its single result.
+func simpleQuery(ctx context.Context, conn *pgconn.PgConn, cmd string) (*pgconn.Result, error) {
+	results, err := conn.Exec(ctx, cmd).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(results) != 1 {
+		return nil, fmt.Errorf("%d results, want 1", len(results))
+	}
+	return results[0], nil
+}
+
+// oneRow checks that res has exactly one row of at least n columns.
+func oneRow(res *pgconn.Result, n int) ([][]byte, error) {
+	if len(res.Rows) != 1 {
+		return nil, fmt.Errorf("%d rows, want 1", len(res.Rows))
+	}
+	if len(res.Rows[0]) < n {
+		return nil, fmt.Errorf("%d columns, want %d", len(res.Rows[0]), n)
+	}
+	return res.Rows[0], nil
+}
+
+// IdentifySystemResult is the row IDENTIFY_SYSTEM returns.
+type IdentifySystemResult struct {
+	SystemID string // the cluster's system identifier (a decimal uint64)
+	Timeline uint32 // the server's current timeline
+	XLogPos  LSN    // the current WAL flush position
+	DBName   string // the database connected to; "" on a physical replication connection
+}
+
+// IdentifySystem runs IDENTIFY_SYSTEM.
+func IdentifySystem(ctx context.Context, conn *pgconn.PgConn) (IdentifySystemResult, error) {
+	var r IdentifySystemResult
+	res, err := simpleQuery(ctx, conn, "IDENTIFY_SYSTEM")
+	if err != nil {
+		return r, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: %w", err)
+	}
+	row, err := oneRow(res, 4)
+	if err != nil {
+		return r, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: unexpected result: %w", err)
+	}
+	r.SystemID = string(row[0])
+	tli, err := strconv.ParseUint(string(row[1]), 10, 32)
+	if err != nil {
+		return r, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: invalid timeline %q", row[1])
+	}
+	r.Timeline = uint32(tli)
+	if r.XLogPos, err = ParseLSN(string(row[2])); err != nil {
+		return r, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: %w", err)
+	}
+	r.DBName = string(row[3])
+	return r, nil
+}
+
+// Show runs SHOW name and returns the setting's value as the server prints it ("16MB", "1min").
+func Show(ctx context.Context, conn *pgconn.PgConn, name string) (string, error) {
+	res, err := simpleQuery(ctx, conn, "SHOW "+QuoteIdent(name))
+	if err != nil {
+		return "", fmt.Errorf("pgrepl: SHOW %s: %w", name, err)
+	}
+	row, err := oneRow(res, 1)
+	if err != nil {
+		return "", fmt.Errorf("pgrepl: SHOW %s: unexpected result: %w", name, err)
+	}
+	return string(row[0]), nil
+}
+
+// CreateTemporaryPhysicalSlot runs CREATE_REPLICATION_SLOT "name" TEMPORARY PHYSICAL
+// (RESERVE_WAL) and returns the slot's restart LSN (the redo point of the latest checkpoint on a
+// primary). The slot lives as long as the connection.
+func CreateTemporaryPhysicalSlot(ctx context.Context, conn *pgconn.PgConn, name string) (LSN, error) {
+	res, err := simpleQuery(ctx, conn, "CREATE_REPLICATION_SLOT "+QuoteIdent(name)+" TEMPORARY PHYSICAL (RESERVE_WAL)")
+	if err != nil {
+		return 0, fmt.Errorf("pgrepl: create temporary physical replication slot %q: %w", name, err)
+	}
+	row, err := oneRow(res, 2)
+	if err != nil {
+		return 0, fmt.Errorf("pgrepl: create temporary physical replication slot %q: unexpected result: %w", name, err)
+	}
+	// slot_name, consistent_point, snapshot_name, output_plugin
+	if row[1] == nil {
+		return 0, nil
+	}
+	lsn, err := ParseLSN(string(row[1]))
+	if err != nil {
+		return 0, fmt.Errorf("pgrepl: create temporary physical replication slot %q: %w", name, err)
+	}
+	return lsn, nil
+}
+
+// ReadReplicationSlot runs READ_REPLICATION_SLOT name (PostgreSQL 15+). For a slot that does
+// not exist it returns slotType "" and no error. restartLSN is 0 and restartTLI 0 when the slot
+// has no restart LSN (created without reserving WAL, or invalidated).
+func ReadReplicationSlot(ctx context.Context, conn *pgconn.PgConn, name string) (slotType string, restartLSN LSN, restartTLI uint32, err error) {
+	res, err := simpleQuery(ctx, conn, "READ_REPLICATION_SLOT "+QuoteIdent(name))
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("pgrepl: READ_REPLICATION_SLOT %s: %w", name, err)
+	}
+	row, err := oneRow(res, 3)
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("pgrepl: READ_REPLICATION_SLOT %s: unexpected result: %w", name, err)
+	}
+	slotType = string(row[0])
+	if row[1] != nil {
+		if restartLSN, err = ParseLSN(string(row[1])); err != nil {
+			return "", 0, 0, fmt.Errorf("pgrepl: READ_REPLICATION_SLOT %s: %w", name, err)
+		}
+	}
+	if row[2] != nil {
+		tli, err := strconv.ParseUint(string(row[2]), 10, 32)
+		if err != nil {
+			return "", 0, 0, fmt.Errorf("pgrepl: READ_REPLICATION_SLOT %s: invalid timeline %q", name, row[2])
+		}
+		restartTLI = uint32(tli)
+	}
+	return slotType, restartLSN, restartTLI, nil
+}
+
+// StartReplicationCommand returns the START_REPLICATION command: START_REPLICATION [SLOT "s"]
+// PHYSICAL X/X TIMELINE n (the timeline is left out when tli is 0).
+func StartReplicationCommand(slot string, start LSN, tli uint32) string {
+	var b strings.Builder
+	b.WriteString("START_REPLICATION ")
+	if slot != "" {
+		b.WriteString("SLOT ")
+		b.WriteString(QuoteIdent(slot))
+		b.WriteByte(' ')
+	}
+	b.WriteString("PHYSICAL ")
+	b.WriteString(start.String())
+	if tli != 0 {
+		b.WriteString(" TIMELINE ")
+		b.WriteString(strconv.FormatUint(uint64(tli), 10))
+	}
+	return b.String()
+}
+
+// StartReplication sends START_REPLICATION [SLOT "slot"] PHYSICAL start TIMELINE tli and waits
+// for the server's CopyBothResponse; from then on the connection streams (read CopyData with
+// conn.ReceiveMessage). An ErrorResponse is returned as an error (a *pgconn.PgError is wrapped)
+// after the connection is back to idle.
+func StartReplication(ctx context.Context, conn *pgconn.PgConn, slot string, start LSN, tli uint32) error {
+	fe := conn.Frontend()
+	fe.Send(&pgproto3.Query{String: StartReplicationCommand(slot, start, tli)})
+	if err := fe.Flush(); err != nil {
+		return fmt.Errorf("pgrepl: start replication at %s on timeline %d: %w", start, tli, err)
+	}
+	var pgErr error
+	for {
+		msg, err := conn.ReceiveMessage(ctx)
+		if err != nil {
+			if pgErr != nil {
+				err = pgErr
+			}
+			return fmt.Errorf("pgrepl: start replication at %s on timeline %d: %w", start, tli, err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyBothResponse:
+			return nil
+		case *pgproto3.ErrorResponse:
+			pgErr = pgconn.ErrorResponseToPgError(m)
+			if strings.EqualFold(m.Severity, "FATAL") || strings.EqualFold(m.Severity, "PANIC") {
+				return fmt.Errorf("pgrepl: start replication at %s on timeline %d: %w", start, tli, pgErr)
+			}
+		case *pgproto3.ReadyForQuery:
+			if pgErr == nil {
+				pgErr = errors.New("the server did not start streaming")
+			}
+			return fmt.Errorf("pgrepl: start replication at %s on timeline %d: %w", start, tli, pgErr)
+		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
+		default:
+			// A result set is not expected before CopyBothResponse; skip anything else.
+		}
+	}
+}
+
+// TimelineHistory runs TIMELINE_HISTORY tli and returns the history file's name (e.g.
+// "00000002.history") and contents. Timeline 1 has no history file.
+func TimelineHistory(ctx context.Context, conn *pgconn.PgConn, tli uint32) (fileName string, content []byte, err error) {
+	res, err := simpleQuery(ctx, conn, "TIMELINE_HISTORY "+strconv.FormatUint(uint64(tli), 10))
+	if err != nil {
+		return "", nil, fmt.Errorf("pgrepl: TIMELINE_HISTORY %d: %w", tli, err)
+	}
+	row, err := oneRow(res, 2)
+	if err != nil {
+		return "", nil, fmt.Errorf("pgrepl: TIMELINE_HISTORY %d: unexpected result: %w", tli, err)
+	}
+	return string(row[0]), row[1], nil
+}
+
+// TimelineSwitch is the result set the server sends when it ends streaming because the
+// requested timeline ended in its history: the next timeline and the LSN where it starts.
+type TimelineSwitch struct {
+	NextTLI  uint32
+	StartPos LSN
+}
+
+// ReadStreamEnd reads what follows the end of the COPY of START_REPLICATION once both sides sent
+// CopyDone: any CopyData still in flight (skipped), an optional result set naming the next
+// timeline (returned; nil if none), CommandComplete(s) and ReadyForQuery. An ErrorResponse is
+// returned as an error once ReadyForQuery arrives (or at once for FATAL).
+func ReadStreamEnd(ctx context.Context, conn *pgconn.PgConn) (*TimelineSwitch, error) {
+	var sw *TimelineSwitch
+	var pgErr error
+	for {
+		msg, err := conn.ReceiveMessage(ctx)
+		if err != nil {
+			if pgErr != nil {
+				err = pgErr
+			}
+			return nil, fmt.Errorf("pgrepl: end of streaming: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.DataRow:
+			if len(m.Values) < 2 {
+				return nil, fmt.Errorf("pgrepl: end of streaming: next timeline row has %d columns, want 2", len(m.Values))
+			}
+			tli, err := strconv.ParseUint(string(m.Values[0]), 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("pgrepl: end of streaming: invalid next timeline %q", m.Values[0])
+			}
+			pos, err := ParseLSN(string(m.Values[1]))
+			if err != nil {
+				return nil, fmt.Errorf("pgrepl: end of streaming: next timeline start: %w", err)
+			}
+			sw = &TimelineSwitch{NextTLI: uint32(tli), StartPos: pos}
+		case *pgproto3.ErrorResponse:
+			pgErr = pgconn.ErrorResponseToPgError(m)
+			if strings.EqualFold(m.Severity, "FATAL") || strings.EqualFold(m.Severity, "PANIC") {
+				return nil, fmt.Errorf("pgrepl: end of streaming: %w", pgErr)
+			}
+		case *pgproto3.ReadyForQuery:
+			if pgErr != nil {
+				return nil, fmt.Errorf("pgrepl: end of streaming: %w", pgErr)
+			}
+			return sw, nil
+		default:
+			// CopyData, CopyDone, RowDescription, CommandComplete, notices.
+		}
+	}
+}
