@@ -7,7 +7,7 @@ TEST_TIMEOUT ?= 20m
 # The main job: a real backup of a scratch PostgreSQL under write load, restored and checked.
 demo:
 	./scripts/setup.sh
-	$(GO) run ./scripts/demo
+	./scripts/demo.sh
 
 # Every test, against a real PostgreSQL started by internal/pgtest.
 test:

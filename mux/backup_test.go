@@ -174,8 +174,8 @@ func TestRestoreDrill(t *testing.T) {
 	}
 
 	r := c.RestoreDrill(t, path, pgtest.Drill{Pgbench: true, Queries: map[string]string{
-		"select count(*) from in_ts":    "1234",
-		"select count(*) from scratch":  "0",
+		"select count(*) from in_ts":                               "1234",
+		"select count(*) from scratch":                             "0",
 		"select count(*) from pg_tablespace where spcname = 'ts1'": "1",
 	}})
 	// The tablespace is an in-place one in the copy.
