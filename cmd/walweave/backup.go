@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pierrec/lz4/v4"
+	"golang.org/x/term"
+
+	"github.com/walweave/walweave/mux"
+)
+
+const backupUsage = `Usage: walweave backup [flags]
+
+Takes a physical backup of a PostgreSQL 15+ server and writes it as one tar stream to
+stdout (or to -o FILE), with the WAL it needs woven in. Extract it with "tar -x" into an
+empty directory: PostgreSQL starts on it with no archive. The role needs the REPLICATION
+attribute, and the server two free walsenders (max_wal_senders) and a replication slot.
+
+  walweave backup -d "host=db user=backup" | zstd > base.tar.zst
+
+Flags:
+`
+
+// backupFlags are walweave backup's flags; names mirror pg_basebackup's where the meaning
+// is the same.
+type backupFlags struct {
+	dbname, host, port, user string
+	label, checkpoint        string
+	maxRate                  string
+	slot                     string
+	writeRecoveryConf        bool
+	recoveryPassword         bool
+	progress                 bool
+	noVerifyChecksums        bool
+	manifestChecksums        string
+	verbose                  bool
+	ringSlots                int
+	compress                 string
+	output                   string
+}
+
+// strFlag and boolFlag register a flag under a short and a long name.
+func strFlag(fs *flag.FlagSet, p *string, short, long, def, help string) {
+	fs.StringVar(p, long, def, help)
+	if short != "" {
+		fs.StringVar(p, short, def, "same as --"+long)
+	}
+}
+
+func boolFlag(fs *flag.FlagSet, p *bool, short, long string, help string) {
+	fs.BoolVar(p, long, false, help)
+	if short != "" {
+		fs.BoolVar(p, short, false, "same as --"+long)
+	}
+}
+
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f backupFlags
+	fs := flag.NewFlagSet("walweave backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), backupUsage); fs.PrintDefaults() }
+	strFlag(fs, &f.dbname, "d", "dbname", "", "connection string (keyword/value or URL); PG* variables and .pgpass apply")
+	strFlag(fs, &f.host, "h", "host", "", "server host or socket directory (overrides the connection string)")
+	strFlag(fs, &f.port, "p", "port", "", "server port")
+	strFlag(fs, &f.user, "U", "username", "", "role to connect as (needs REPLICATION)")
+	strFlag(fs, &f.label, "l", "label", "walweave", "backup label")
+	strFlag(fs, &f.checkpoint, "c", "checkpoint", "spread", "checkpoint mode: fast or spread")
+	strFlag(fs, &f.maxRate, "r", "max-rate", "", "server send rate limit in kB/s, with k or M suffix (32k..1024M)")
+	strFlag(fs, &f.slot, "S", "slot", "", "use this existing physical replication slot instead of a temporary one")
+	boolFlag(fs, &f.writeRecoveryConf, "R", "write-recovery-conf", "add standby.signal and primary_conninfo so the copy starts as a standby")
+	fs.BoolVar(&f.recoveryPassword, "recovery-conf-password", false, "keep the password in primary_conninfo (left out by default)")
+	boolFlag(fs, &f.progress, "P", "progress", "show progress on stderr")
+	fs.BoolVar(&f.noVerifyChecksums, "no-verify-checksums", false, "do not let the server verify data checksums")
+	fs.StringVar(&f.manifestChecksums, "manifest-checksums", "CRC32C", "manifest checksum algorithm: NONE, CRC32C, SHA224, SHA256, SHA384, SHA512")
+	boolFlag(fs, &f.verbose, "v", "verbose", "log what happens on stderr")
+	fs.IntVar(&f.ringSlots, "ring-slots", 24, "WAL segments that may wait in memory while a data file is copied")
+	fs.StringVar(&f.compress, "compress", "none", "compress the stream: none or lz4[:LEVEL] (LEVEL 0-9, several cores)")
+	strFlag(fs, &f.output, "o", "output", "", "write to FILE (FILE.tmp, fsynced, renamed on success) instead of stdout")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "walweave backup: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	cfg, err := f.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
+		return exitUsage
+	}
+	password := ""
+	if pc, err := pgconn.ParseConfig(cfg.ConnString); err == nil {
+		password = pc.Password
+	}
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var prog *progressPrinter
+	if f.progress {
+		prog = newProgressPrinter(stderr, isTerminal(stderr))
+		cfg.Progress = prog.update
+	}
+	compress, err := parseCompress(f.compress)
+	if err != nil {
+		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
+		return exitUsage
+	}
+
+	var out io.Writer = stdout
+	var file *os.File
+	tmp := ""
+	if f.output != "" && f.output != "-" {
+		tmp = f.output + ".tmp"
+		file, err = os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fail(ctx, stderr, "backup", fmt.Errorf("create output: %w (remove a stale %s if no backup is running)", err, tmp))
+		}
+		out = file
+	} else if isTerminal(stdout) {
+		fmt.Fprintln(stderr, "walweave: refusing to write a binary backup stream to a terminal; redirect stdout (| zstd > base.tar.zst) or use -o FILE")
+		return exitUsage
+	}
+	cleanup := func() {
+		if file != nil {
+			file.Close()
+			os.Remove(tmp)
+		}
+	}
+
+	var cw io.WriteCloser
+	if compress >= 0 {
+		zw := lz4.NewWriter(out)
+		opts := []lz4.Option{lz4.ConcurrencyOption(runtime.GOMAXPROCS(0)), lz4.BlockSizeOption(lz4.Block4Mb)}
+		if compress > 0 {
+			opts = append(opts, lz4.CompressionLevelOption(lz4.CompressionLevel(1<<(8+compress))))
+		}
+		if err := zw.Apply(opts...); err != nil {
+			cleanup()
+			return fail(ctx, stderr, "backup", err)
+		}
+		cw = zw
+		out = zw
+	}
+
+	res, err := mux.Backup(ctx, out, cfg)
+	if err == nil && cw != nil {
+		if err = cw.Close(); err != nil {
+			err = fmt.Errorf("finish lz4 frame: %w", err)
+		}
+	}
+	if err == nil && file != nil {
+		if err = file.Sync(); err == nil {
+			if err = file.Close(); err == nil {
+				file = nil
+				if err = os.Rename(tmp, f.output); err == nil {
+					err = syncDir(filepath.Dir(f.output))
+				}
+			}
+		}
+	}
+	if prog != nil {
+		prog.finish(err == nil)
+	}
+	if err != nil {
+		cleanup()
+		return fail(ctx, stderr, "backup", err, password)
+	}
+	if f.verbose || f.progress {
+		fmt.Fprintf(stderr, "walweave: backup complete: %s..%s timeline %d, %s written, %d data files, %d WAL segments, %s\n",
+			res.StartLSN, res.EndLSN, res.EndTimeline, humanBytes(res.BytesWritten), res.DataFiles, res.WALSegments, res.Duration.Round(1e7))
+	}
+	return exitOK
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// config turns the flags into a mux.Config.
+func (f *backupFlags) config() (mux.Config, error) {
+	conn, err := connString(f.dbname, f.host, f.port, f.user)
+	if err != nil {
+		return mux.Config{}, err
+	}
+	rate, err := parseRate(f.maxRate)
+	if err != nil {
+		return mux.Config{}, err
+	}
+	if f.checkpoint != "fast" && f.checkpoint != "spread" {
+		return mux.Config{}, fmt.Errorf("invalid checkpoint argument %q, must be \"fast\" or \"spread\"", f.checkpoint)
+	}
+	if f.ringSlots < 1 {
+		return mux.Config{}, fmt.Errorf("--ring-slots must be at least 1")
+	}
+	return mux.Config{ConnString: conn, Label: f.label, Checkpoint: mux.Checkpoint(f.checkpoint), MaxRate: rate,
+		RingSlots: f.ringSlots, SlotName: f.slot, NoVerifyChecksums: f.noVerifyChecksums,
+		ManifestChecksums: f.manifestChecksums, WriteRecoveryConf: f.writeRecoveryConf,
+		RecoveryConfPassword: f.recoveryPassword}, nil
+}
+
+// connString combines -d with -h/-p/-U, which override it (as with pg_basebackup).
+func connString(dbname, host, port, user string) (string, error) {
+	var extra []string
+	for _, kv := range [][2]string{{"host", host}, {"port", port}, {"user", user}} {
+		if kv[1] != "" {
+			extra = append(extra, kv[0]+"='"+strings.ReplaceAll(strings.ReplaceAll(kv[1], `\`, `\\`), "'", `\'`)+"'")
+		}
+	}
+	if len(extra) == 0 {
+		return dbname, nil
+	}
+	if strings.HasPrefix(dbname, "postgres://") || strings.HasPrefix(dbname, "postgresql://") {
+		return "", errors.New("-h, -p and -U cannot be combined with a URL connection string; put them in the URL")
+	}
+	return strings.TrimSpace(dbname + " " + strings.Join(extra, " ")), nil
+}
+
+// parseRate reads pg_basebackup's --max-rate: kB/s by default, k or M suffix; returns bytes/s.
+func parseRate(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1024)
+	num := s
+	switch {
+	case strings.HasSuffix(s, "k"):
+		num = strings.TrimSuffix(s, "k")
+	case strings.HasSuffix(s, "M"):
+		num, mult = strings.TrimSuffix(s, "M"), 1024*1024
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("invalid transfer rate %q: a positive number of kB/s, optionally with k or M suffix", s)
+	}
+	bytes := n * mult
+	if bytes < 32*1024 || bytes > 1024*1024*1024 {
+		return 0, fmt.Errorf("transfer rate %q is out of range: 32k to 1024M", s)
+	}
+	return bytes, nil
+}
+
+// parseCompress returns -1 for none, else the lz4 level (0 = fast).
+func parseCompress(s string) (int, error) {
+	switch {
+	case s == "" || s == "none":
+		return -1, nil
+	case s == "lz4":
+		return 0, nil
+	case strings.HasPrefix(s, "lz4:"):
+		n, err := strconv.Atoi(strings.TrimPrefix(s, "lz4:"))
+		if err != nil || n < 0 || n > 9 {
+			return 0, fmt.Errorf("invalid --compress %q: lz4 level must be 0 (fast) to 9", s)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("invalid --compress %q: none or lz4[:LEVEL]", s)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/walweave/walweave/mux"
+)
+
+// progressPrinter shows backup progress on stderr: one live line on a terminal, a plain line
+// every plainEvery otherwise.
+type progressPrinter struct {
+	mu        sync.Mutex
+	w         io.Writer
+	tty       bool
+	last      time.Time
+	lastBytes int64
+	lastP     mux.Progress
+	shown     bool
+}
+
+const plainEvery = 10 * time.Second
+
+func newProgressPrinter(w io.Writer, tty bool) *progressPrinter {
+	return &progressPrinter{w: w, tty: tty}
+}
+
+func (p *progressPrinter) update(pr mux.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	phaseChanged := pr.Phase != p.lastP.Phase
+	p.lastP = pr
+	if !p.tty && !phaseChanged && now.Sub(p.last) < plainEvery {
+		return
+	}
+	rate := "-"
+	if !p.last.IsZero() && now.After(p.last) {
+		r := float64(pr.BytesWritten-p.lastBytes) / now.Sub(p.last).Seconds()
+		rate = humanBytes(int64(r)) + "/s"
+	}
+	p.last, p.lastBytes = now, pr.BytesWritten
+	data := humanBytes(pr.BytesDone) + " data"
+	if pr.TotalBytes > 0 {
+		data = fmt.Sprintf("%s of %s data (%d%%)", humanBytes(pr.BytesDone), humanBytes(pr.TotalBytes), pr.BytesDone*100/pr.TotalBytes)
+	}
+	line := fmt.Sprintf("%s: %s, %s written, %s, %d WAL segments, ring %d/%d",
+		pr.Phase, data, humanBytes(pr.BytesWritten), rate, pr.WALSegments, pr.RingOccupancy, pr.RingCapacity)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.shown = true
+	} else {
+		fmt.Fprintln(p.w, "walweave:", line)
+	}
+}
+
+func (p *progressPrinter) finish(ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.shown {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

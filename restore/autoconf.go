@@ -1,0 +1,176 @@
+package restore
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/walweave/walweave/verify"
+)
+
+// The lines walweave's backup appends to postgresql.auto.conf when the backup has
+// tablespaces (DESIGN.md, stream contract item 3), in one place so that they stay aligned
+// with the writer (mux.TablespaceCommentPrefix and mux.InPlaceTablespaceLine):
+//
+//	# walweave: tablespace 16384 was at /path/to/ts1
+//	allow_in_place_tablespaces = on
+const (
+	// TablespaceCommentPrefix starts the comment line recording a tablespace's original
+	// location; TablespaceCommentInfix separates the oid from the location.
+	TablespaceCommentPrefix = "# walweave: tablespace "
+	TablespaceCommentInfix  = " was at "
+	// InPlaceTablespaceLine is the setting line walweave appends. ALTER SYSTEM quotes
+	// values, so an unquoted line next to walweave's comments is walweave's own.
+	InPlaceTablespaceLine = "allow_in_place_tablespaces = on"
+	// RecoveryComment heads the recovery settings Extract appends.
+	RecoveryComment = "# walweave restore: recovery settings"
+)
+
+// tablespaceCommentRE parses a comment line tolerantly: spacing and case of the fixed words
+// may vary, the location is the rest of the line.
+var tablespaceCommentRE = regexp.MustCompile(`^#\s*walweave:\s*tablespace\s+(\d+)\s+was\s+at\s+(.+?)\s*$`)
+
+// parseTablespaceComment returns the oid and location of a walweave tablespace comment line.
+func parseTablespaceComment(line string) (oid, location string, ok bool) {
+	m := tablespaceCommentRE.FindStringSubmatch(strings.TrimRight(line, "\r"))
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[2], true
+}
+
+// isInPlaceLine reports whether line is walweave's allow_in_place_tablespaces line.
+func isInPlaceLine(line string) bool {
+	f := strings.Fields(strings.ReplaceAll(strings.TrimRight(line, "\r"), "=", " = "))
+	return len(f) == 3 && f[0] == "allow_in_place_tablespaces" && f[1] == "=" && (f[2] == "on" || f[2] == "true")
+}
+
+// tablespaceLocations returns the oid -> original location recorded by walweave's comments.
+func tablespaceLocations(conf []byte) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(string(conf), "\n") {
+		if oid, loc, ok := parseTablespaceComment(line); ok {
+			out[oid] = filepath.Clean(loc)
+		}
+	}
+	return out
+}
+
+// rewriteAutoConf removes walweave's comment lines for the relocated tablespaces, and
+// walweave's allow_in_place_tablespaces line (with every walweave comment) when no in-place
+// tablespace remains; then appends the recovery settings.
+func rewriteAutoConf(conf []byte, relocated map[string]bool, inPlaceLeft bool, rec []string) []byte {
+	text := string(conf)
+	lines := strings.SplitAfter(text, "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	sawComment := false
+	for _, l := range lines {
+		if _, _, ok := parseTablespaceComment(l); ok {
+			sawComment = true
+		}
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		if oid, _, ok := parseTablespaceComment(strings.TrimSuffix(l, "\n")); ok {
+			if relocated[oid] || !inPlaceLeft {
+				continue
+			}
+		} else if sawComment && !inPlaceLeft && isInPlaceLine(strings.TrimSuffix(l, "\n")) {
+			continue
+		}
+		b.WriteString(l)
+	}
+	if len(rec) > 0 {
+		if b.Len() > 0 && !strings.HasSuffix(b.String(), "\n") {
+			b.WriteByte('\n')
+		}
+		b.WriteString(RecoveryComment + "\n")
+		for _, l := range rec {
+			b.WriteString(l + "\n")
+		}
+	}
+	return []byte(b.String())
+}
+
+// quoteConf quotes a value for postgresql.conf: single quotes doubled, backslashes
+// escaped (the GUC file parser reads backslash escapes).
+func quoteConf(v string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", "''") + "'"
+}
+
+// RecoveryOptions asks Extract to set the restored cluster up for recovery: as a standby
+// (standby.signal) or for targeted recovery (recovery.signal), with settings appended to
+// postgresql.auto.conf. A signal file of the other kind that came with the stream is
+// removed.
+type RecoveryOptions struct {
+	// Standby writes standby.signal (otherwise recovery.signal).
+	Standby bool
+	// PrimaryConnInfo and PrimarySlotName set primary_conninfo and primary_slot_name.
+	PrimaryConnInfo, PrimarySlotName string
+	// RestoreCommand sets restore_command. PostgreSQL requires one for targeted recovery
+	// (recovery.signal); when it is empty there, Extract writes restore_command = 'false',
+	// so that recovery reads the WAL that came with the stream (pg_wal) and nothing else.
+	RestoreCommand string
+	// At most one recovery target: recovery_target_time, recovery_target_lsn,
+	// recovery_target_name.
+	TargetTime, TargetLSN, TargetName string
+	// TargetAction is recovery_target_action: pause, promote or shutdown ("" leaves the
+	// server default).
+	TargetAction string
+}
+
+func (o *RecoveryOptions) validate() error {
+	n := 0
+	for _, v := range []string{o.TargetTime, o.TargetLSN, o.TargetName} {
+		if v != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("restore: at most one recovery target (time, LSN or name) may be given")
+	}
+	if o.TargetLSN != "" {
+		if _, err := verify.ParseLSN(o.TargetLSN); err != nil {
+			return fmt.Errorf("restore: recovery target LSN: %v", err)
+		}
+	}
+	switch o.TargetAction {
+	case "", "pause", "promote", "shutdown":
+	default:
+		return fmt.Errorf("restore: recovery target action %q: want pause, promote or shutdown", o.TargetAction)
+	}
+	if o.TargetAction != "" && n == 0 {
+		return fmt.Errorf("restore: a recovery target action needs a recovery target")
+	}
+	for _, v := range []string{o.PrimaryConnInfo, o.PrimarySlotName, o.RestoreCommand, o.TargetTime, o.TargetLSN, o.TargetName} {
+		if strings.ContainsAny(v, "\n\r\x00") {
+			return fmt.Errorf("restore: recovery settings cannot contain line breaks or NUL bytes")
+		}
+	}
+	return nil
+}
+
+// settings returns the postgresql.auto.conf lines.
+func (o *RecoveryOptions) settings() []string {
+	var out []string
+	add := func(name, v string) {
+		if v != "" {
+			out = append(out, name+" = "+quoteConf(v))
+		}
+	}
+	add("primary_conninfo", o.PrimaryConnInfo)
+	add("primary_slot_name", o.PrimarySlotName)
+	rc := o.RestoreCommand
+	if rc == "" && !o.Standby {
+		rc = "false"
+	}
+	add("restore_command", rc)
+	add("recovery_target_time", o.TargetTime)
+	add("recovery_target_lsn", o.TargetLSN)
+	add("recovery_target_name", o.TargetName)
+	add("recovery_target_action", o.TargetAction)
+	return out
+}
