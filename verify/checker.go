@@ -118,13 +118,13 @@ type backupLabel struct {
 // Checker is not safe for concurrent use.
 type Checker struct {
 	mainSeen bool // a member of the main data directory was seen
-	opts    Options
-	log     *slog.Logger
-	start   time.Time
-	rep     Report
-	ignore  []string
-	shaName string
-	shaNew  func() hash.Hash
+	opts     Options
+	log      *slog.Logger
+	start    time.Time
+	rep      Report
+	ignore   []string
+	shaName  string
+	shaNew   func() hash.Hash
 
 	names   map[string]byte // 'f' regular file, 'd' directory
 	parents map[string]struct{}

@@ -44,12 +44,13 @@ func (r *Receiver) connError(err error) error {
 		return r.serverError("stream", err)
 	}
 	at := fmt.Sprintf("at %s on timeline %d", r.received, r.tli)
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		hint := "the walsender process ended (terminated, a server restart or crash"
-		if r.senderTimeout > 0 {
-			hint += fmt.Sprintf(", or wal_sender_timeout=%s expired", r.senderTimeout)
-		}
-		return fmt.Errorf("walstream: the server closed the WAL streaming connection %s: %w; %s: see the server log); run the backup again", at, err, hint)
+	hint := "the walsender process ended (terminated, a server restart or crash"
+	if r.senderTimeout > 0 {
+		hint += fmt.Sprintf(", or wal_sender_timeout=%s expired", r.senderTimeout)
 	}
-	return fmt.Errorf("walstream: WAL streaming connection lost %s: %w; check the network and the server, then run the backup again", at, err)
+	hint += ": see the server log)"
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("walstream: the server closed the WAL streaming connection %s: %w; %s; run the backup again", at, err, hint)
+	}
+	return fmt.Errorf("walstream: WAL streaming connection lost %s: %w; either the network failed or %s; run the backup again", at, err, hint)
 }

@@ -507,6 +507,11 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 		return nil, err
 	}
 	if err := pgrepl.StartReplication(ctx, r.conn, r.slot, pos, tli); err != nil {
+		var ended *pgrepl.TimelineEndedError
+		if errors.As(err, &ended) {
+			// Nothing to stream on tli from pos: go on with the next timeline.
+			return &ended.Next, nil
+		}
 		return nil, r.serverError("start streaming", err)
 	}
 	r.copyActive = true

@@ -120,25 +120,25 @@ func Show(ctx context.Context, conn *pgconn.PgConn, name string) (string, error)
 
 // CreateTemporaryPhysicalSlot runs CREATE_REPLICATION_SLOT "name" TEMPORARY PHYSICAL
 // (RESERVE_WAL) and returns the slot's restart LSN (the redo point of the latest checkpoint on a
-// primary). The slot lives as long as the connection.
+// primary). The slot lives as long as the connection. The server's answer has no restart LSN
+// for a physical slot (its consistent_point is 0/0), so it is read back with
+// READ_REPLICATION_SLOT.
 func CreateTemporaryPhysicalSlot(ctx context.Context, conn *pgconn.PgConn, name string) (LSN, error) {
 	res, err := simpleQuery(ctx, conn, "CREATE_REPLICATION_SLOT "+QuoteIdent(name)+" TEMPORARY PHYSICAL (RESERVE_WAL)")
 	if err != nil {
 		return 0, fmt.Errorf("pgrepl: create temporary physical replication slot %q: %w", name, err)
 	}
-	row, err := oneRow(res, 2)
-	if err != nil {
+	if _, err := oneRow(res, 2); err != nil {
 		return 0, fmt.Errorf("pgrepl: create temporary physical replication slot %q: unexpected result: %w", name, err)
 	}
-	// slot_name, consistent_point, snapshot_name, output_plugin
-	if row[1] == nil {
-		return 0, nil
-	}
-	lsn, err := ParseLSN(string(row[1]))
+	typ, restart, _, err := ReadReplicationSlot(ctx, conn, name)
 	if err != nil {
-		return 0, fmt.Errorf("pgrepl: create temporary physical replication slot %q: %w", name, err)
+		return 0, err
 	}
-	return lsn, nil
+	if typ != "physical" {
+		return 0, fmt.Errorf("pgrepl: create temporary physical replication slot %q: READ_REPLICATION_SLOT says type %q", name, typ)
+	}
+	return restart, nil
 }
 
 // ReadReplicationSlot runs READ_REPLICATION_SLOT name (PostgreSQL 15+). For a slot that does
@@ -192,6 +192,13 @@ func StartReplicationCommand(slot string, start LSN, tli uint32) string {
 // for the server's CopyBothResponse; from then on the connection streams (read CopyData with
 // conn.ReceiveMessage). An ErrorResponse is returned as an error (a *pgconn.PgError is wrapped)
 // after the connection is back to idle.
+//
+// Some errors only come after the CopyBothResponse, as the first message of the stream: a start
+// ahead of the server's WAL flush position ("requested starting point ... is ahead of the WAL
+// flush position of this server") and WAL that was already removed. When start is exactly where
+// tli ended in the server's history there is nothing to stream: the server answers with the
+// next timeline without entering COPY mode, and StartReplication returns a
+// *TimelineEndedError.
 func StartReplication(ctx context.Context, conn *pgconn.PgConn, slot string, start LSN, tli uint32) error {
 	fe := conn.Frontend()
 	fe.Send(&pgproto3.Query{String: StartReplicationCommand(slot, start, tli)})
@@ -199,6 +206,7 @@ func StartReplication(ctx context.Context, conn *pgconn.PgConn, slot string, sta
 		return fmt.Errorf("pgrepl: start replication at %s on timeline %d: %w", start, tli, err)
 	}
 	var pgErr error
+	var sw *TimelineSwitch
 	for {
 		msg, err := conn.ReceiveMessage(ctx)
 		if err != nil {
@@ -215,16 +223,37 @@ func StartReplication(ctx context.Context, conn *pgconn.PgConn, slot string, sta
 			if strings.EqualFold(m.Severity, "FATAL") || strings.EqualFold(m.Severity, "PANIC") {
 				return fmt.Errorf("pgrepl: start replication at %s on timeline %d: %w", start, tli, pgErr)
 			}
+		case *pgproto3.DataRow:
+			if sw, err = parseNextTimeline(m); err != nil {
+				return fmt.Errorf("pgrepl: start replication at %s on timeline %d: %w", start, tli, err)
+			}
 		case *pgproto3.ReadyForQuery:
-			if pgErr == nil {
+			switch {
+			case pgErr != nil:
+			case sw != nil:
+				return &TimelineEndedError{Timeline: tli, Start: start, Next: *sw}
+			default:
 				pgErr = errors.New("the server did not start streaming")
 			}
 			return fmt.Errorf("pgrepl: start replication at %s on timeline %d: %w", start, tli, pgErr)
-		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
 		default:
-			// A result set is not expected before CopyBothResponse; skip anything else.
+			// RowDescription, CommandComplete, notices.
 		}
 	}
+}
+
+// TimelineEndedError is returned by StartReplication when the requested start is where the
+// requested timeline ended in the server's history: there is nothing to stream on it, and
+// streaming goes on from Next.StartPos on Next.NextTLI.
+type TimelineEndedError struct {
+	Timeline uint32 // the timeline asked for
+	Start    LSN    // the start asked for
+	Next     TimelineSwitch
+}
+
+func (e *TimelineEndedError) Error() string {
+	return fmt.Sprintf("pgrepl: start replication at %s on timeline %d: timeline %d ended there; the next timeline is %d from %s",
+		e.Start, e.Timeline, e.Timeline, e.Next.NextTLI, e.Next.StartPos)
 }
 
 // TimelineHistory runs TIMELINE_HISTORY tli and returns the history file's name (e.g.
@@ -265,18 +294,9 @@ func ReadStreamEnd(ctx context.Context, conn *pgconn.PgConn) (*TimelineSwitch, e
 		}
 		switch m := msg.(type) {
 		case *pgproto3.DataRow:
-			if len(m.Values) < 2 {
-				return nil, fmt.Errorf("pgrepl: end of streaming: next timeline row has %d columns, want 2", len(m.Values))
+			if sw, err = parseNextTimeline(m); err != nil {
+				return nil, fmt.Errorf("pgrepl: end of streaming: %w", err)
 			}
-			tli, err := strconv.ParseUint(string(m.Values[0]), 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("pgrepl: end of streaming: invalid next timeline %q", m.Values[0])
-			}
-			pos, err := ParseLSN(string(m.Values[1]))
-			if err != nil {
-				return nil, fmt.Errorf("pgrepl: end of streaming: next timeline start: %w", err)
-			}
-			sw = &TimelineSwitch{NextTLI: uint32(tli), StartPos: pos}
 		case *pgproto3.ErrorResponse:
 			pgErr = pgconn.ErrorResponseToPgError(m)
 			if strings.EqualFold(m.Severity, "FATAL") || strings.EqualFold(m.Severity, "PANIC") {
@@ -291,4 +311,20 @@ func ReadStreamEnd(ctx context.Context, conn *pgconn.PgConn) (*TimelineSwitch, e
 			// CopyData, CopyDone, RowDescription, CommandComplete, notices.
 		}
 	}
+}
+
+// parseNextTimeline parses the (next_tli, next_tli_startpos) row.
+func parseNextTimeline(m *pgproto3.DataRow) (*TimelineSwitch, error) {
+	if len(m.Values) < 2 {
+		return nil, fmt.Errorf("next timeline row has %d columns, want 2", len(m.Values))
+	}
+	tli, err := strconv.ParseUint(string(m.Values[0]), 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("invalid next timeline %q", m.Values[0])
+	}
+	pos, err := ParseLSN(string(m.Values[1]))
+	if err != nil {
+		return nil, fmt.Errorf("next timeline start: %w", err)
+	}
+	return &TimelineSwitch{NextTLI: uint32(tli), StartPos: pos}, nil
 }

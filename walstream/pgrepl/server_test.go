@@ -310,12 +310,24 @@ func TestStartReplicationErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server checks the start against its flush position only after CopyBothResponse: the
+	// error is the first message of the stream, then the walsender is back in command mode.
 	ahead := SegmentStart(sys.XLogPos, 16<<20) + 1<<30
-	err = StartReplication(ctx, conn, "", ahead, sys.Timeline)
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || !strings.Contains(err.Error(), "ahead of the WAL flush position") ||
-		!strings.Contains(err.Error(), "pgrepl: start replication at "+ahead.String()+" on timeline 1") {
+	if err := StartReplication(ctx, conn, "", ahead, sys.Timeline); err != nil {
 		t.Fatalf("start ahead of flush: %v", err)
+	}
+	msg, err := conn.ReceiveMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	er, ok := msg.(*pgproto3.ErrorResponse)
+	if !ok || !strings.Contains(er.Message, "requested starting point "+ahead.String()+" is ahead of the WAL flush position of this server") {
+		t.Fatalf("start ahead of flush: got %T %+v", msg, msg)
+	}
+	if msg, err := conn.ReceiveMessage(ctx); err != nil {
+		t.Fatal(err)
+	} else if _, ok := msg.(*pgproto3.ReadyForQuery); !ok {
+		t.Fatalf("after the error: %T", msg)
 	}
 	err = StartReplication(ctx, conn, "no_such_slot", SegmentStart(sys.XLogPos, 16<<20), sys.Timeline)
 	if err == nil || !strings.Contains(err.Error(), `replication slot "no_such_slot" does not exist`) {
@@ -345,6 +357,12 @@ func TestPromotedStandbyTimelineHistory(t *testing.T) {
 		t.Fatalf("standby IDENTIFY_SYSTEM: %+v %v", sys, err)
 	}
 	pre.Close(ctx)
+	// Some WAL on timeline 1 that the standby replays, so that the switch is mid-segment.
+	p.Exec(t, "create table before_promotion (i int); insert into before_promotion select generate_series(1, 10000)")
+	primaryLSN := p.QueryValue(t, "select pg_current_wal_lsn()")
+	waitFor(t, func() bool {
+		return s.QueryValue(t, "select pg_last_wal_replay_lsn() >= $1::pg_lsn", primaryLSN) == "true"
+	})
 	s.Promote(t)
 	s.Exec(t, "create table after_promotion (i int); insert into after_promotion values (1)")
 
@@ -402,4 +420,21 @@ func TestPromotedStandbyTimelineHistory(t *testing.T) {
 		t.Fatalf("timeline switch %+v (streamed to %s), history says %s", sw, pos, switchPoint)
 	}
 	t.Logf("timeline 1 ended at %s (streamed up to %s), next timeline %d", sw.StartPos, pos, sw.NextTLI)
+
+	// Starting exactly at the switch point: nothing to stream, the server names the next
+	// timeline without entering COPY mode.
+	err = StartReplication(ctx, conn, "", switchPoint, 1)
+	var ended *TimelineEndedError
+	if !errors.As(err, &ended) || ended.Next.NextTLI != 2 || ended.Next.StartPos != switchPoint || ended.Timeline != 1 {
+		t.Fatalf("start at the switch point: %v", err)
+	}
+	t.Log(err)
+	// Past the switch point on timeline 1: not in the server's history.
+	err = StartReplication(ctx, conn, "", switchPoint+16<<20, 1)
+	if err == nil || !strings.Contains(err.Error(), "is not in this server's history") {
+		t.Fatalf("start past the switch point: %v", err)
+	}
+	if _, err := IdentifySystem(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
 }
