@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -466,13 +467,26 @@ func writeTemp(t *testing.T, data []byte) string {
 	return p
 }
 
+// python returns the path of the Python 3 interpreter ("" if none), resolved
+// once (a pyenv shim costs a second per start).
+var python = sync.OnceValue(func() string {
+	if _, err := exec.LookPath("python3"); err != nil {
+		return ""
+	}
+	b, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if p := strings.TrimSpace(string(b)); err == nil && p != "" {
+		return p
+	}
+	return "python3"
+})
+
 func checkPython(t *testing.T, out []byte, want []entry) {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
+	if python() == "" {
 		t.Log("python3 not installed; skipping tarfile check")
 		return
 	}
-	cmd := exec.Command("python3", "-c", pyLister, writeTemp(t, out))
+	cmd := exec.Command(python(), "-c", pyLister, writeTemp(t, out))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

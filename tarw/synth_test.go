@@ -290,8 +290,8 @@ func TestHugeHeaders(t *testing.T) {
 			t.Fatalf("archive/tar: %v %v", h, err)
 		}
 		p := writeTemp(t, []byte(hdrs))
-		if _, err := exec.LookPath("python3"); err == nil {
-			b, err := exec.Command("python3", "-c", `import sys, tarfile
+		if python() != "" {
+			b, err := exec.Command(python(), "-c", `import sys, tarfile
 t = tarfile.open(sys.argv[1], "r|")
 m = t.next()
 print(m.name, m.size)`, p).CombinedOutput()
