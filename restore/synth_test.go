@@ -202,3 +202,46 @@ func TestExtractKeepGoing(t *testing.T) {
 		t.Fatalf("keep going: %v\n%s", err, rep)
 	}
 }
+
+// postgresql.auto.conf after the tablespace's files: the tablespace is written in place,
+// then moved once its location is known.
+func TestExtractSynthRelocateLate(t *testing.T) {
+	s := fixture.Synth(fixture.SynthOptions{Tablespace: true})
+	auto := *s.Get("postgresql.auto.conf")
+	s.Remove("postgresql.auto.conf")
+	s.Insert(s.Index("backup_manifest"), auto)
+	dir := filepath.Join(t.TempDir(), "data")
+	ts := filepath.Join(t.TempDir(), "ts")
+	rep, err := extract(t, s.Bytes(), restore.Options{Dir: dir, TablespaceMap: map[string]string{"/srv/ts one": ts}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, rep)
+	}
+	if link, err := os.Readlink(filepath.Join(dir, "pg_tblspc/16384")); err != nil || link != ts {
+		t.Fatalf("pg_tblspc/16384 -> %q, %v", link, err)
+	}
+	got, err := os.ReadFile(filepath.Join(ts, "PG_15_202209061/5/17001"))
+	if err != nil || !bytes.Equal(got, s.Get("pg_tblspc/16384/PG_15_202209061/5/17001").Data) {
+		t.Fatalf("moved file: %v", err)
+	}
+}
+
+func TestExtractNoClean(t *testing.T) {
+	s := fixture.Synth(fixture.SynthOptions{})
+	s.Edit("PG_VERSION")[0] = '9'
+	dir := filepath.Join(t.TempDir(), "data")
+	_, err := extract(t, s.Bytes(), restore.Options{Dir: dir, NoSync: true, NoClean: true})
+	if err == nil || !strings.Contains(err.Error(), "PG_VERSION: CRC32C checksum mismatch") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "global/pg_control")); err != nil {
+		t.Fatalf("NoClean removed the files: %v", err)
+	}
+	// An existing empty directory is emptied again, not removed.
+	empty := t.TempDir()
+	if _, err := extract(t, s.Bytes(), restore.Options{Dir: empty, NoSync: true}); err == nil {
+		t.Fatal("accepted")
+	}
+	if ents, err := os.ReadDir(empty); err != nil || len(ents) != 0 {
+		t.Fatalf("%v %v", ents, err)
+	}
+}

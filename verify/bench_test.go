@@ -16,7 +16,7 @@ import (
 // -short) of 16 MiB data files and 16 MiB WAL segments full of valid records, written to a
 // temporary file first, against plain reading of the same file ("read").
 func BenchmarkVerify(b *testing.B) {
-	bigFiles := 56
+	bigFiles := 60
 	records := 60000
 	if testing.Short() {
 		bigFiles, records = 2, 12000

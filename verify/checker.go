@@ -408,7 +408,11 @@ func (c *Checker) Write(p []byte) (int, error) {
 			m.h.Write(p)
 		}
 	}
-	if m.special != spNone && !m.overflow {
+	if m.special == spControl {
+		if room := specialCap[spControl] - len(m.buf); room > 0 {
+			m.buf = append(m.buf, p[:min(room, len(p))]...) // the head is enough
+		}
+	} else if m.special != spNone && !m.overflow {
 		if len(m.buf)+len(p) > specialCap[m.special] {
 			m.overflow, m.buf = true, nil
 		} else {

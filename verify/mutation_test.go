@@ -141,6 +141,9 @@ func TestSynthWALAndTarProblems(t *testing.T) {
 		{"WAL of another cluster", func(t *testing.T, s *fixture.Stream) {
 			s.Edit(segs[1])[24] ^= 0x01 // xlp_sysid
 		}, []string{"system identifier"}},
+		{"pg_control of another cluster", func(t *testing.T, s *fixture.Stream) {
+			s.Edit("global/pg_control")[0] ^= 1
+		}, []string{"differs from global/pg_control's", "(WAL of another cluster)"}},
 		{"zero page before the end", func(t *testing.T, s *fixture.Stream) {
 			clear(s.Edit(segs[1])[8192*3 : 8192*4])
 		}, []string{"zero-filled page"}},

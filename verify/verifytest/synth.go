@@ -25,6 +25,10 @@ type SynthOptions struct {
 	WALRecords, WALMaxBytes int // default 3000 records of up to 2000 bytes
 	// Switch puts an XLOG_SWITCH record in the middle of the WAL.
 	Switch bool
+	// Promote switches to timeline 2 in the middle of the WAL (as a promotion does): the
+	// segment of the switch point comes on both timelines, the one of timeline 1
+	// zero-padded after it, and 00000002.history is added.
+	Promote bool
 	// Tablespace adds an in-place tablespace 16384 with two files and the walweave lines
 	// in postgresql.auto.conf.
 	Tablespace bool
@@ -66,6 +70,15 @@ func Synth(o SynthOptions) *Stream {
 	if o.Switch {
 		g.Record(0, 0, 0x40)
 	}
+	var switchPoint, switchSeg uint64
+	var oldSeg []byte
+	if o.Promote {
+		switchPoint = g.Pos()
+		switchSeg = switchPoint / uint64(o.SegSize)
+		oldSeg = append([]byte(nil), g.Segment(switchSeg)...)
+		clear(oldSeg[switchPoint%uint64(o.SegSize):])
+		g.TLI = 2
+	}
 	g.Records(o.WALRecords-half, o.WALMaxBytes)
 	_, end := g.Record(40, 0, 0x90) // "backup end"
 	lastSeg := g.LastSeg()
@@ -85,7 +98,15 @@ func Synth(o SynthOptions) *Stream {
 	addDir := func(name string) { add(Member{Name: name, Type: tar.TypeDir, Mode: 0o700}) }
 	addFile := func(name string, data []byte) { add(Member{Name: name, Type: tar.TypeReg, Mode: 0o600, Data: data}) }
 	addSeg := func(segno uint64) {
-		addFile("pg_wal/"+segName(1, segno, o.SegSize), g.Segment(segno))
+		switch {
+		case !o.Promote || segno < switchSeg:
+			addFile("pg_wal/"+segName(1, segno, o.SegSize), g.Segment(segno))
+		case segno == switchSeg:
+			addFile("pg_wal/"+segName(1, segno, o.SegSize), oldSeg)
+			addFile("pg_wal/"+segName(2, segno, o.SegSize), g.Segment(segno))
+		default:
+			addFile("pg_wal/"+segName(2, segno, o.SegSize), g.Segment(segno))
+		}
 	}
 	addFile("backup_label", []byte(label))
 	addDir("base")
@@ -153,7 +174,15 @@ func Synth(o SynthOptions) *Stream {
 	for ; segno <= lastSeg; segno++ {
 		addSeg(segno)
 	}
-	ranges := []string{fmt.Sprintf("{ \"Timeline\": 1, \"Start-LSN\": \"%X/%X\", \"End-LSN\": \"%X/%X\" }", start>>32, uint32(start), end>>32, uint32(end))}
+	rng := func(tli uint32, a, b uint64) string {
+		return fmt.Sprintf("{ \"Timeline\": %d, \"Start-LSN\": \"%X/%X\", \"End-LSN\": \"%X/%X\" }", tli, a>>32, uint32(a), b>>32, uint32(b))
+	}
+	ranges := []string{rng(1, start, end)}
+	if o.Promote {
+		ranges = []string{rng(2, switchPoint, end), rng(1, start, switchPoint)}
+		s.Members = append(s.Members, Member{Name: "pg_wal/00000002.history", Type: tar.TypeReg, Mode: 0o600,
+			Data: []byte(fmt.Sprintf("1\t%X/%X\tno recovery target specified\n", switchPoint>>32, uint32(switchPoint)))})
+	}
 	addFile("backup_manifest", BuildManifest(1, 0, files, ranges))
 	return s
 }

@@ -1,0 +1,46 @@
+package restore
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseTablespaceMapping(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"/a=/b":              {"/a", "/b"},
+		`/a\=x=/b`:           {"/a=x", "/b"},
+		"pg_tblspc/16384=/n": {"pg_tblspc/16384", "/n"},
+	} {
+		o, n, err := ParseTablespaceMapping(in)
+		if err != nil || o != want[0] || n != want[1] {
+			t.Fatalf("%q: %q %q %v", in, o, n, err)
+		}
+	}
+	for _, bad := range []string{"", "/a", "=/b", "/a=", "/a=/b=/c"} {
+		if _, _, err := ParseTablespaceMapping(bad); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+}
+
+func TestRewriteAutoConf(t *testing.T) {
+	conf := "# Do not edit\nwork_mem = '4MB'\nallow_in_place_tablespaces = 'on'\n" +
+		"# walweave: tablespace 16384 was at /srv/a\n#walweave:  tablespace 16385 was at /srv/b c\nallow_in_place_tablespaces = on\n"
+	if got := tablespaceLocations([]byte(conf)); got["16384"] != "/srv/a" || got["16385"] != "/srv/b c" {
+		t.Fatalf("locations %v", got)
+	}
+	// One relocated, one left in place: its comment and the setting stay.
+	out := string(rewriteAutoConf([]byte(conf), map[string]bool{"16384": true}, true, nil))
+	if strings.Contains(out, "16384") || !strings.Contains(out, "16385") || !strings.Contains(out, "\nallow_in_place_tablespaces = on\n") {
+		t.Fatalf("partial:\n%s", out)
+	}
+	// All relocated: walweave's lines go, the user's own quoted setting stays.
+	out = string(rewriteAutoConf([]byte(conf), map[string]bool{"16384": true, "16385": true}, false, []string{"primary_conninfo = 'x'"}))
+	want := "# Do not edit\nwork_mem = '4MB'\nallow_in_place_tablespaces = 'on'\n" + RecoveryComment + "\nprimary_conninfo = 'x'\n"
+	if out != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", out, want)
+	}
+	if q := quoteConf(`a'b\c`); q != `'a''b\\c'` {
+		t.Fatalf("quote %s", q)
+	}
+}
