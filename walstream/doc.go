@@ -31,6 +31,13 @@
 // wal_sender_timeout. It keeps sending them while [ringbuf.Ring.Push] waits for room, because a
 // walsender that hears nothing from its client for wal_sender_timeout ends the connection.
 //
+// A walsender that gets regular status updates sends nothing while it has no WAL to send, so
+// after a status interval without news the updates ask the server for a reply; a server not
+// heard from for twice wal_sender_timeout ends the stream with an error instead of a hang.
+// Reads wait at most until the next status update is due: the connection uses pgconn's
+// deadline-only context handler, so an expired read deadline leaves it usable and a partly read
+// message is resumed. WAL past the end position is not kept.
+//
 // The steady-state path (one XLogData message copied into the current segment buffer) does not
 // allocate. Logging goes only to Config.Logger.
 package walstream

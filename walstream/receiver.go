@@ -59,6 +59,7 @@ type Stats struct {
 	BlockedStatusUpdates int64         // of those, sent while the ring was full
 	Blocked              time.Duration // time spent waiting for room in the ring
 	Blocks               int64         // how many hand-overs had to wait for room
+	ReadTimeouts         int64         // reads cut short by the status-update deadline or SetEnd
 	Timelines            []uint32      // timelines streamed, in order
 	WritePos             pgrepl.LSN    // received position (last status update's write)
 	FlushPos             pgrepl.LSN    // end of the WAL handed to the ring
@@ -100,11 +101,10 @@ type Receiver struct {
 	timelines    []uint32
 
 	closeOnce sync.Once
-	closeErr  error
 
 	st struct {
-		received, messages, keepalives, segments, history, status, blockedStatus atomic.Int64
-		write, flush                                                             atomic.Uint64
+		received, messages, keepalives, segments, history, status, blockedStatus, timeouts atomic.Int64
+		write, flush                                                                       atomic.Uint64
 	}
 
 	// Stream goroutine state.
@@ -118,6 +118,7 @@ type Receiver struct {
 	statusBuf  []byte
 	onWake     func() error
 	blockedLog bool
+	lastHeard  time.Time // when the server was last heard from (or we last started listening)
 }
 
 // Connect opens the replication connection, checks the server version (15+) and reads
@@ -323,6 +324,7 @@ func (r *Receiver) Stats() Stats {
 		HistoryFiles:         r.st.history.Load(),
 		StatusUpdates:        r.st.status.Load(),
 		BlockedStatusUpdates: r.st.blockedStatus.Load(),
+		ReadTimeouts:         r.st.timeouts.Load(),
 		WritePos:             pgrepl.LSN(r.st.write.Load()),
 		FlushPos:             pgrepl.LSN(r.st.flush.Load()),
 	}
@@ -338,12 +340,13 @@ func (r *Receiver) Stats() Stats {
 }
 
 // Close closes the connection; a temporary slot goes with it. It stops a running Stream first
-// (which then returns an error). Close is idempotent and safe after errors.
+// (which then returns an error). Close is idempotent and safe after errors; it returns nil (a
+// connection that cannot be closed cleanly is closed anyway).
 func (r *Receiver) Close() error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return r.closeErr
+		return nil
 	}
 	r.closed = true
 	streaming, cancel, done := r.streaming, r.streamCancel, r.streamDone
@@ -353,7 +356,7 @@ func (r *Receiver) Close() error {
 		<-done
 	}
 	r.closeConn()
-	return r.closeErr
+	return nil
 }
 
 // closeConn closes the connection once; the server ends the walsender and drops a temporary
@@ -515,6 +518,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 		return nil, r.serverError("start streaming", err)
 	}
 	r.copyActive = true
+	r.lastHeard = time.Now()
 	defer func() { r.copyActive = false }()
 	r.setKick(true)
 	kicking := true
@@ -551,11 +555,19 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 		msg, err := r.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if pgconn.Timeout(err) {
+				// The connection stays usable; a partly read message is resumed.
+				r.st.timeouts.Add(1)
 				deadline = time.Time{}
+				if limit := r.silenceLimit(); limit > 0 {
+					if silent := time.Since(r.lastHeard); silent > limit {
+						return nil, fmt.Errorf("walstream: the server has sent nothing for %v at %s on timeline %d, although asked to reply (wal_sender_timeout=%s): the network or the server hangs; run the backup again", silent.Round(time.Millisecond), r.received, tli, r.senderTimeout)
+					}
+				}
 				continue
 			}
 			return nil, r.connError(err)
 		}
+		r.lastHeard = now
 		switch m := msg.(type) {
 		case *pgproto3.CopyData:
 			if len(m.Data) == 0 {
@@ -607,6 +619,13 @@ func (r *Receiver) handleXLogData(ctx context.Context, ring *ringbuf.Ring, start
 	}
 	r.st.messages.Add(1)
 	r.st.received.Add(int64(len(data)))
+	if end, _, ok := r.end(); ok && r.received+pgrepl.LSN(len(data)) > end {
+		// Nothing after the end is needed: the segment holding it is padded with zeros.
+		if r.received >= end {
+			return nil
+		}
+		data = data[:end-r.received]
+	}
 	mask := pgrepl.LSN(r.segSize - 1)
 	for len(data) > 0 {
 		off := int(r.received & mask)
@@ -654,6 +673,7 @@ func (r *Receiver) pushCurrent(ctx context.Context, ring *ringbuf.Ring, valid in
 		return r.pushError(name, err)
 	}
 	r.st.segments.Add(1)
+	r.lastHeard = time.Now() // nothing was read while the segment was handed over
 	if end := r.curStart + pgrepl.LSN(valid); end > r.flushed {
 		r.flushed = end
 		r.st.flush.Store(uint64(end))
@@ -685,8 +705,19 @@ func (r *Receiver) wake() error {
 	return r.sendStatus(time.Now(), false)
 }
 
-// sendStatus sends a standby status update: write = received, flush = handed to the ring.
+// silenceLimit is how long the server may stay silent, although the status updates ask it to
+// reply, before the receiver gives up: twice wal_sender_timeout (0: never).
+func (r *Receiver) silenceLimit() time.Duration {
+	return 2 * r.senderTimeout
+}
+
+// sendStatus sends a standby status update: write = received, flush = handed to the ring. It
+// asks the server for a reply when it has not been heard from for a status interval, so that a
+// dead connection is noticed (an idle walsender sends nothing while it gets our updates).
 func (r *Receiver) sendStatus(now time.Time, reply bool) error {
+	if r.silenceLimit() > 0 && now.Sub(r.lastHeard) > r.statusInterval {
+		reply = true
+	}
 	write := max(r.received, r.flushed)
 	r.statusBuf = pgrepl.AppendStandbyStatus(r.statusBuf[:0], write, r.flushed, 0, now, reply)
 	if err := pgrepl.SendStandbyStatus(r.conn, r.statusBuf); err != nil {

@@ -251,6 +251,7 @@ type TimelineEndedError struct {
 	Next     TimelineSwitch
 }
 
+// Error says where the timeline ended and what comes next.
 func (e *TimelineEndedError) Error() string {
 	return fmt.Sprintf("pgrepl: start replication at %s on timeline %d: timeline %d ended there; the next timeline is %d from %s",
 		e.Start, e.Timeline, e.Timeline, e.Next.NextTLI, e.Next.StartPos)
