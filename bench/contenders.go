@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// contender is one way of taking a backup.
+type contender struct {
+	key  string // A, B, C, D, A-lz4
+	desc string // the command line, as shown in the report
+	// args returns the program and its arguments; dir is a fresh empty directory the
+	// contender may write to (removed after the run).
+	args func(e *env, dir string) (prog string, args []string)
+	// needsDir asks for the fresh directory.
+	needsDir bool
+}
+
+// env is what the contenders need to build their commands.
+type env struct {
+	srv      *server
+	walweave string // path of the walweave binary
+	tmpDir   string // parent of the contenders' directories
+	timeout  time.Duration
+}
+
+// contenders are all contenders, in round order.
+var contenders = []contender{
+	{
+		key: "A", desc: "walweave backup -c fast > /dev/null",
+		args: func(e *env, _ string) (string, []string) {
+			return e.walweave, []string{"backup", "-d", e.srv.backupDSN, "-c", "fast"}
+		},
+	},
+	{
+		key: "B", desc: "pg_basebackup -Ft -X fetch -c fast -D - > /dev/null",
+		args: func(e *env, _ string) (string, []string) {
+			return e.srv.bin("pg_basebackup"), []string{"-d", e.srv.backupDSN, "-Ft", "-X", "fetch", "-c", "fast", "-D", "-"}
+		},
+	},
+	{
+		key: "C", desc: "pg_basebackup -Ft -X stream -c fast -D tmpdir", needsDir: true,
+		args: func(e *env, dir string) (string, []string) {
+			return e.srv.bin("pg_basebackup"), []string{"-d", e.srv.backupDSN, "-Ft", "-X", "stream", "-c", "fast", "-D", dir}
+		},
+	},
+	{
+		key: "D", desc: "pg_basebackup --target=blackhole -X none -c fast",
+		args: func(e *env, _ string) (string, []string) {
+			return e.srv.bin("pg_basebackup"), []string{"-d", e.srv.backupDSN, "--target=blackhole", "-X", "none", "-c", "fast"}
+		},
+	},
+	{
+		key: "A-lz4", desc: "walweave backup -c fast --compress lz4 > /dev/null",
+		args: func(e *env, _ string) (string, []string) {
+			return e.walweave, []string{"backup", "-d", e.srv.backupDSN, "-c", "fast", "--compress", "lz4"}
+		},
+	},
+}
+
+// allKeys lists every contender's key.
+func allKeys() []string {
+	keys := make([]string, len(contenders))
+	for i, c := range contenders {
+		keys[i] = c.key
+	}
+	return keys
+}
+
+// parseOnly checks a comma-separated list of contender keys.
+func parseOnly(s string) ([]string, error) {
+	var keys []string
+	for _, k := range strings.Split(s, ",") {
+		k = strings.TrimSpace(k)
+		if k == "" {
+			continue
+		}
+		if find(k) == nil {
+			return nil, fmt.Errorf("-only: unknown contender %q (have %s)", k, strings.Join(allKeys(), ", "))
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("-only: no contender")
+	}
+	return keys, nil
+}
+
+// find returns the contender with the given key, or nil.
+func find(key string) *contender {
+	for i := range contenders {
+		if contenders[i].key == key {
+			return &contenders[i]
+		}
+	}
+	return nil
+}
+
+// usesWalweave reports whether any of the keys needs the walweave binary.
+func usesWalweave(keys []string) bool {
+	for _, k := range keys {
+		if strings.HasPrefix(k, "A") {
+			return true
+		}
+	}
+	return false
+}
+
+// run runs the contender once and measures it.
+func (c *contender) run(ctx context.Context, e *env) sample {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	dir := ""
+	if c.needsDir {
+		d, err := os.MkdirTemp(e.tmpDir, "walweave-bench-"+c.key+"-")
+		if err != nil {
+			return sample{err: err}
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	prog, args := c.args(e, dir)
+	return measure(ctx, prog, args)
+}

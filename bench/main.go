@@ -1,0 +1,153 @@
+// Command bench measures walweave against pg_basebackup, side by side, in one run.
+//
+// It starts a scratch PostgreSQL cluster with internal/pgtest (or uses -d DSN), loads pgbench
+// data at the given scale, runs a CHECKPOINT, then runs the contenders in alternating rounds
+// (A B C D A-lz4, A B C D A-lz4, ...) after one warm-up round:
+//
+//	A      walweave backup -c fast > /dev/null
+//	B      pg_basebackup -Ft -X fetch -c fast -D - > /dev/null
+//	C      pg_basebackup -Ft -X stream -c fast -D tmpdir
+//	D      pg_basebackup --target=blackhole -X none -c fast   (the server's own limit)
+//	A-lz4  walweave backup -c fast --compress lz4 > /dev/null
+//
+// For each it reports the median, minimum and maximum wall time, throughput (of the database
+// size), client CPU seconds (user+sys of the child, from its rusage) and peak RSS, and the
+// ratios A/B, A/C, A/D computed round by round. With -load the same rounds run again under a
+// pgbench write load. The result is a Markdown table on stdout, and in -out FILE.
+//
+// With -profile FILE it instead runs mux.Backup in this process under a CPU profile.
+//
+//	go run ./bench -scale 100 -runs 5 -out bench/results.md
+//	go run ./bench -scale 20 -load -skip-idle
+//	go run ./bench -scale 100 -profile cpu.pprof -memprofile mem.pprof
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config holds the command-line flags.
+type config struct {
+	scale       int
+	runs        int
+	warmup      int
+	only        []string
+	dsn         string
+	sqlDSN      string
+	pgbin       string
+	init        bool
+	load        bool
+	skipIdle    bool
+	clients     int
+	loadRampUp  time.Duration
+	walweave    string
+	out         string
+	tmpDir      string
+	timeout     time.Duration
+	profile     string
+	memProfile  string
+	profileRuns int
+	verbose     bool
+}
+
+func parseFlags(args []string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nwalweave against pg_basebackup, side by side. Flags:\n")
+		fs.PrintDefaults()
+	}
+	only := fs.String("only", strings.Join(allKeys(), ","), "comma-separated contenders to run (A, B, C, D, A-lz4)")
+	fs.IntVar(&c.scale, "scale", 100, "pgbench scale factor (100 is about 1.5 GB)")
+	fs.IntVar(&c.runs, "runs", 5, "measured rounds (each runs every contender once)")
+	fs.IntVar(&c.warmup, "warmup", 1, "unmeasured warm-up rounds before the measured ones")
+	fs.StringVar(&c.dsn, "d", "", "use this server instead of a scratch cluster: DSN of a role with REPLICATION")
+	fs.StringVar(&c.sqlDSN, "sql-dsn", "", "with -d: DSN for pgbench, CHECKPOINT and size queries (default: -d)")
+	fs.StringVar(&c.pgbin, "pgbin", "", "directory of pg_basebackup and pgbench (default: the newest PostgreSQL 15+ found)")
+	fs.BoolVar(&c.init, "init", true, "run pgbench -i at -scale first (with -d: drops and recreates the pgbench tables)")
+	fs.BoolVar(&c.load, "load", false, "also run the rounds under a pgbench write load")
+	fs.BoolVar(&c.skipIdle, "skip-idle", false, "with -load: run only the loaded rounds")
+	fs.IntVar(&c.clients, "clients", 4, "pgbench clients of the write load")
+	fs.DurationVar(&c.loadRampUp, "load-ramp-up", 3*time.Second, "how long the load runs before a round starts")
+	fs.StringVar(&c.walweave, "walweave", "", "walweave binary to run (default: go build ./cmd/walweave into a temp dir)")
+	fs.StringVar(&c.out, "out", "", "also write the Markdown report to this file")
+	fs.StringVar(&c.tmpDir, "tmpdir", "", "where contender C writes its backup (default: the system temp dir)")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "limit for one backup run")
+	fs.StringVar(&c.profile, "profile", "", "profile mode: run mux.Backup in-process and write a CPU profile here")
+	fs.StringVar(&c.memProfile, "memprofile", "", "profile mode: also write an allocation profile here")
+	fs.BoolVar(&c.verbose, "v", false, "profile mode: log what mux.Backup does (debug level) on stderr")
+	fs.IntVar(&c.profileRuns, "profile-runs", 1, "profile mode: profiled backups (after one unprofiled warm-up)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	keys, err := parseOnly(*only)
+	if err != nil {
+		return nil, err
+	}
+	c.only = keys
+	if c.runs < 1 || c.warmup < 0 || c.scale < 1 || c.clients < 1 {
+		return nil, errors.New("-runs, -scale and -clients must be at least 1, -warmup at least 0")
+	}
+	if c.skipIdle && !c.load {
+		return nil, errors.New("-skip-idle needs -load")
+	}
+	if c.sqlDSN == "" {
+		c.sqlDSN = c.dsn
+	}
+	return c, nil
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// run sets up the server and runs the benchmark or the profile.
+func run(ctx context.Context, cfg *config) error {
+	srv, err := openServer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	if cfg.init {
+		if err := srv.pgbenchInit(ctx, cfg.scale); err != nil {
+			return err
+		}
+	}
+	if err := srv.checkpoint(ctx); err != nil {
+		logf("warning: %v (continuing)", err)
+	}
+	if cfg.profile != "" {
+		return runProfile(ctx, cfg, srv)
+	}
+	return runBench(ctx, cfg, srv)
+}
+
+// logf prints a progress line on stderr.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// stats summarises one contender's runs in a set.
+type stats struct {
+	ok, failed         int
+	wallMed            float64 // seconds
+	wallMin, wallMax   float64
+	mibPerSec          float64 // median of per-run database size / wall
+	cpuMed             float64 // seconds, user+sys
+	rssMax             float64 // MiB, highest peak over the runs
+	rssMed             float64 // MiB
+	cpuPerGiB          float64 // client CPU seconds per GiB of database
+	firstErr           error
+	walls, cpus, rates []float64
+}
+
+// summarize computes a contender's stats over the set's rounds (failed runs left out).
+func (s *set) summarize(key string) stats {
+	var st stats
+	var rss, cpuPerGiB []float64
+	for _, r := range s.rounds {
+		smp, ok := r.samples[key]
+		if !ok {
+			continue
+		}
+		if smp.err != nil {
+			st.failed++
+			if st.firstErr == nil {
+				st.firstErr = smp.err
+			}
+			continue
+		}
+		st.ok++
+		w := smp.wall.Seconds()
+		st.walls = append(st.walls, w)
+		st.cpus = append(st.cpus, smp.cpu.Seconds())
+		st.rates = append(st.rates, float64(r.dbSize)/(1<<20)/w)
+		rss = append(rss, float64(smp.maxRSS)/1024)
+		cpuPerGiB = append(cpuPerGiB, smp.cpu.Seconds()/(float64(r.dbSize)/(1<<30)))
+	}
+	if st.ok == 0 {
+		return st
+	}
+	st.wallMed, st.wallMin, st.wallMax = median(st.walls), minOf(st.walls), maxOf(st.walls)
+	st.mibPerSec, st.cpuMed, st.cpuPerGiB = median(st.rates), median(st.cpus), median(cpuPerGiB)
+	st.rssMax, st.rssMed = maxOf(rss), median(rss)
+	return st
+}
+
+// ratio is num/den computed round by round, for wall time and client CPU.
+type ratio struct {
+	num, den        string
+	wall, cpu       []float64
+	wallMed, cpuMed float64
+}
+
+// pairRatios computes num/den in every round where both succeeded.
+func (s *set) pairRatios(num, den string) ratio {
+	rt := ratio{num: num, den: den}
+	for _, r := range s.rounds {
+		a, okA := r.samples[num]
+		b, okB := r.samples[den]
+		if !okA || !okB || a.err != nil || b.err != nil || b.wall <= 0 {
+			continue
+		}
+		rt.wall = append(rt.wall, a.wall.Seconds()/b.wall.Seconds())
+		if b.cpu > 0 {
+			rt.cpu = append(rt.cpu, a.cpu.Seconds()/b.cpu.Seconds())
+		}
+	}
+	rt.wallMed, rt.cpuMed = median(rt.wall), median(rt.cpu)
+	return rt
+}
+
+// ratioPairs are the ratios the report shows, when both sides ran.
+var ratioPairs = [][2]string{{"A", "B"}, {"A", "C"}, {"A", "D"}, {"A-lz4", "B"}}
+
+// renderReport renders the whole Markdown report.
+func renderReport(m *machine, sets []*set) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## walweave vs pg_basebackup (%s)\n\n", m.date.Format("2006-01-02 15:04 UTC"))
+	renderMachine(&b, m)
+	for _, s := range sets {
+		renderSet(&b, s)
+	}
+	return b.String()
+}
+
+// renderMachine writes the machine and settings lines.
+func renderMachine(b *strings.Builder, m *machine) {
+	server := "scratch cluster from internal/pgtest (fsync=off, shared_buffers=64MB, data checksums on), TCP on 127.0.0.1"
+	if !m.scratch {
+		server = "server given with -d"
+	}
+	fmt.Fprintf(b, "- Machine: %s, %d cores, %.1f GiB RAM; load average %s at start, %s at end\n",
+		m.cpu, m.cores, float64(m.ramBytes)/(1<<30), m.loadBefore, m.loadAfter)
+	fmt.Fprintf(b, "- PostgreSQL %s, %s; walweave built with %s\n", m.pgVersion, server, m.goVersion)
+	fmt.Fprintf(b, "- pgbench scale %d: %s in all databases (pg_database_size sum), read from the page cache\n",
+		m.scale, mib(m.dbSize))
+	fmt.Fprintf(b, "- %d measured rounds after %d warm-up round(s); each round runs every contender once, in the order of the table\n",
+		m.runs, m.warmup)
+	fmt.Fprintf(b, "- MiB/s is database size / wall time; client CPU is user+sys of the client process (rusage, children included); peak RSS is ru_maxrss\n\n")
+}
+
+// renderSet writes one set's tables and target checks.
+func renderSet(b *strings.Builder, s *set) {
+	fmt.Fprintf(b, "### %s\n\n", s.name)
+	if s.loaded {
+		fmt.Fprintf(b, "Load during the measured rounds: %.0f commits/s, %.1f MiB/s of WAL.\n\n",
+			s.loadTPS, s.walRate/(1<<20))
+	}
+	b.WriteString("| | command | wall median | min | max | MiB/s | client CPU s | CPU s/GiB | peak RSS MiB (median / max) | failed |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, key := range s.keys {
+		renderRow(b, key, s.summarize(key))
+	}
+	b.WriteString("\n")
+	renderRatios(b, s)
+	renderTargets(b, s)
+	renderFailures(b, s)
+}
+
+// renderRatios writes the ratio table for the pairs that both ran.
+func renderRatios(b *strings.Builder, s *set) {
+	header := false
+	for _, p := range ratioPairs {
+		if !s.has(p[0]) || !s.has(p[1]) {
+			continue
+		}
+		if !header {
+			b.WriteString("Ratios, computed round by round, then the median (min–max):\n\n")
+			b.WriteString("| ratio | wall | client CPU |\n|---|---:|---:|\n")
+			header = true
+		}
+		rt := s.pairRatios(p[0], p[1])
+		fmt.Fprintf(b, "| %s/%s | %s | %s |\n", p[0], p[1], spread(rt.wallMed, rt.wall), spread(rt.cpuMed, rt.cpu))
+	}
+	if header {
+		b.WriteString("\n")
+	}
+}
+
+// renderRow writes one contender's row.
+func renderRow(b *strings.Builder, key string, st stats) {
+	desc := find(key).desc
+	if st.ok == 0 {
+		fmt.Fprintf(b, "| %s | `%s` | – | – | – | – | – | – | – | %d |\n", key, desc, st.failed)
+		return
+	}
+	fmt.Fprintf(b, "| %s | `%s` | %.2f s | %.2f | %.2f | %.0f | %.2f | %.2f | %.1f / %.1f | %d |\n",
+		key, desc, st.wallMed, st.wallMin, st.wallMax, st.mibPerSec, st.cpuMed, st.cpuPerGiB,
+		st.rssMed, st.rssMax, st.failed)
+}
+
+// target is one goal from the README, checked against a set.
+type target struct {
+	what  string
+	value float64
+	limit float64
+	ok    bool // the value could be computed
+}
+
+// targets are the goals that apply to the set.
+func (s *set) targets() []target {
+	var ts []target
+	if s.has("A") && s.has("B") {
+		limit := 0.75
+		if s.loaded {
+			limit = 1.0
+		}
+		rt := s.pairRatios("A", "B")
+		ts = append(ts, target{"A/B wall (median of per-round ratios)", rt.wallMed, limit, len(rt.wall) > 0})
+	}
+	if s.loaded {
+		return ts
+	}
+	if s.has("A") && s.has("D") {
+		rt := s.pairRatios("A", "D")
+		ts = append(ts, target{"A/D wall", rt.wallMed, 1.25, len(rt.wall) > 0})
+	}
+	if s.has("A") && s.has("B") {
+		a, bb := s.summarize("A"), s.summarize("B")
+		ts = append(ts, target{"client CPU of A / client CPU of B (medians)", a.cpuMed / bb.cpuMed, 1.0, a.ok > 0 && bb.ok > 0})
+	}
+	if s.has("A") {
+		a := s.summarize("A")
+		ts = append(ts, target{"peak RSS of A, MiB (max over runs)", a.rssMax, 48, a.ok > 0})
+	}
+	return ts
+}
+
+// renderTargets writes the target checks.
+func renderTargets(b *strings.Builder, s *set) {
+	ts := s.targets()
+	if len(ts) == 0 {
+		return
+	}
+	b.WriteString("Targets:\n\n")
+	for _, t := range ts {
+		verdict := "not measured"
+		if t.ok {
+			verdict = "**missed**"
+			if t.value <= t.limit {
+				verdict = "met"
+			}
+		}
+		fmt.Fprintf(b, "- %s: %.2f, target <= %.2f: %s\n", t.what, t.value, t.limit, verdict)
+	}
+	b.WriteString("\n")
+}
+
+// renderFailures lists the first error of each contender that failed.
+func renderFailures(b *strings.Builder, s *set) {
+	for _, key := range s.keys {
+		if st := s.summarize(key); st.firstErr != nil {
+			fmt.Fprintf(b, "%s failed %d time(s), first error: `%s`\n\n", key, st.failed,
+				strings.ReplaceAll(st.firstErr.Error(), "\n", " "))
+		}
+	}
+}
+
+// has reports whether the set runs the contender.
+func (s *set) has(key string) bool {
+	for _, k := range s.keys {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// spread formats a median with the range of the values.
+func spread(med float64, v []float64) string {
+	if len(v) == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f (%.2f–%.2f)", med, minOf(v), maxOf(v))
+}
+
+// mib formats a byte count.
+func mib(n int64) string {
+	if n >= 1<<30 {
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	}
+	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+}
+
+// median of v (the mean of the middle two for an even count); NaN for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// minOf is the smallest of v (+Inf for none).
+func minOf(v []float64) float64 {
+	m := math.Inf(1)
+	for _, x := range v {
+		m = math.Min(m, x)
+	}
+	return m
+}
+
+// maxOf is the largest of v (-Inf for none).
+func maxOf(v []float64) float64 {
+	m := math.Inf(-1)
+	for _, x := range v {
+		m = math.Max(m, x)
+	}
+	return m
+}
