@@ -96,11 +96,5 @@ func runRestore(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 		return fail(ctx, stderr, "restore", err)
 	}
-	if !rep.OK() {
-		fmt.Fprintln(stdout, rep.String())
-		fmt.Fprintf(stderr, "walweave: restore failed: %d problems (listed above)\n", len(rep.Problems)+rep.ProblemsOmitted)
-		return exitFailure
-	}
-	fmt.Fprintln(stdout, rep.String())
-	return exitOK
+	return reportOutcome(rep, "restore", false, stdout, stderr)
 }

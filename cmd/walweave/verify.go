@@ -59,6 +59,12 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return fail(ctx, stderr, "verify", err)
 	}
+	return reportOutcome(rep, "verify", quiet, stdout, stderr)
+}
+
+// reportOutcome prints a verify report (the summary on stdout, unless quiet and good; a
+// one-line reason on stderr when there are problems) and returns the exit status.
+func reportOutcome(rep *verify.Report, what string, quiet bool, stdout, stderr io.Writer) int {
 	if rep.OK() {
 		if !quiet {
 			fmt.Fprintln(stdout, rep.String())
@@ -66,7 +72,7 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return exitOK
 	}
 	fmt.Fprintln(stdout, rep.String())
-	fmt.Fprintf(stderr, "walweave: verify failed: %d problems (listed above)\n", len(rep.Problems)+rep.ProblemsOmitted)
+	fmt.Fprintf(stderr, "walweave: %s failed: %d problems (listed above)\n", what, len(rep.Problems)+rep.ProblemsOmitted)
 	return exitFailure
 }
 
