@@ -150,7 +150,7 @@ func tablespaceArchive() []byte {
 func gnuArchive(t *testing.T) []byte {
 	t.Helper()
 	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("tar not installed")
+		t.Fatalf("GNU tar is needed (scripts/setup.sh installs it): %v", err)
 	}
 	dir := t.TempDir()
 	must := func(err error) {
