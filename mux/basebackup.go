@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -23,10 +24,24 @@ const minServerVersion = 150000
 // maxManifestSize bounds the manifest held in memory (it is about 150 bytes per file).
 const maxManifestSize = 1 << 30
 
+// readBufferSize is connection A's read buffer: one read takes what the socket holds.
+const readBufferSize = 1 << 20
+
+// maxMessageSize bounds one message on connection A; the server sends CopyData of at most
+// 32 KiB (or BLCKSZ) and short result rows.
+const maxMessageSize = 64 << 20
+
 // baseBackup is the Source that runs BASE_BACKUP on one replication connection (connection A)
 // and reads the 15+ CopyOut stream: 'n' new archive, 'd' data, 'p' progress, 'm' manifest.
+//
+// pgconn connects and authenticates, and runs the commands before BASE_BACKUP; Begin then takes
+// the socket over (pgconn.PgConn.Hijack) and reads the stream through a pgrepl.MessageReader,
+// whose 1 MiB buffer takes in one read what pgproto3's 8 KiB reader needs several reads for,
+// and whose CopyData bodies are slices of that buffer, copied once, into the output buffer.
 type baseBackup struct {
-	conn *pgconn.PgConn
+	conn *pgconn.PgConn // until Begin
+	nc   net.Conn       // from Begin: the socket, written to directly
+	rd   *pgrepl.MessageReader
 	cfg  *Config
 	log  *slog.Logger
 
@@ -99,27 +114,72 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 // context.Background() so that no per-message watcher is set up).
 func (b *baseBackup) watch(ctx context.Context) {
 	b.ctx = ctx
-	b.stopWatch = context.AfterFunc(ctx, func() { _ = b.conn.Conn().SetDeadline(time.Unix(1, 0)) })
+	nc := b.conn.Conn()
+	b.stopWatch = context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 }
 
-// recv returns the next protocol message, handling notices and parameter changes, and turns
-// an ErrorResponse into an error.
-func (b *baseBackup) recv() (pgproto3.BackendMessage, error) {
+// Backend message types read on connection A after Begin took it over.
+const (
+	msgCopyData        = 'd'
+	msgCopyDone        = 'c'
+	msgCopyOutResponse = 'H'
+	msgRowDescription  = 'T'
+	msgDataRow         = 'D'
+	msgCommandComplete = 'C'
+	msgReadyForQuery   = 'Z'
+	msgErrorResponse   = 'E'
+	msgNoticeResponse  = 'N'
+	msgParameterStatus = 'S'
+	msgNotification    = 'A'
+)
+
+// messageNames names the message types for errors.
+var messageNames = map[byte]string{
+	msgCopyData: "CopyData", msgCopyDone: "CopyDone", msgCopyOutResponse: "CopyOutResponse",
+	msgRowDescription: "RowDescription", msgDataRow: "DataRow", msgCommandComplete: "CommandComplete",
+	msgReadyForQuery: "ReadyForQuery", 'G': "CopyInResponse", 'W': "CopyBothResponse", 'I': "EmptyQueryResponse",
+}
+
+func messageName(typ byte) string {
+	if n, ok := messageNames[typ]; ok {
+		return n
+	}
+	return fmt.Sprintf("message type %q", typ)
+}
+
+// recv returns the next protocol message's type and body (valid until the next recv), passing
+// notices to the logger, skipping parameter changes, and turning an ErrorResponse into a
+// *pgconn.PgError.
+func (b *baseBackup) recv() (byte, []byte, error) {
 	for {
-		msg, err := b.conn.ReceiveMessage(context.Background())
+		typ, body, err := b.rd.Next()
 		if err != nil {
 			if b.ctx != nil && b.ctx.Err() != nil {
-				return nil, context.Cause(b.ctx)
+				return 0, nil, context.Cause(b.ctx)
 			}
-			return nil, fmt.Errorf("connection lost: %w", err)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, fmt.Errorf("connection lost: %w", err)
 		}
-		switch m := msg.(type) {
-		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
-			continue // notices went to OnNotice
-		case *pgproto3.ErrorResponse:
-			return nil, pgconn.ErrorResponseToPgError(m)
+		switch typ {
+		case msgNoticeResponse:
+			var n pgproto3.NoticeResponse
+			if err := n.Decode(body); err != nil {
+				return 0, nil, fmt.Errorf("malformed notice from the server: %w", err)
+			}
+			b.notice(n.Severity, n.Message)
+			continue
+		case msgParameterStatus, msgNotification:
+			continue
+		case msgErrorResponse:
+			var e pgproto3.ErrorResponse
+			if err := e.Decode(body); err != nil {
+				return 0, nil, fmt.Errorf("malformed error from the server: %w", err)
+			}
+			return 0, nil, pgconn.ErrorResponseToPgError(&e)
 		}
-		return msg, nil
+		return typ, body, nil
 	}
 }
 
@@ -127,25 +187,29 @@ func (b *baseBackup) recv() (pgproto3.BackendMessage, error) {
 // (copied).
 func (b *baseBackup) readResultSet(what string) ([][][]byte, error) {
 	var rows [][][]byte
+	var dr pgproto3.DataRow
 	for {
-		msg, err := b.recv()
+		typ, body, err := b.recv()
 		if err != nil {
 			return nil, err
 		}
-		switch m := msg.(type) {
-		case *pgproto3.RowDescription:
-		case *pgproto3.DataRow:
-			row := make([][]byte, len(m.Values))
-			for i, v := range m.Values {
+		switch typ {
+		case msgRowDescription:
+		case msgDataRow:
+			if err := dr.Decode(body); err != nil {
+				return nil, fmt.Errorf("malformed row in the %s: %w", what, err)
+			}
+			row := make([][]byte, len(dr.Values))
+			for i, v := range dr.Values {
 				if v != nil {
 					row[i] = append([]byte{}, v...)
 				}
 			}
 			rows = append(rows, row)
-		case *pgproto3.CommandComplete:
+		case msgCommandComplete:
 			return rows, nil
 		default:
-			return nil, fmt.Errorf("unexpected %T while reading the %s", msg, what)
+			return nil, fmt.Errorf("unexpected %s while reading the %s", messageName(typ), what)
 		}
 	}
 }
@@ -154,10 +218,19 @@ func (b *baseBackup) readResultSet(what string) ([][][]byte, error) {
 // stream is open when it returns.
 func (b *baseBackup) Begin(ctx context.Context) (BackupStart, error) {
 	b.watch(ctx)
+	if err := b.takeOver(); err != nil {
+		return BackupStart{}, err
+	}
 	cmd := b.command()
 	b.log.Debug("sending", "command", cmd)
-	b.conn.Frontend().Send(&pgproto3.Query{String: cmd})
-	if err := b.conn.Frontend().Flush(); err != nil {
+	query, err := (&pgproto3.Query{String: cmd}).Encode(nil)
+	if err != nil {
+		return BackupStart{}, fmt.Errorf("encode BASE_BACKUP: %w", err)
+	}
+	if _, err := b.nc.Write(query); err != nil {
+		if ctx.Err() != nil {
+			return BackupStart{}, context.Cause(ctx)
+		}
 		return BackupStart{}, fmt.Errorf("send BASE_BACKUP: %w", err)
 	}
 	rows, err := b.readResultSet("backup start position")
@@ -197,50 +270,66 @@ func (b *baseBackup) Begin(ctx context.Context) (BackupStart, error) {
 		b.tablespaces[ts.Location] = ts
 		st.Tablespaces = append(st.Tablespaces, *ts)
 	}
-	msg, err := b.recv()
+	typ, _, err := b.recv()
 	if err != nil {
 		return st, fmt.Errorf("start base backup: %w", err)
 	}
-	if _, ok := msg.(*pgproto3.CopyOutResponse); !ok {
-		return st, fmt.Errorf("start base backup: expected CopyOutResponse, got %T", msg)
+	if typ != msgCopyOutResponse {
+		return st, fmt.Errorf("start base backup: expected CopyOutResponse, got %s", messageName(typ))
 	}
 	return st, nil
 }
 
+// takeOver hijacks connection A's socket from pgconn for the BASE_BACKUP stream.
+func (b *baseBackup) takeOver() error {
+	hc, err := b.conn.Hijack()
+	if err != nil {
+		return fmt.Errorf("take over the base backup connection: %w", err)
+	}
+	if n := hc.Frontend.ReadBufferLen(); n != 0 {
+		hc.Conn.Close()
+		return fmt.Errorf("take over the base backup connection: %d unexpected bytes from the server after the last reply", n)
+	}
+	b.nc = hc.Conn
+	b.rd = pgrepl.NewMessageReader(hc.Conn, readBufferSize)
+	b.rd.SetMaxMessageSize(maxMessageSize)
+	return nil
+}
+
 // step reads the next CopyOut message and updates the state; 'd' data lands in b.cur.
 func (b *baseBackup) step() error {
-	msg, err := b.recv()
+	typ, data, err := b.recv()
 	if err != nil {
 		return err
 	}
-	switch m := msg.(type) {
-	case *pgproto3.CopyData:
-		if len(m.Data) == 0 {
+	switch typ {
+	case msgCopyData:
+		if len(data) == 0 {
 			return errors.New("empty CopyData message from the server")
 		}
-		switch m.Data[0] {
+		switch data[0] {
 		case 'd':
 			if b.inManifest {
-				if b.manifest.Len()+len(m.Data)-1 > maxManifestSize {
+				if b.manifest.Len()+len(data)-1 > maxManifestSize {
 					return fmt.Errorf("backup manifest larger than %d bytes", maxManifestSize)
 				}
-				b.manifest.Write(m.Data[1:])
+				b.manifest.Write(data[1:])
 				return nil
 			}
 			if !b.archiveOpen {
 				return errors.New("archive data from the server before any archive started")
 			}
-			b.cur = m.Data[1:]
+			b.cur = data[1:]
 		case 'p':
-			if len(m.Data) != 9 {
-				return fmt.Errorf("malformed progress message (%d bytes)", len(m.Data))
+			if len(data) != 9 {
+				return fmt.Errorf("malformed progress message (%d bytes)", len(data))
 			}
-			b.serverBytes = int64(binary.BigEndian.Uint64(m.Data[1:]))
+			b.serverBytes = int64(binary.BigEndian.Uint64(data[1:]))
 			if b.onProgress != nil {
 				b.onProgress(b.serverBytes)
 			}
 		case 'n':
-			name, rest, ok := bytes.Cut(m.Data[1:], []byte{0})
+			name, rest, ok := bytes.Cut(data[1:], []byte{0})
 			path, _, ok2 := bytes.Cut(rest, []byte{0})
 			if !ok || !ok2 {
 				return errors.New("malformed new-archive message from the server")
@@ -262,13 +351,13 @@ func (b *baseBackup) step() error {
 			b.inManifest = true
 			b.archiveOpen = false
 		default:
-			return fmt.Errorf("unknown CopyData message type %q from the server", m.Data[0])
+			return fmt.Errorf("unknown CopyData message type %q from the server", data[0])
 		}
-	case *pgproto3.CopyDone:
+	case msgCopyDone:
 		b.copyDone = true
 		b.archiveOpen = false
 	default:
-		return fmt.Errorf("unexpected %T during the copy", msg)
+		return fmt.Errorf("unexpected %s during the copy", messageName(typ))
 	}
 	return nil
 }
@@ -349,7 +438,7 @@ func (b *baseBackup) End(ctx context.Context) (BackupEnd, error) {
 	end.Timeline = uint32(tli)
 	// CommandComplete BASE_BACKUP, or ERROR XX001 for checksum failures; then ReadyForQuery.
 	for {
-		msg, err := b.recv()
+		typ, _, err := b.recv()
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "XX001" {
 			ce := b.checksum
@@ -360,7 +449,7 @@ func (b *baseBackup) End(ctx context.Context) (BackupEnd, error) {
 		if err != nil {
 			return end, fmt.Errorf("finish base backup: %w", err)
 		}
-		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+		if typ == msgReadyForQuery {
 			return end, nil
 		}
 	}
@@ -371,7 +460,14 @@ func (b *baseBackup) Close() error {
 	if b.stopWatch != nil {
 		b.stopWatch()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return b.conn.Close(ctx)
+	if b.nc == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return b.conn.Close(ctx)
+	}
+	// As pgconn closes: a Terminate message if the socket takes it at once, then close.
+	_ = b.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	terminate, _ := (&pgproto3.Terminate{}).Encode(nil)
+	_, _ = b.nc.Write(terminate)
+	return b.nc.Close()
 }

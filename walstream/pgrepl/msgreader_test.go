@@ -1,0 +1,274 @@
+package pgrepl
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// appendMessage appends one backend message (type, length, body) to dst.
+func appendMessage(dst []byte, typ byte, body []byte) []byte {
+	dst = append(dst, typ)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)+4))
+	return append(dst, body...)
+}
+
+type testMessage struct {
+	typ  byte
+	body []byte
+}
+
+// testStream builds a stream of messages of assorted sizes, some larger than small buffers.
+func testStream(seed uint64) ([]byte, []testMessage) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var stream []byte
+	var msgs []testMessage
+	sizes := []int{0, 1, 4, 5, 31, 32 << 10, 100, 0, 70 << 10, 3}
+	for i := range 200 {
+		n := sizes[i%len(sizes)]
+		if i%7 == 0 {
+			n = rng.IntN(40 << 10)
+		}
+		body := make([]byte, n)
+		for j := range body {
+			body[j] = byte(rng.Uint32())
+		}
+		typ := "dcNZCDT"[i%7]
+		msgs = append(msgs, testMessage{typ, body})
+		stream = appendMessage(stream, typ, body)
+	}
+	return stream, msgs
+}
+
+// chunkReader returns the stream in reads of random sizes, some of them empty.
+type chunkReader struct {
+	data []byte
+	rng  *rand.Rand
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	if c.rng.IntN(10) == 0 {
+		return 0, nil
+	}
+	n := 1 + c.rng.IntN(3*len(p)/2+1)
+	if n > len(p) {
+		n = len(p)
+	}
+	n = copy(p, c.data[:min(n, len(c.data))])
+	c.data = c.data[n:]
+	return n, nil
+}
+
+func readAll(t *testing.T, r *MessageReader) []testMessage {
+	t.Helper()
+	var got []testMessage
+	for {
+		typ, body, err := r.Next()
+		if err == io.EOF {
+			return got
+		}
+		if err != nil {
+			t.Fatalf("message %d: %v", len(got), err)
+		}
+		got = append(got, testMessage{typ, bytes.Clone(body)})
+	}
+}
+
+func TestMessageReaderChunking(t *testing.T) {
+	stream, want := testStream(1)
+	readers := map[string]func() io.Reader{
+		"whole":    func() io.Reader { return bytes.NewReader(stream) },
+		"one byte": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(stream)) },
+		"half":     func() io.Reader { return iotest.HalfReader(bytes.NewReader(stream)) },
+		"data+EOF": func() io.Reader { return iotest.DataErrReader(bytes.NewReader(stream)) },
+		"random":   func() io.Reader { return &chunkReader{stream, rand.New(rand.NewPCG(2, 3))} },
+	}
+	for name, mk := range readers {
+		for _, size := range []int{1, 5, 64, 40 << 10, DefaultReadBufferSize} {
+			r := NewMessageReader(mk(), size)
+			got := readAll(t, r)
+			if len(got) != len(want) {
+				t.Fatalf("%s, buffer %d: %d messages, want %d", name, size, len(got), len(want))
+			}
+			for i := range got {
+				if got[i].typ != want[i].typ || !bytes.Equal(got[i].body, want[i].body) {
+					t.Fatalf("%s, buffer %d: message %d differs (type %q/%q, %d/%d bytes)",
+						name, size, i, got[i].typ, want[i].typ, len(got[i].body), len(want[i].body))
+				}
+			}
+			if r.Buffered() != 0 {
+				t.Fatalf("%s: %d bytes left buffered", name, r.Buffered())
+			}
+			if _, _, err := r.Next(); err != io.EOF {
+				t.Fatalf("%s: Next after the end: %v, want io.EOF again", name, err)
+			}
+		}
+	}
+}
+
+func TestMessageReaderBadInput(t *testing.T) {
+	long := appendMessage(nil, 'd', make([]byte, 100))
+	cases := []struct {
+		name  string
+		input []byte
+		max   int
+		want  string
+		is    error
+	}{
+		{"truncated header", []byte{'d', 0, 0}, 0, "inside a message header", io.ErrUnexpectedEOF},
+		{"truncated body", long[:50], 0, `inside a message of type 'd' and 105 bytes`, io.ErrUnexpectedEOF},
+		{"length below 4", []byte{'d', 0, 0, 0, 3}, 0, "length 3", nil},
+		{"negative length", []byte{'d', 0xff, 0xff, 0xff, 0xff}, 0, "length 4294967295", nil},
+		{"longer than the limit", long, 99, "longest accepted body: 99 bytes", nil},
+		{"not PostgreSQL", []byte("HTTP/1.1 400 Bad Request\r\n"), 0, "not the PostgreSQL protocol", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := NewMessageReader(bytes.NewReader(c.input), 16)
+			if c.max > 0 {
+				r.SetMaxMessageSize(c.max)
+			}
+			_, _, err := r.Next()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, c.want)
+			}
+			if c.is != nil && !errors.Is(err, c.is) {
+				t.Fatalf("err = %v, want it to wrap %v", err, c.is)
+			}
+			if _, _, again := r.Next(); again != err {
+				t.Fatalf("error not sticky: %v then %v", err, again)
+			}
+		})
+	}
+}
+
+func TestMessageReaderReadError(t *testing.T) {
+	boom := errors.New("connection reset")
+	stream := appendMessage(nil, 'd', []byte("abc"))
+	r := NewMessageReader(io.MultiReader(bytes.NewReader(stream), iotest.ErrReader(boom)), 0)
+	if typ, body, err := r.Next(); err != nil || typ != 'd' || string(body) != "abc" {
+		t.Fatalf("first message: %q %q %v", typ, body, err)
+	}
+	if _, _, err := r.Next(); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the connection's error", err)
+	}
+}
+
+type emptyReader struct{}
+
+func (emptyReader) Read([]byte) (int, error) { return 0, nil }
+
+func TestMessageReaderNoProgress(t *testing.T) {
+	if _, _, err := NewMessageReader(emptyReader{}, 0).Next(); !errors.Is(err, io.ErrNoProgress) {
+		t.Fatalf("err = %v, want io.ErrNoProgress", err)
+	}
+}
+
+// A body bigger than the buffer grows it only as its bytes arrive: a header that claims a huge
+// body on a short stream allocates nothing big.
+func TestMessageReaderGrowsOnlyWithData(t *testing.T) {
+	lie := []byte{'d', 0x3f, 0xff, 0xff, 0xff, 1, 2, 3}
+	r := NewMessageReader(bytes.NewReader(lie), 64)
+	if _, _, err := r.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(r.buf) != 64 {
+		t.Fatalf("buffer grew to %d bytes on 8 bytes of input", len(r.buf))
+	}
+	big := appendMessage(nil, 'd', bytes.Repeat([]byte{7}, 1000))
+	r = NewMessageReader(bytes.NewReader(big), 64)
+	_, body, err := r.Next()
+	if err != nil || len(body) != 1000 || body[999] != 7 {
+		t.Fatalf("big message: %d bytes, %v", len(body), err)
+	}
+	if len(r.buf) > 2048 {
+		t.Fatalf("buffer %d bytes for a 1005-byte message", len(r.buf))
+	}
+}
+
+// repeatReader returns the same stream over and over, as a server sending CopyData would.
+type repeatReader struct {
+	stream []byte
+	off    int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k := copy(p[n:], r.stream[r.off:])
+		n += k
+		r.off = (r.off + k) % len(r.stream)
+	}
+	return n, nil
+}
+
+// The hot path reads messages without allocating.
+func TestMessageReaderNoAllocs(t *testing.T) {
+	stream := appendMessage(nil, 'd', make([]byte, 32<<10))
+	r := NewMessageReader(&repeatReader{stream: stream}, 0)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per message, want 0", allocs)
+	}
+}
+
+func BenchmarkMessageReader(b *testing.B) {
+	stream := appendMessage(nil, 'd', make([]byte, 32<<10))
+	r := NewMessageReader(&repeatReader{stream: stream}, 0)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := r.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzMessageReader: any input gives messages whose framing re-encodes to a prefix of the
+// input, and then io.EOF or an error, never a panic; with the whole input in one read or in
+// one-byte reads, the result is the same.
+func FuzzMessageReader(f *testing.F) {
+	stream, _ := testStream(5)
+	f.Add(stream[:300], 7)
+	f.Add(appendMessage(appendMessage(nil, 'd', []byte("x")), 'c', nil), 16)
+	f.Add([]byte{'d', 0, 0, 0, 3}, 5)
+	f.Add([]byte{'d', 0, 0, 1, 0, 1, 2}, 5)
+	f.Fuzz(func(t *testing.T, input []byte, size int) {
+		size = 5 + int(uint(size)%4096)
+		decode := func(r io.Reader) ([]byte, error) {
+			mr := NewMessageReader(r, size)
+			mr.SetMaxMessageSize(1 << 20)
+			var re []byte
+			for {
+				typ, body, err := mr.Next()
+				if err != nil {
+					return re, err
+				}
+				re = appendMessage(re, typ, body)
+			}
+		}
+		whole, err1 := decode(bytes.NewReader(input))
+		bytewise, err2 := decode(iotest.OneByteReader(bytes.NewReader(input)))
+		if !bytes.Equal(whole, bytewise) || (err1 == io.EOF) != (err2 == io.EOF) {
+			t.Fatalf("one read and one-byte reads differ: %d/%d bytes, %v / %v", len(whole), len(bytewise), err1, err2)
+		}
+		if !bytes.HasPrefix(input, whole) {
+			t.Fatalf("re-encoded messages are not a prefix of the input")
+		}
+		if err1 == io.EOF && len(whole) != len(input) {
+			t.Fatalf("io.EOF with %d of %d bytes decoded", len(whole), len(input))
+		}
+	})
+}
