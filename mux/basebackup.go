@@ -41,6 +41,7 @@ const maxMessageSize = 64 << 20
 type baseBackup struct {
 	conn *pgconn.PgConn // until Begin
 	nc   net.Conn       // from Begin: the socket, written to directly
+	bc   *batchedConn   // nc, read in large batches during the copy stream
 	rd   *pgrepl.MessageReader
 	cfg  *Config
 	log  *slog.Logger
@@ -277,6 +278,9 @@ func (b *baseBackup) Begin(ctx context.Context) (BackupStart, error) {
 	if typ != msgCopyOutResponse {
 		return st, fmt.Errorf("start base backup: expected CopyOutResponse, got %s", messageName(typ))
 	}
+	if !b.bc.batch(true) {
+		b.log.Debug("reading the copy stream without a socket low-water mark")
+	}
 	return st, nil
 }
 
@@ -291,7 +295,8 @@ func (b *baseBackup) takeOver() error {
 		return fmt.Errorf("take over the base backup connection: %d unexpected bytes from the server after the last reply", n)
 	}
 	b.nc = hc.Conn
-	b.rd = pgrepl.NewMessageReader(hc.Conn, readBufferSize)
+	b.bc = newBatchedConn(b.ctx, hc.Conn)
+	b.rd = pgrepl.NewMessageReader(b.bc, readBufferSize)
 	b.rd.SetMaxMessageSize(maxMessageSize)
 	return nil
 }
@@ -356,6 +361,7 @@ func (b *baseBackup) step() error {
 	case msgCopyDone:
 		b.copyDone = true
 		b.archiveOpen = false
+		b.bc.batch(false)
 	default:
 		return fmt.Errorf("unexpected %s during the copy", messageName(typ))
 	}

@@ -1,0 +1,201 @@
+package mux
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walweave/walweave/internal/pgtest"
+)
+
+// socketPair returns the two ends of a loopback TCP connection.
+func socketPair(t *testing.T, network, addr string) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial(network, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+func lowWater(t *testing.T, c net.Conn) int {
+	t.Helper()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) { v, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT) }); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	return v
+}
+
+// Bytes below the low-water mark are delivered (after batchWait), both a short tail and
+// data followed by a long pause; turning batching off restores the socket's default.
+func TestBatchedConnTail(t *testing.T) {
+	client, server := socketPair(t, "tcp", "127.0.0.1:0")
+	bc := newBatchedConn(context.Background(), client)
+	if !bc.batch(true) {
+		t.Fatal("batch(true) refused on a TCP socket")
+	}
+	if got := lowWater(t, client); got != batchLowWater {
+		t.Fatalf("SO_RCVLOWAT = %d while batching, want %d", got, batchLowWater)
+	}
+	want := bytes.Repeat([]byte("walweave"), 8<<10) // 64 KiB, far below the mark
+	go func() {
+		server.Write(want[:100])
+		time.Sleep(50 * time.Millisecond)
+		server.Write(want[100:])
+	}()
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(bc, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("bytes differ")
+	}
+	bc.batch(false)
+	if got := lowWater(t, client); got != 1 {
+		t.Fatalf("SO_RCVLOWAT = %d after batching, want 1", got)
+	}
+	// Without batching no deadline is left on the socket: a read waits for data.
+	go func() {
+		time.Sleep(2 * batchWait)
+		server.Write([]byte("x"))
+	}()
+	if n, err := bc.Read(got[:1]); n != 1 || err != nil {
+		t.Fatalf("unbatched read: %d, %v", n, err)
+	}
+}
+
+// A cancelled context ends a batched read that is waiting for data, as the cancellation
+// watcher of baseBackup does it: a deadline in the past.
+func TestBatchedConnCancel(t *testing.T) {
+	client, _ := socketPair(t, "tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, func() { client.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	bc := newBatchedConn(ctx, client)
+	bc.batch(true)
+	time.AfterFunc(20*time.Millisecond, cancel)
+	done := make(chan error, 1)
+	go func() {
+		_, err := bc.Read(make([]byte, 10))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read after cancel: %v, want a deadline error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read did not end after the context was cancelled")
+	}
+	// Turning batching off after the cancellation does not clear the watcher's deadline.
+	bc.batch(false)
+	if _, err := bc.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read after batch(false): %v, want the deadline error to stay", err)
+	}
+}
+
+// Under TLS the low-water mark goes on the TCP socket below, and records are read whole.
+func TestBatchedConnTLS(t *testing.T) {
+	certPEM, keyPEM, err := pgtest.NewCA("batched TLS test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, server := socketPair(t, "tcp", "127.0.0.1:0")
+	srv := tls.Server(server, &tls.Config{Certificates: []tls.Certificate{cert}})
+	// The test checks reading, not verification (the certificate is a bare CA certificate).
+	cli := tls.Client(client, &tls.Config{InsecureSkipVerify: true})
+	want := bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7}, 300<<10)
+	go func() {
+		srv.Write(want)
+	}()
+	if err := cli.Handshake(); err != nil { // as pgconn does before Begin takes the socket over
+		t.Fatal(err)
+	}
+	bc := newBatchedConn(context.Background(), cli)
+	if !bc.batch(true) {
+		t.Fatal("batch(true) refused on TLS over TCP")
+	}
+	if got := lowWater(t, client); got != batchLowWater {
+		t.Fatalf("SO_RCVLOWAT = %d on the TCP socket under TLS", got)
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(bc, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("bytes differ")
+	}
+}
+
+// A Unix-domain socket is read as it is.
+func TestBatchedConnUnix(t *testing.T) {
+	client, server := socketPair(t, "unix", filepath.Join(t.TempDir(), "s"))
+	bc := newBatchedConn(context.Background(), client)
+	if bc.batch(true) {
+		t.Fatal("batch(true) accepted on a Unix socket")
+	}
+	go server.Write([]byte("hello"))
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(bc, got); err != nil || string(got) != "hello" {
+		t.Fatalf("%q, %v", got, err)
+	}
+}
+
+// stickyTimeoutConn is a connection layer that keeps returning one timeout error without
+// waiting, as a TLS connection does after its handshake timed out.
+type stickyTimeoutConn struct{ net.Conn }
+
+func (stickyTimeoutConn) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
+
+// A timeout that comes back at once is returned, not retried for ever.
+func TestBatchedConnStickyTimeout(t *testing.T) {
+	client, _ := socketPair(t, "tcp", "127.0.0.1:0")
+	bc := newBatchedConn(context.Background(), stickyTimeoutConn{client})
+	bc.active = true
+	done := make(chan error, 1)
+	go func() {
+		_, err := bc.Read(make([]byte, 10))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("err = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Read spins on a sticky timeout")
+	}
+}
