@@ -2,11 +2,11 @@ package mux
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
-	"syscall"
 	"time"
+
+	"github.com/walweave/walweave/walstream/pgrepl"
 )
 
 const (
@@ -35,42 +35,28 @@ const (
 //
 // Sockets that are not TCP (a Unix-domain socket) are read as they are.
 type batchedConn struct {
-	ctx    context.Context
-	conn   net.Conn
-	raw    syscall.RawConn // of the TCP socket, under TLS if any; nil if not TCP
-	active bool            // low-water mark set
+	ctx     context.Context
+	conn    net.Conn
+	refused bool // the socket took no low-water mark: read unbatched
+	active  bool // low-water mark set
 }
 
 func newBatchedConn(ctx context.Context, conn net.Conn) *batchedConn {
-	c := &batchedConn{ctx: ctx, conn: conn}
-	under := conn
-	if tc, ok := conn.(*tls.Conn); ok {
-		under = tc.NetConn()
-	}
-	if tcp, ok := under.(*net.TCPConn); ok {
-		if raw, err := tcp.SyscallConn(); err == nil {
-			c.raw = raw
-		}
-	}
-	return c
+	return &batchedConn{ctx: ctx, conn: conn}
 }
 
 // batch turns batching on (during the copy stream) or off. It reports whether the socket
-// takes a low-water mark; a socket that refuses it is read unbatched.
+// takes a low-water mark; a socket that refuses it (not TCP) is read unbatched.
 func (c *batchedConn) batch(on bool) bool {
-	if c.raw == nil || c.active == on {
+	if c.refused || c.active == on {
 		return c.active == on
 	}
 	lowat := 1
 	if on {
 		lowat = batchLowWater
 	}
-	var serr error
-	if err := c.raw.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, lowat)
-	}); err != nil || serr != nil {
-		c.raw = nil // closed, or a kernel without SO_RCVLOWAT on TCP: read unbatched
-		c.active = false
+	if !pgrepl.SetRecvLowWater(c.conn, lowat) {
+		c.refused, c.active = true, false
 		return false
 	}
 	c.active = on

@@ -1,0 +1,34 @@
+package pgrepl
+
+import (
+	"crypto/tls"
+	"net"
+	"syscall"
+)
+
+// SetRecvLowWater sets SO_RCVLOWAT on the TCP socket under c (under TLS too): the kernel then
+// reports the socket readable, and wakes a waiting reader, only once n bytes are queued. A read
+// still returns whatever is queued, so a reader that sets it must bound its waits with read
+// deadlines to take the bytes below the mark (the end of a stream, a pause). n = 1 restores the
+// default. It reports false, setting nothing, if c is not TCP (a Unix-domain socket, whose
+// readiness ignores the mark) or the kernel refuses the option.
+func SetRecvLowWater(c net.Conn, n int) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	tcp, ok := c.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n)
+	}); err != nil || serr != nil {
+		return false
+	}
+	return true
+}
