@@ -10,7 +10,7 @@ import (
 
 // contender is one way of taking a backup.
 type contender struct {
-	key  string // A, B, C, D, A-lz4
+	key  string // A, B, C, D, A-lz4, A-srvlz4
 	desc string // the command line, as shown in the report
 	// args returns the program and its arguments; dir is a fresh empty directory the
 	// contender may write to (removed after the run).
@@ -57,6 +57,12 @@ var contenders = []contender{
 		key: "A-lz4", desc: "walweave backup -c fast --compress lz4 > /dev/null",
 		args: func(e *env, _ string) (string, []string) {
 			return e.walweave, []string{"backup", "-d", e.srv.backupDSN, "-c", "fast", "--compress", "lz4"}
+		},
+	},
+	{
+		key: "A-srvlz4", desc: "walweave backup -c fast --server-compress lz4 > /dev/null",
+		args: func(e *env, _ string) (string, []string) {
+			return e.walweave, []string{"backup", "-d", e.srv.backupDSN, "-c", "fast", "--server-compress", "lz4"}
 		},
 	},
 }

@@ -2,13 +2,14 @@
 //
 // It starts a scratch PostgreSQL cluster with internal/pgtest (or uses -d DSN), loads pgbench
 // data at the given scale, runs a CHECKPOINT, then runs the contenders in alternating rounds
-// (A B C D A-lz4, A B C D A-lz4, ...) after one warm-up round:
+// (A B C D A-lz4 A-srvlz4, A B C D ..., ...) after one warm-up round:
 //
-//	A      walweave backup -c fast > /dev/null
-//	B      pg_basebackup -Ft -X fetch -c fast -D - > /dev/null
-//	C      pg_basebackup -Ft -X stream -c fast -D tmpdir
-//	D      pg_basebackup --target=blackhole -X none -c fast   (the server's own limit)
-//	A-lz4  walweave backup -c fast --compress lz4 > /dev/null
+//	A         walweave backup -c fast > /dev/null
+//	B         pg_basebackup -Ft -X fetch -c fast -D - > /dev/null
+//	C         pg_basebackup -Ft -X stream -c fast -D tmpdir
+//	D         pg_basebackup --target=blackhole -X none -c fast   (the server's own limit)
+//	A-lz4     walweave backup -c fast --compress lz4 > /dev/null
+//	A-srvlz4  walweave backup -c fast --server-compress lz4 > /dev/null
 //
 // For each it reports the median, minimum and maximum wall time, throughput (of the database
 // size), client CPU seconds (user+sys of the child, from its rusage) and peak RSS, and the
@@ -65,7 +66,7 @@ func parseFlags(args []string) (*config, error) {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nwalweave against pg_basebackup, side by side. Flags:\n")
 		fs.PrintDefaults()
 	}
-	only := fs.String("only", strings.Join(allKeys(), ","), "comma-separated contenders to run (A, B, C, D, A-lz4)")
+	only := fs.String("only", strings.Join(allKeys(), ","), "comma-separated contenders to run (A, B, C, D, A-lz4, A-srvlz4)")
 	fs.IntVar(&c.scale, "scale", 100, "pgbench scale factor (100 is about 1.5 GB)")
 	fs.IntVar(&c.runs, "runs", 5, "measured rounds (each runs every contender once)")
 	fs.IntVar(&c.warmup, "warmup", 1, "unmeasured warm-up rounds before the measured ones")

@@ -80,7 +80,7 @@ func (s *set) pairRatios(num, den string) ratio {
 }
 
 // ratioPairs are the ratios the report shows, when both sides ran.
-var ratioPairs = [][2]string{{"A", "B"}, {"A", "C"}, {"A", "D"}, {"A-lz4", "B"}}
+var ratioPairs = [][2]string{{"A", "B"}, {"A", "C"}, {"A", "D"}, {"A-lz4", "B"}, {"A-srvlz4", "B"}, {"A-srvlz4", "D"}}
 
 // renderReport renders the whole Markdown report.
 func renderReport(m *machine, sets []*set) string {

@@ -175,6 +175,7 @@ func (r *run) backup(w io.Writer) (err error) {
 		return r.fail("base backup", "end", err)
 	}
 	r.res.EndLSN, r.res.EndTimeline = end.EndLSN, end.Timeline
+	r.res.ArchiveBytesReceived = end.ArchiveBytes
 	if end.Checksum != nil {
 		return end.Checksum
 	}

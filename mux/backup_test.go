@@ -188,6 +188,58 @@ func TestRestoreDrill(t *testing.T) {
 	assertNothingLeft(t, c)
 }
 
+// TestServerCompression: with ServerCompression the server sends lz4 frames (a tenth of the
+// bytes for pgbench data), walweave decompresses them on the fly, and the stream is the same
+// plain, woven tar: pg_verifybackup passes, PostgreSQL starts, the invariant holds, and the
+// tablespace's archive (compressed on its own) comes back too.
+func TestServerCompression(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	c.CreateTablespace(t, "ts1")
+	c.Exec(t, `create table in_ts (i int) tablespace ts1; insert into in_ts select generate_series(1, 4321);`)
+	c.PgbenchInit(t, 5)
+	load := c.StartLoad(t, 2)
+	stop := walSwitcher(t, c, 300*time.Millisecond)
+
+	var plain mux.Result
+	for _, comp := range []string{"", "lz4", "lz4:3"} {
+		cfg := mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, ServerCompression: comp}
+		path, res, err := backupToFile(t, context.Background(), nil, cfg)
+		if err != nil {
+			t.Fatalf("backup with server compression %q: %v", comp, err)
+		}
+		t.Logf("server compression %q: %d archive bytes received, %d written, %d data files", comp, res.ArchiveBytesReceived, res.BytesWritten, res.DataFiles)
+		if comp == "" {
+			plain = res
+			if res.ArchiveBytesReceived < 50<<20 {
+				t.Fatalf("plain backup received only %d archive bytes", res.ArchiveBytesReceived)
+			}
+			continue
+		}
+		if res.ArchiveBytesReceived*4 > plain.ArchiveBytesReceived {
+			t.Fatalf("with %q the server sent %d bytes, the plain backup %d: not compressed", comp, res.ArchiveBytesReceived, plain.ArchiveBytesReceived)
+		}
+		// The load may add a file or two (a free space map, a new segment) between backups.
+		if d := res.DataFiles - plain.DataFiles; d < -10 || d > 10 || res.Tablespaces != 1 {
+			t.Fatalf("with %q: %d data files and %d tablespaces, plain: %d files", comp, res.DataFiles, res.Tablespaces, plain.DataFiles)
+		}
+		list := pgtest.ListTar(t, path) // plain tar: GNU tar lists it
+		firstWAL, lastData := checkLayout(t, list)
+		if firstWAL > lastData {
+			t.Fatalf("no WAL woven in before the last data member (first WAL %d, last data %d)", firstWAL, lastData)
+		}
+		if comp == "lz4:3" {
+			stop()
+			if err := load.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			c.RestoreDrill(t, path, pgtest.Drill{Pgbench: true, Queries: map[string]string{
+				"select count(*) from in_ts": "4321",
+			}})
+		}
+	}
+	assertNothingLeft(t, c)
+}
+
 // slowWriter holds every write while paused is set, then writes at full speed.
 type slowWriter struct {
 	w      ioWriter
@@ -475,6 +527,11 @@ func TestConfigErrors(t *testing.T) {
 		{ConnString: "host=x", ManifestChecksums: "MD5"},
 		{ConnString: "host=x", MaxRate: -1},
 		{ConnString: "host=x", RingSlots: -3},
+		{ConnString: "host=x", ServerCompression: "gzip"},
+		{ConnString: "host=x", ServerCompression: "zstd:3"},
+		{ConnString: "host=x", ServerCompression: "lz4:13"},
+		{ConnString: "host=x", ServerCompression: "lz4:fast"},
+		{ConnString: "host=x", ServerCompression: "none:1"},
 		{ConnString: "host=127.0.0.1 port=1 connect_timeout=2"},
 	} {
 		if _, err := mux.Backup(context.Background(), &failingWriter{after: 0, err: errors.New("no byte may be written")}, cfg); err == nil || strings.Contains(err.Error(), "no byte may be written") {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pierrec/lz4/v4"
 	"github.com/walweave/walweave/walstream/pgrepl"
 )
 
@@ -49,17 +50,19 @@ type baseBackup struct {
 	ctx       context.Context // of Begin: cancelling it interrupts any read
 	stopWatch func() bool
 
-	tablespaces map[string]*Tablespace // by location; "" is the main directory
-	next        *Archive               // announced by 'n', not yet returned
-	cur         []byte                 // unread data of the current 'd' message
-	archiveOpen bool                   // the current archive's data has not ended
-	inManifest  bool
-	copyDone    bool
-	manifest    bytes.Buffer
-	serverBytes int64 // from 'p' messages
-	checksum    ChecksumError
-	notices     []string
-	onProgress  func(serverBytes int64)
+	tablespaces  map[string]*Tablespace // by location; "" is the main directory
+	next         *Archive               // announced by 'n', not yet returned
+	cur          []byte                 // unread data of the current 'd' message
+	archiveOpen  bool                   // the current archive's data has not ended
+	inManifest   bool
+	copyDone     bool
+	manifest     bytes.Buffer
+	serverBytes  int64 // from 'p' messages
+	archiveBytes int64 // archive data received
+	checksum     ChecksumError
+	notices      []string
+	onProgress   func(serverBytes int64)
+	lz4          *lz4Archive // reused for every compressed archive
 }
 
 // dialBaseBackup opens connection A and checks the server version.
@@ -105,6 +108,12 @@ func (b *baseBackup) command() string {
 	}
 	if b.cfg.NoVerifyChecksums {
 		opts = append(opts, "VERIFY_CHECKSUMS false")
+	}
+	if method, detail, _ := parseServerCompression(b.cfg.ServerCompression); method != "" {
+		opts = append(opts, "COMPRESSION "+quoteLiteral(method))
+		if detail != "" {
+			opts = append(opts, "COMPRESSION_DETAIL "+quoteLiteral(detail))
+		}
 	}
 	return "BASE_BACKUP (" + strings.Join(opts, ", ") + ")"
 }
@@ -325,6 +334,7 @@ func (b *baseBackup) step() error {
 				return errors.New("archive data from the server before any archive started")
 			}
 			b.cur = data[1:]
+			b.archiveBytes += int64(len(b.cur))
 		case 'p':
 			if len(data) != 9 {
 				return fmt.Errorf("malformed progress message (%d bytes)", len(data))
@@ -347,9 +357,14 @@ func (b *baseBackup) step() error {
 			if string(path) != "" {
 				a.Tablespace = ts
 			}
-			if strings.HasSuffix(a.Name, ".gz") || strings.HasSuffix(a.Name, ".lz4") || strings.HasSuffix(a.Name, ".zst") {
-				return fmt.Errorf("server sent a compressed archive %q; walweave does not ask for server compression", a.Name)
+			method, _, _ := parseServerCompression(b.cfg.ServerCompression)
+			if got := archiveCompression(a.Name); got != method {
+				if method == "" {
+					return fmt.Errorf("server sent a compressed archive %q although walweave did not ask for server compression", a.Name)
+				}
+				return fmt.Errorf("server sent archive %q, not the %s-compressed archive walweave asked for", a.Name, method)
 			}
+			a.compressed = method != ""
 			b.next = a
 			b.archiveOpen = false
 		case 'm':
@@ -388,7 +403,64 @@ func (b *baseBackup) NextArchive(ctx context.Context) (Archive, error) {
 	b.next = nil
 	b.archiveOpen = true
 	a.Data = (*archiveReader)(b)
+	if a.compressed {
+		if b.lz4 == nil {
+			b.lz4 = &lz4Archive{zr: lz4.NewReader(nil)}
+		}
+		b.lz4.reset(a.Name, (*archiveReader)(b))
+		a.Data = b.lz4
+	}
 	return a, nil
+}
+
+// archiveCompression names the compression of a server archive by its name's suffix
+// ("" for a plain .tar).
+func archiveCompression(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".lz4"):
+		return "lz4"
+	case strings.HasSuffix(name, ".gz"):
+		return "gzip"
+	case strings.HasSuffix(name, ".zst"):
+		return "zstd"
+	}
+	return ""
+}
+
+// lz4Archive decompresses one server archive (an LZ4 frame) as it is read, telling errors of
+// the compressed data apart from errors of the connection.
+type lz4Archive struct {
+	name string
+	src  *srcErr
+	zr   *lz4.Reader
+}
+
+// srcErr remembers the last error of the archive reader under the decompressor.
+type srcErr struct {
+	r   io.Reader
+	err error
+}
+
+func (s *srcErr) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+func (z *lz4Archive) reset(name string, r io.Reader) {
+	z.name = name
+	z.src = &srcErr{r: r}
+	z.zr.Reset(z.src)
+}
+
+func (z *lz4Archive) Read(p []byte) (int, error) {
+	n, err := z.zr.Read(p)
+	if err != nil && err != io.EOF && z.src.err == nil {
+		err = fmt.Errorf("decompress the server's archive %s: %w", z.name, err)
+	}
+	return n, err
 }
 
 // archiveReader reads the current archive's bytes; io.EOF when the server moves on.
@@ -427,6 +499,7 @@ func (b *baseBackup) End(ctx context.Context) (BackupEnd, error) {
 		return end, errors.New("the server sent no backup manifest")
 	}
 	end.Manifest = b.manifest.Bytes()
+	end.ArchiveBytes = b.archiveBytes
 	rows, err := b.readResultSet("backup end position")
 	if err != nil {
 		return end, fmt.Errorf("finish base backup: %w", err)

@@ -49,6 +49,7 @@ type Archive struct {
 	Name       string      // e.g. "16384.tar" or "base.tar"
 	Tablespace *Tablespace // nil for the main data directory
 	Data       io.Reader   // the archive's bytes, ending with its 1024-byte trailer
+	compressed bool        // the server compresses it (Data decompresses)
 }
 
 // BackupEnd is what End returns.
@@ -56,6 +57,8 @@ type BackupEnd struct {
 	EndLSN   pgrepl.LSN
 	Timeline uint32
 	Manifest []byte
+	// ArchiveBytes is the size of the archives as received (compressed or not).
+	ArchiveBytes int64
 	// Checksum is non-nil when the server reported data checksum failures; the stream
 	// must not be finished then.
 	Checksum *ChecksumError

@@ -47,6 +47,7 @@ type backupFlags struct {
 	verbose                  bool
 	ringSlots                int
 	compress                 string
+	serverCompress           string
 	output                   string
 }
 
@@ -86,6 +87,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	boolFlag(fs, &f.verbose, "v", "verbose", "log what happens on stderr")
 	fs.IntVar(&f.ringSlots, "ring-slots", 24, "WAL segments that may wait in memory while a data file is copied")
 	fs.StringVar(&f.compress, "compress", "none", "compress the stream: none or lz4[:LEVEL] (LEVEL 0-9, several cores)")
+	fs.StringVar(&f.serverCompress, "server-compress", "none", "have the server send its archives lz4-compressed, decompressed here: none or lz4[:LEVEL] (LEVEL 1-12); less traffic, more CPU on both sides")
 	strFlag(fs, &f.output, "o", "output", "", "write to FILE (FILE.tmp, fsynced, renamed on success) instead of stdout")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -213,10 +215,15 @@ func (f *backupFlags) config() (mux.Config, error) {
 	if f.ringSlots < 1 {
 		return mux.Config{}, fmt.Errorf("--ring-slots must be at least 1")
 	}
-	return mux.Config{ConnString: conn, Label: f.label, Checkpoint: mux.Checkpoint(f.checkpoint), MaxRate: rate,
+	cfg := mux.Config{ConnString: conn, Label: f.label, Checkpoint: mux.Checkpoint(f.checkpoint), MaxRate: rate,
 		RingSlots: f.ringSlots, SlotName: f.slot, NoVerifyChecksums: f.noVerifyChecksums,
 		ManifestChecksums: f.manifestChecksums, WriteRecoveryConf: f.writeRecoveryConf,
-		RecoveryConfPassword: f.recoveryPassword}, nil
+		ServerCompression:    f.serverCompress,
+		RecoveryConfPassword: f.recoveryPassword}
+	if err := cfg.Validate(); err != nil {
+		return mux.Config{}, errors.New(strings.TrimPrefix(err.Error(), "mux: "))
+	}
+	return cfg, nil
 }
 
 // connString combines -d with -h/-p/-U, which override it (as with pg_basebackup).

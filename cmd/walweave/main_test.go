@@ -121,7 +121,8 @@ func TestCompressLZ4(t *testing.T) {
 	c.PgbenchInit(t, 1)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "b.tar.lz4")
-	if _, stderr, code := walweave(t, context.Background(), nil, "backup", "-d", c.DSN(), "-c", "fast", "--compress", "lz4", "-o", out); code != 0 {
+	// lz4 both ways: the server compresses what it sends, walweave what it writes.
+	if _, stderr, code := walweave(t, context.Background(), nil, "backup", "-d", c.DSN(), "-c", "fast", "--server-compress", "lz4", "--compress", "lz4", "-o", out); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	plain := filepath.Join(dir, "b.tar")
@@ -157,6 +158,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 		{"unreachable", []string{"backup", "-d", "host=127.0.0.1 port=1 user=x"}, 1, "connect"},
 		{"bad flag", []string{"backup", "--checkpoint", "slow"}, 2, "checkpoint"},
 		{"bad rate", []string{"backup", "-r", "1"}, 2, "rate"},
+		{"bad server compression", []string{"backup", "--server-compress", "zstd"}, 2, "decompresses only lz4"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
