@@ -77,7 +77,7 @@ func (s *set) run(ctx context.Context, cfg *config, e *env) error {
 		if warm {
 			label = fmt.Sprintf("%s warm-up %d/%d", s.name, i+1, cfg.warmup)
 		}
-		r, err := s.runRound(ctx, cfg, e, label, warm)
+		r, err := s.runRound(ctx, cfg, e, label, warm, i)
 		if err != nil {
 			return err
 		}
@@ -89,7 +89,9 @@ func (s *set) run(ctx context.Context, cfg *config, e *env) error {
 }
 
 // runRound runs every contender once, with the load around the round when the set is loaded.
-func (s *set) runRound(ctx context.Context, cfg *config, e *env, label string, warm bool) (round, error) {
+// Round i starts i places further down the list (A B C D, B C D A, C D A B, ...), so that no
+// contender always runs first after the load starts or right after another's disk writes.
+func (s *set) runRound(ctx context.Context, cfg *config, e *env, label string, warm bool, i int) (round, error) {
 	r := round{samples: map[string]sample{}}
 	var err error
 	if r.dbSize, err = e.srv.databaseSize(ctx); err != nil {
@@ -109,7 +111,8 @@ func (s *set) runRound(ctx context.Context, cfg *config, e *env, label string, w
 			return r, err
 		}
 	}
-	for _, key := range s.keys {
+	for j := range s.keys {
+		key := s.keys[(i+j)%len(s.keys)]
 		if ctx.Err() != nil {
 			return r, ctx.Err()
 		}

@@ -104,7 +104,7 @@ func renderMachine(b *strings.Builder, m *machine) {
 	fmt.Fprintf(b, "- PostgreSQL %s, %s; walweave built with %s\n", m.pgVersion, server, m.goVersion)
 	fmt.Fprintf(b, "- pgbench scale %d: %s in all databases (pg_database_size sum), read from the page cache\n",
 		m.scale, mib(m.dbSize))
-	fmt.Fprintf(b, "- %d measured rounds after %d warm-up round(s); each round runs every contender once, in the order of the table\n",
+	fmt.Fprintf(b, "- %d measured rounds after %d warm-up round(s); each round runs every contender once, in the order of the table rotated by one place per round (A B C, B C A, ...)\n",
 		m.runs, m.warmup)
 	fmt.Fprintf(b, "- MiB/s is database size / wall time; client CPU is user+sys of the client process (rusage, children included); peak RSS is ru_maxrss\n\n")
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
-	"github.com/pierrec/lz4/v4"
+	"github.com/walweave/walweave/internal/lz4frame"
 	"github.com/walweave/walweave/walstream/pgrepl"
 )
 
@@ -405,7 +405,7 @@ func (b *baseBackup) NextArchive(ctx context.Context) (Archive, error) {
 	a.Data = (*archiveReader)(b)
 	if a.compressed {
 		if b.lz4 == nil {
-			b.lz4 = &lz4Archive{zr: lz4.NewReader(nil)}
+			b.lz4 = &lz4Archive{zr: lz4frame.NewReader(nil)}
 		}
 		b.lz4.reset(a.Name, (*archiveReader)(b))
 		a.Data = b.lz4
@@ -432,7 +432,7 @@ func archiveCompression(name string) string {
 type lz4Archive struct {
 	name string
 	src  *srcErr
-	zr   *lz4.Reader
+	zr   *lz4frame.Reader
 }
 
 // srcErr remembers the last error of the archive reader under the decompressor.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pierrec/lz4/v4"
+	"github.com/walweave/walweave/internal/lz4frame"
 )
 
 func lz4Frame(t *testing.T, data []byte) []byte {
@@ -28,7 +29,7 @@ func lz4Frame(t *testing.T, data []byte) []byte {
 func TestLZ4Archive(t *testing.T) {
 	want := bytes.Repeat([]byte("0123456789abcdef"), 100000)
 	frame := lz4Frame(t, want)
-	z := &lz4Archive{zr: lz4.NewReader(nil)}
+	z := &lz4Archive{zr: lz4frame.NewReader(nil)}
 
 	z.reset("base.tar.lz4", bytes.NewReader(frame))
 	got, err := io.ReadAll(z)
