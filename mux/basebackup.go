@@ -431,27 +431,13 @@ func archiveCompression(name string) string {
 // the compressed data apart from errors of the connection.
 type lz4Archive struct {
 	name string
-	src  *srcErr
+	src  *readErr // the archive reader under the decompressor
 	zr   *lz4frame.Reader
-}
-
-// srcErr remembers the last error of the archive reader under the decompressor.
-type srcErr struct {
-	r   io.Reader
-	err error
-}
-
-func (s *srcErr) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		s.err = err
-	}
-	return n, err
 }
 
 func (z *lz4Archive) reset(name string, r io.Reader) {
 	z.name = name
-	z.src = &srcErr{r: r}
+	z.src = &readErr{r: r}
 	z.zr.Reset(z.src)
 }
 

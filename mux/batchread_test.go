@@ -103,18 +103,8 @@ func TestBatchedConnCancel(t *testing.T) {
 	bc := newBatchedConn(ctx, client)
 	bc.batch(true)
 	time.AfterFunc(20*time.Millisecond, cancel)
-	done := make(chan error, 1)
-	go func() {
-		_, err := bc.Read(make([]byte, 10))
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("read after cancel: %v, want a deadline error", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("read did not end after the context was cancelled")
+	if err := readWithin(t, bc, 10*time.Second); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read after cancel: %v, want a deadline error", err)
 	}
 	// Turning batching off after the cancellation does not clear the watcher's deadline.
 	bc.batch(false)
@@ -185,6 +175,15 @@ func TestBatchedConnStickyTimeout(t *testing.T) {
 	client, _ := socketPair(t, "tcp", "127.0.0.1:0")
 	bc := newBatchedConn(context.Background(), stickyTimeoutConn{client})
 	bc.active = true
+	if err := readWithin(t, bc, 10*time.Second); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// readWithin reads from bc and returns the read's error; the test fails if the read has not
+// returned within limit.
+func readWithin(t *testing.T, bc *batchedConn, limit time.Duration) error {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() {
 		_, err := bc.Read(make([]byte, 10))
@@ -192,10 +191,9 @@ func TestBatchedConnStickyTimeout(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("err = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Read spins on a sticky timeout")
+		return err
+	case <-time.After(limit):
+		t.Fatalf("a read did not return within %v", limit)
+		return nil
 	}
 }

@@ -310,16 +310,9 @@ func decodeBlock(dst []byte, d, lo int, src []byte) (int, error) {
 		s++
 		lit := int(token >> 4)
 		if lit == 15 {
-			for {
-				if s >= len(src) {
-					return 0, errors.New("literal length runs past the end")
-				}
-				b := src[s]
-				s++
-				lit += int(b)
-				if b != 255 {
-					break
-				}
+			var ok bool
+			if lit, s, ok = extendLength(src, s, lit); !ok {
+				return 0, errors.New("literal length runs past the end")
 			}
 		}
 		if lit > len(src)-s {
@@ -347,16 +340,9 @@ func decodeBlock(dst []byte, d, lo int, src []byte) (int, error) {
 		}
 		ml := int(token&15) + 4
 		if token&15 == 15 {
-			for {
-				if s >= len(src) {
-					return 0, errors.New("match length runs past the end")
-				}
-				b := src[s]
-				s++
-				ml += int(b)
-				if b != 255 {
-					break
-				}
+			var ok bool
+			if ml, s, ok = extendLength(src, s, ml); !ok {
+				return 0, errors.New("match length runs past the end")
 			}
 		}
 		if ml > len(dst)-d {
@@ -376,4 +362,18 @@ func decodeBlock(dst []byte, d, lo int, src []byte) (int, error) {
 		}
 		d += ml
 	}
+}
+
+// extendLength adds the length extension at src[s:] (bytes of 255, then one below 255) to n;
+// ok is false if the block ends first.
+func extendLength(src []byte, s, n int) (_ int, _ int, ok bool) {
+	for s < len(src) {
+		b := src[s]
+		s++
+		n += int(b)
+		if b != 255 {
+			return n, s, true
+		}
+	}
+	return n, s, false
 }
