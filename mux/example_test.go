@@ -33,3 +33,20 @@ func ExampleBackup() {
 	}
 	fmt.Printf("backup %s..%s, %d WAL segments woven in\n", res.StartLSN, res.EndLSN, res.WALSegments)
 }
+
+// Check a configuration before connecting, for example one built from user input: server-side
+// compression takes lz4 with an optional level.
+func ExampleConfig_Validate() {
+	for _, comp := range []string{"lz4", "lz4:9", "zstd"} {
+		cfg := mux.Config{ConnString: "host=db.example user=backup", ServerCompression: comp}
+		if err := cfg.Validate(); err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Printf("%s: ok\n", comp)
+	}
+	// Output:
+	// lz4: ok
+	// lz4:9: ok
+	// mux: server compression "zstd": walweave decompresses only lz4 from the server; use lz4 (and compress the output stream with any tool)
+}
