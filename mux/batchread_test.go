@@ -9,11 +9,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/walstream/pgrepl"
 )
 
 // socketPair returns the two ends of a loopback TCP connection.
@@ -43,14 +43,9 @@ func socketPair(t *testing.T, network, addr string) (client, server net.Conn) {
 
 func lowWater(t *testing.T, c net.Conn) int {
 	t.Helper()
-	raw, err := c.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v int
-	var gerr error
-	if err := raw.Control(func(fd uintptr) { v, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT) }); err != nil || gerr != nil {
-		t.Fatal(err, gerr)
+	v, ok := pgrepl.RecvLowWater(c)
+	if !ok {
+		t.Fatal("SO_RCVLOWAT cannot be read")
 	}
 	return v
 }

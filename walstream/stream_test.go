@@ -131,11 +131,18 @@ func TestStreamUnderLoad(t *testing.T) {
 	}
 	waitUntil(t, 60*time.Second, "5 segments", func() bool { return col.count() >= 5 })
 	time.Sleep(300 * time.Millisecond) // some WAL after the last switch: the end is mid-segment
+	// While streaming the socket wakes the receiver in batches (see walLowWater).
+	if v, ok := pgrepl.RecvLowWater(r.conn.Conn()); !ok || v != walLowWater {
+		t.Errorf("SO_RCVLOWAT while streaming = %d (%v), want %d", v, ok, walLowWater)
+	}
 	end := lsnOf(t, c, "select pg_current_wal_lsn()")
 	setAt := time.Now()
 	r.SetEnd(end, 1)
 	if err := res.wait(t, 30*time.Second); err != nil {
 		t.Fatalf("Stream: %v", err)
+	}
+	if v, _ := pgrepl.RecvLowWater(r.conn.Conn()); v != 1 {
+		t.Errorf("SO_RCVLOWAT after the stream = %d, want 1", v)
 	}
 	t.Logf("Stream returned %v after SetEnd", res.at.Sub(setAt))
 	if d := res.at.Sub(setAt); d > 5*time.Second {

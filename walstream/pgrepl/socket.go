@@ -13,15 +13,8 @@ import (
 // default. It reports false, setting nothing, if c is not TCP (a Unix-domain socket, whose
 // readiness ignores the mark) or the kernel refuses the option.
 func SetRecvLowWater(c net.Conn, n int) bool {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	tcp, ok := c.(*net.TCPConn)
-	if !ok {
-		return false
-	}
-	raw, err := tcp.SyscallConn()
-	if err != nil {
+	raw := tcpRawConn(c)
+	if raw == nil {
 		return false
 	}
 	var serr error
@@ -31,4 +24,37 @@ func SetRecvLowWater(c net.Conn, n int) bool {
 		return false
 	}
 	return true
+}
+
+// RecvLowWater returns the SO_RCVLOWAT of the TCP socket under c, and false if c is not TCP or
+// the option cannot be read.
+func RecvLowWater(c net.Conn) (int, bool) {
+	raw := tcpRawConn(c)
+	if raw == nil {
+		return 0, false
+	}
+	var v int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) {
+		v, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT)
+	}); err != nil || gerr != nil {
+		return 0, false
+	}
+	return v, true
+}
+
+// tcpRawConn returns the raw connection of the TCP socket under c (under TLS too), or nil.
+func tcpRawConn(c net.Conn) syscall.RawConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	tcp, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
