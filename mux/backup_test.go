@@ -334,13 +334,17 @@ func TestFailures(t *testing.T) {
 		assertNothingLeft(t, c)
 	})
 
-	for _, phase := range []mux.Phase{mux.PhaseConnecting, mux.PhaseCheckpoint, mux.PhaseStreaming, mux.PhaseFinishing} {
-		t.Run("cancel while "+string(phase), func(t *testing.T) {
+	for _, tc := range []struct {
+		phase mux.Phase
+		comp  string // ServerCompression
+	}{{mux.PhaseConnecting, ""}, {mux.PhaseCheckpoint, ""}, {mux.PhaseStreaming, ""}, {mux.PhaseFinishing, ""}, {mux.PhaseStreaming, "lz4"}} {
+		phase := tc.phase
+		t.Run(withComp("cancel while "+string(phase), tc.comp), func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var w failingWriter
 			w.after = 1 << 40
-			cfg := mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, ProgressInterval: time.Millisecond,
+			cfg := mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, ProgressInterval: time.Millisecond, ServerCompression: tc.comp,
 				Progress: func(p mux.Progress) {
 					if p.Phase == phase {
 						cancel()
@@ -358,8 +362,9 @@ func TestFailures(t *testing.T) {
 		})
 	}
 
-	for _, who := range []string{"backup", "streaming"} {
-		t.Run("walsender terminated: "+who, func(t *testing.T) {
+	for _, tc := range []struct{ who, comp string }{{"backup", ""}, {"streaming", ""}, {"backup", "lz4"}} {
+		who := tc.who
+		t.Run(withComp("walsender terminated: "+who, tc.comp), func(t *testing.T) {
 			sw := &slowWriter{paused: make(chan struct{})}
 			done := make(chan struct{})
 			go func() {
@@ -376,7 +381,7 @@ func TestFailures(t *testing.T) {
 			var discard failingWriter
 			discard.after = 1 << 40
 			sw.w = &discard
-			_, err := mux.Backup(context.Background(), sw, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast})
+			_, err := mux.Backup(context.Background(), sw, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, ServerCompression: tc.comp})
 			<-done
 			if err == nil {
 				t.Fatal("backup succeeded although a walsender was terminated")
@@ -389,6 +394,14 @@ func TestFailures(t *testing.T) {
 			assertNothingLeft(t, c)
 		})
 	}
+}
+
+// withComp names a subtest run with server compression.
+func withComp(name, comp string) string {
+	if comp == "" {
+		return name
+	}
+	return name + ", server " + comp
 }
 
 func TestServerStoppedMidBackup(t *testing.T) {
