@@ -129,6 +129,16 @@ func TestCompressLZ4(t *testing.T) {
 	if o, err := exec.Command("lz4", "-d", "-q", out, plain).CombinedOutput(); err != nil {
 		t.Fatalf("lz4 -d: %v %s", err, o)
 	}
+	// walweave verify reads lz4 streams: its own, and the lz4 command's linked blocks.
+	linked := filepath.Join(dir, "linked.tar.lz4")
+	if o, err := exec.Command("lz4", "-q", "-BD", "-B5", plain, linked).CombinedOutput(); err != nil {
+		t.Fatalf("lz4 -BD: %v %s", err, o)
+	}
+	for _, f := range []string{out, linked} {
+		if _, stderr, code := walweave(t, context.Background(), nil, "verify", f); code != 0 {
+			t.Fatalf("walweave verify %s: exit %d: %s", filepath.Base(f), code, stderr)
+		}
+	}
 	c.RestoreDrill(t, plain, pgtest.Drill{Pgbench: true})
 }
 

@@ -10,8 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/pierrec/lz4/v4"
-
+	"github.com/walweave/walweave/internal/lz4frame"
 	"github.com/walweave/walweave/verify"
 )
 
@@ -93,7 +92,7 @@ func openStream(fs *flag.FlagSet, stdin io.Reader) (io.Reader, func(), error) {
 	}
 	br := newPeekReader(r)
 	if magic, _ := br.peek(4); len(magic) == 4 && string(magic) == "\x04\x22\x4d\x18" {
-		return lz4.NewReader(br), closeFn, nil
+		return lz4frame.NewReader(br), closeFn, nil
 	}
 	return br, closeFn, nil
 }
