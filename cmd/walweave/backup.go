@@ -184,8 +184,12 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(ctx, stderr, "backup", err, password)
 	}
 	if f.verbose || f.progress {
-		fmt.Fprintf(stderr, "walweave: backup complete: %s..%s timeline %d, %s written, %d data files, %d WAL segments, %s\n",
-			res.StartLSN, res.EndLSN, res.EndTimeline, humanBytes(res.BytesWritten), res.DataFiles, res.WALSegments, res.Duration.Round(1e7))
+		traffic := ""
+		if c := strings.ToLower(cfg.ServerCompression); c != "" && c != "none" {
+			traffic = fmt.Sprintf(" (archives received %s-compressed: %s)", c, humanBytes(res.ArchiveBytesReceived))
+		}
+		fmt.Fprintf(stderr, "walweave: backup complete: %s..%s timeline %d, %s written%s, %d data files, %d WAL segments, %s\n",
+			res.StartLSN, res.EndLSN, res.EndTimeline, humanBytes(res.BytesWritten), traffic, res.DataFiles, res.WALSegments, res.Duration.Round(1e7))
 	}
 	return exitOK
 }

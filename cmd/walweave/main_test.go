@@ -122,8 +122,12 @@ func TestCompressLZ4(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "b.tar.lz4")
 	// lz4 both ways: the server compresses what it sends, walweave what it writes.
-	if _, stderr, code := walweave(t, context.Background(), nil, "backup", "-d", c.DSN(), "-c", "fast", "--server-compress", "lz4", "--compress", "lz4", "-o", out); code != 0 {
+	_, stderr, code := walweave(t, context.Background(), nil, "backup", "-d", c.DSN(), "-c", "fast", "--server-compress", "lz4", "--compress", "lz4", "-o", out, "-v")
+	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "archives received lz4-compressed") {
+		t.Fatalf("the summary line does not show the compressed traffic: %q", stderr)
 	}
 	plain := filepath.Join(dir, "b.tar")
 	if o, err := exec.Command("lz4", "-d", "-q", out, plain).CombinedOutput(); err != nil {
