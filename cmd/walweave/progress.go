@@ -37,7 +37,11 @@ func (p *progressPrinter) update(pr mux.Progress) {
 		return
 	}
 	rate := "-"
-	if !p.last.IsZero() && now.After(p.last) {
+	switch {
+	case pr.Phase == mux.PhaseDone && pr.Elapsed > 0:
+		// The last interval is the manifest's few milliseconds: show the whole backup's rate.
+		rate = humanBytes(int64(float64(pr.BytesWritten)/pr.Elapsed.Seconds())) + "/s average"
+	case !p.last.IsZero() && now.After(p.last):
 		r := float64(pr.BytesWritten-p.lastBytes) / now.Sub(p.last).Seconds()
 		rate = humanBytes(int64(r)) + "/s"
 	}
