@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/walweave/walweave/internal/humanize"
 )
 
 // Problem is one thing wrong with a stream.
@@ -132,7 +134,7 @@ func (r *Report) String() string {
 			status = fmt.Sprintf("FAILED (%d problems)", n)
 		}
 	}
-	fmt.Fprintf(&b, "%s: %d files (%s), %d WAL segments", status, r.Files, humanBytes(r.Bytes), r.WALSegments)
+	fmt.Fprintf(&b, "%s: %d files (%s), %d WAL segments", status, r.Files, humanize.Bytes(r.Bytes), r.WALSegments)
 	if len(r.Timelines) > 0 {
 		tl := make([]string, len(r.Timelines))
 		for i, t := range r.Timelines {
@@ -152,7 +154,7 @@ func (r *Report) String() string {
 	if r.ChecksumAlgorithm != "" {
 		fmt.Fprintf(&b, ", %d %s checksums verified", r.ChecksumsVerified, r.ChecksumAlgorithm)
 	}
-	fmt.Fprintf(&b, ", %s read in %s", humanBytes(r.StreamBytes), r.Duration.Round(time.Millisecond))
+	fmt.Fprintf(&b, ", %s read in %s", humanize.Bytes(r.StreamBytes), r.Duration.Round(time.Millisecond))
 	if r.Duration > 0 && r.StreamBytes > 0 {
 		fmt.Fprintf(&b, " (%.0f MB/s)", float64(r.StreamBytes)/1e6/r.Duration.Seconds())
 	}
@@ -174,17 +176,4 @@ func (r *Report) String() string {
 		b.WriteString("problem: the stream was not checked to its end\n")
 	}
 	return b.String()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

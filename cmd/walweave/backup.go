@@ -17,6 +17,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 	"golang.org/x/term"
 
+	"github.com/walweave/walweave/internal/humanize"
 	"github.com/walweave/walweave/mux"
 )
 
@@ -186,10 +187,10 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if f.verbose || f.progress {
 		traffic := ""
 		if c := strings.ToLower(cfg.ServerCompression); c != "" && c != "none" {
-			traffic = fmt.Sprintf(" (archives received %s-compressed: %s)", c, humanBytes(res.ArchiveBytesReceived))
+			traffic = fmt.Sprintf(" (archives received %s-compressed: %s)", c, humanize.Bytes(res.ArchiveBytesReceived))
 		}
 		fmt.Fprintf(stderr, "walweave: backup complete: %s..%s timeline %d, %s written%s, %d data files, %d WAL segments, %s\n",
-			res.StartLSN, res.EndLSN, res.EndTimeline, humanBytes(res.BytesWritten), traffic, res.DataFiles, res.WALSegments, res.Duration.Round(1e7))
+			res.StartLSN, res.EndLSN, res.EndTimeline, humanize.Bytes(res.BytesWritten), traffic, res.DataFiles, res.WALSegments, res.Duration.Round(1e7))
 	}
 	return exitOK
 }

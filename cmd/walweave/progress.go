@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walweave/walweave/internal/humanize"
 	"github.com/walweave/walweave/mux"
 )
 
@@ -40,18 +41,18 @@ func (p *progressPrinter) update(pr mux.Progress) {
 	switch {
 	case pr.Phase == mux.PhaseDone && pr.Elapsed > 0:
 		// The last interval is the manifest's few milliseconds: show the whole backup's rate.
-		rate = humanBytes(int64(float64(pr.BytesWritten)/pr.Elapsed.Seconds())) + "/s average"
+		rate = humanize.Bytes(int64(float64(pr.BytesWritten)/pr.Elapsed.Seconds())) + "/s average"
 	case !p.last.IsZero() && now.After(p.last):
 		r := float64(pr.BytesWritten-p.lastBytes) / now.Sub(p.last).Seconds()
-		rate = humanBytes(int64(r)) + "/s"
+		rate = humanize.Bytes(int64(r)) + "/s"
 	}
 	p.last, p.lastBytes = now, pr.BytesWritten
-	data := humanBytes(pr.BytesDone) + " data"
+	data := humanize.Bytes(pr.BytesDone) + " data"
 	if pr.TotalBytes > 0 {
-		data = fmt.Sprintf("%s of %s data (%d%%)", humanBytes(pr.BytesDone), humanBytes(pr.TotalBytes), pr.BytesDone*100/pr.TotalBytes)
+		data = fmt.Sprintf("%s of %s data (%d%%)", humanize.Bytes(pr.BytesDone), humanize.Bytes(pr.TotalBytes), pr.BytesDone*100/pr.TotalBytes)
 	}
 	line := fmt.Sprintf("%s: %s, %s written, %s, %d WAL segments, ring %d/%d",
-		pr.Phase, data, humanBytes(pr.BytesWritten), rate, pr.WALSegments, pr.RingOccupancy, pr.RingCapacity)
+		pr.Phase, data, humanize.Bytes(pr.BytesWritten), rate, pr.WALSegments, pr.RingOccupancy, pr.RingCapacity)
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 		p.shown = true
@@ -66,17 +67,4 @@ func (p *progressPrinter) finish(ok bool) {
 	if p.tty && p.shown {
 		fmt.Fprintln(p.w)
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
