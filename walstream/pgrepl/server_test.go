@@ -358,13 +358,22 @@ func TestPromotedStandbyTimelineHistory(t *testing.T) {
 	}
 	pre.Close(ctx)
 	// Some WAL on timeline 1 that the standby replays, so that the switch is mid-segment.
-	p.Exec(t, "create table before_promotion (i int); insert into before_promotion select generate_series(1, 10000)")
+	table := fmt.Sprintf("before_promotion_%d", time.Now().UnixNano()) // the server is shared (-count)
+	p.Exec(t, fmt.Sprintf("create table %s (i int); insert into %[1]s select generate_series(1, 10000)", table))
 	primaryLSN := p.QueryValue(t, "select pg_current_wal_lsn()")
+	// Wait until the standby shows the rows (not only an LSN), and check that its WAL goes past
+	// the segment start the stream below begins at: otherwise the switch point would be that
+	// start and there would be nothing to stream on timeline 1.
 	waitFor(t, func() bool {
-		return s.QueryValue(t, "select pg_last_wal_replay_lsn() >= $1::pg_lsn", primaryLSN) == "true"
+		v, err := s.QueryValueDB(ctx, "postgres", "select count(*) from "+table)
+		return err == nil && v == "10000"
 	})
+	replayed := s.QueryValue(t, "select pg_last_wal_replay_lsn()")
+	if s.QueryValue(t, "select $1::pg_lsn > $2::pg_lsn", replayed, SegmentStart(sys.XLogPos, 16<<20).String()) != "true" {
+		t.Fatalf("the standby replayed up to %s (primary at %s), not past %s", replayed, primaryLSN, SegmentStart(sys.XLogPos, 16<<20))
+	}
 	s.Promote(t)
-	s.Exec(t, "create table after_promotion (i int); insert into after_promotion values (1)")
+	s.Exec(t, "create table after_promotion (i int); insert into after_promotion values (1)") // on the copy only
 
 	conn := connect(t, s.DSN())
 	sys2, err := IdentifySystem(ctx, conn)
