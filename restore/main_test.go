@@ -4,7 +4,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/walweave/walweave/internal/pgtest"
 	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
@@ -15,10 +14,4 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	shared.Close()
 	os.Exit(code)
-}
-
-// real returns the cluster, the base backup and the stream built from it (made once).
-func real(t *testing.T) (*pgtest.Cluster, *fixture.Backup, *fixture.Stream) {
-	t.Helper()
-	return shared.Get(t)
 }

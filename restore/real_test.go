@@ -18,7 +18,7 @@ import (
 // TestExtractRealStarts restores a stream made from a real server, in place and with the
 // tablespace relocated, checks it with pg_verifybackup and starts PostgreSQL on it.
 func TestExtractRealStarts(t *testing.T) {
-	c, b, s := real(t)
+	c, b, s := shared.Get(t)
 	for _, relocate := range []bool{false, true} {
 		name := "in place"
 		if relocate {
@@ -96,7 +96,7 @@ func dataFile(s *fixture.Stream, prefix string) string {
 // output and names the problem, in agreement with pg_verifybackup on the same stream
 // extracted by GNU tar.
 func TestExtractRealMutations(t *testing.T) {
-	c, _, base := real(t)
+	c, _, base := shared.Get(t)
 	outside := t.TempDir()
 	cases := []mutation{
 		{"flipped byte in a data file", func(s *fixture.Stream) {

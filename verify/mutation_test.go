@@ -126,7 +126,7 @@ func TestSynthMutations(t *testing.T) {
 }
 
 func TestRealMutations(t *testing.T) {
-	_, _, s := real(t)
+	_, _, s := shared.Get(t)
 	runMutations(t, s)
 }
 

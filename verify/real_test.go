@@ -7,7 +7,7 @@ import (
 )
 
 func TestRealStreamOK(t *testing.T) {
-	_, _, s := real(t)
+	_, _, s := shared.Get(t)
 	rep := check(t, s.Bytes(), verify.Options{})
 	t.Logf("%s", rep)
 	if !rep.OK() || rep.WALSegments < 2 || rep.SystemID == 0 || rep.ChecksumsVerified < 900 {

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/walweave/walweave/restore"
@@ -80,13 +79,10 @@ func runRestore(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		rec.Standby = standby
 		opts.Recovery = &rec
 	}
-	if verbose {
-		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	in, closeIn, err := openStream(fs, stdin)
-	if err != nil {
-		fmt.Fprintf(stderr, "walweave restore: %v\n", err)
-		return exitUsage
+	opts.Logger = debugLogger(stderr, verbose)
+	in, closeIn, code := openStreamArg("restore", fs, stdin, stderr)
+	if closeIn == nil {
+		return code
 	}
 	defer closeIn()
 	rep, err := restore.Extract(ctx, in, opts)

@@ -45,13 +45,10 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		return exitUsage
 	}
-	if verbose {
-		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	in, closeIn, err := openStream(fs, stdin)
-	if err != nil {
-		fmt.Fprintf(stderr, "walweave verify: %v\n", err)
-		return exitUsage
+	opts.Logger = debugLogger(stderr, verbose)
+	in, closeIn, code := openStreamArg("verify", fs, stdin, stderr)
+	if closeIn == nil {
+		return code
 	}
 	defer closeIn()
 	rep, err := verify.Stream(ctx, in, opts)
@@ -73,6 +70,25 @@ func reportOutcome(rep *verify.Report, what string, quiet bool, stdout, stderr i
 	fmt.Fprintln(stdout, rep.String())
 	fmt.Fprintf(stderr, "walweave: %s failed: %d problems (listed above)\n", what, len(rep.Problems)+rep.ProblemsOmitted)
 	return exitFailure
+}
+
+// debugLogger returns a debug-level logger on stderr for -v, or nil (log nothing).
+func debugLogger(stderr io.Writer, verbose bool) *slog.Logger {
+	if !verbose {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// openStreamArg is openStream for command cmd: on failure it prints the reason and returns a
+// nil close function with the usage exit status.
+func openStreamArg(cmd string, fs *flag.FlagSet, stdin io.Reader, stderr io.Writer) (io.Reader, func(), int) {
+	in, closeIn, err := openStream(fs, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "walweave %s: %v\n", cmd, err)
+		return nil, nil, exitUsage
+	}
+	return in, closeIn, exitOK
 }
 
 // openStream opens the single FILE|- argument, decoding lz4 frames when the input starts
