@@ -14,7 +14,7 @@ import (
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/tarw"
 	"github.com/walweave/walweave/walstream"
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
 )
 
 // Lines walweave appends to the stream's postgresql.auto.conf when the backup has

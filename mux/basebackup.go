@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/walweave/walweave/internal/lz4frame"
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
 )
 
 // minServerVersion is the oldest server walweave backs up (BASE_BACKUP's 15+ protocol).

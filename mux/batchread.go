@@ -6,7 +6,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
 )
 
 const (

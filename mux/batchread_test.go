@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/walweave/walweave/internal/pgtest"
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
 )
 
 // socketPair returns the two ends of a loopback TCP connection.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
 )
 
 // Source is the data side of a backup: the server's tar archives plus the backup's start and

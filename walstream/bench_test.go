@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/walweave/walweave/ringbuf"
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
 )
 
 var (

@@ -11,7 +11,7 @@ import (
 
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/walstream"
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
 )
 
 // Example writes the WAL segment holding the server's current position into a directory, the

@@ -14,7 +14,7 @@ import (
 
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/ringbuf"
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
 )
 
 // baseSettings keep every segment a test streams on the server (wal_keep_size) and spare the

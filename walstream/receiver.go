@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walweave/walweave/ringbuf"
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
 )
 
 // MinServerVersion is the oldest server version (server_version_num) the receiver accepts.

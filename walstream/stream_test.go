@@ -13,7 +13,7 @@ import (
 
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/ringbuf"
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
 )
 
 func TestConnect(t *testing.T) {
