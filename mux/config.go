@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/source/basebackup"
-	"github.com/walweave/walweave/pgrepl"
 )
 
 // Checkpoint selects how the server's backup-start checkpoint runs.
@@ -170,4 +170,3 @@ func (c *Config) normalize() error {
 	}
 	return nil
 }
-

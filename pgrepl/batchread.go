@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"time"
-
 )
 
 const (
