@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
@@ -123,9 +124,6 @@ type Result struct {
 	CheckpointWait time.Duration
 }
 
-// manifestAlgorithms are the names BASE_BACKUP's MANIFEST_CHECKSUMS accepts.
-var manifestAlgorithms = []string{"NONE", "CRC32C", "SHA224", "SHA256", "SHA384", "SHA512"}
-
 // Validate reports the first invalid setting of c, as Backup does before it connects. It
 // changes nothing in c.
 func (c Config) Validate() error { return c.normalize() }
@@ -153,13 +151,9 @@ func (c *Config) normalize() error {
 	if c.ManifestChecksums == "" {
 		c.ManifestChecksums = "CRC32C"
 	}
-	alg := strings.ToUpper(c.ManifestChecksums)
-	ok := false
-	for _, a := range manifestAlgorithms {
-		ok = ok || a == alg
-	}
-	if !ok {
-		return fmt.Errorf("mux: manifest checksum algorithm %q is not one of %s", c.ManifestChecksums, strings.Join(manifestAlgorithms, ", "))
+	alg, err := pgformat.CanonicalChecksum(c.ManifestChecksums)
+	if err != nil {
+		return fmt.Errorf("mux: manifest checksum algorithm %q is not one of %s", c.ManifestChecksums, strings.Join(pgformat.ChecksumAlgorithms, ", "))
 	}
 	c.ManifestChecksums = alg
 	if _, _, err := basebackup.ParseCompression(c.ServerCompression); err != nil {

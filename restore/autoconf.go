@@ -10,7 +10,7 @@ import (
 )
 
 // The lines walweave's backup appends to postgresql.auto.conf when the backup has
-// tablespaces (DESIGN.md, stream contract item 3), defined in pgformat with the writer's
+// tablespaces (docs/stream-contract.md, item 1), defined in pgformat with the writer's
 // and the parser's code:
 //
 //	# walweave: tablespace 16384 was at /path/to/ts1
