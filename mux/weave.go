@@ -8,6 +8,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/walweave/walweave/internal/readerr"
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
@@ -108,30 +109,15 @@ func (w *weaver) copyData(ctx context.Context, src source.Source) error {
 			return w.fail(SideOutput, "write "+h.Name, err)
 		}
 		if h.Size > 0 {
-			in := &readErr{r: m.Data}
+			in := &readerr.Reader{R: m.Data}
 			if _, err := io.Copy(w.tw, in); err != nil {
-				if in.err != nil {
+				if in.Err != nil {
 					return w.fail(SideBaseBackup, "copy "+h.Name, err)
 				}
 				return w.fail(SideOutput, "write "+h.Name, err)
 			}
 		}
 	}
-}
-
-// readErr remembers its reader's error, to tell a failing source from a failing writer after
-// io.Copy.
-type readErr struct {
-	r   io.Reader
-	err error
-}
-
-func (e *readErr) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		e.err = err
-	}
-	return n, err
 }
 
 // mainMember applies the main directory's transformations: pg_tblspc symlinks become

@@ -72,6 +72,17 @@ func members(t *testing.T, stream []byte) (names []string, contents map[string]s
 	}
 }
 
+// finishStream writes the rest of the WAL feed, the manifest and the trailer.
+func finishStream(t *testing.T, w *weaver) {
+	t.Helper()
+	if err := w.finishWAL(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.finish([]byte("{}\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func indexOf(t *testing.T, names []string, name string) int {
 	t.Helper()
 	for i, n := range names {
@@ -109,12 +120,7 @@ func TestWeaveTablespacesBeforeMainDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	ring.Close(nil)
-	if err := w.finishWAL(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.finish([]byte("{}\n")); err != nil {
-		t.Fatal(err)
-	}
+	finishStream(t, w)
 	names, contents, complete := members(t, out.Bytes())
 	if !complete {
 		t.Fatal("stream not finished")
@@ -163,12 +169,7 @@ func TestWeaveWALDrainedAtBoundaries(t *testing.T) {
 	}
 	pushSegment(t, ring, 5)
 	ring.Close(nil)
-	if err := w.finishWAL(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.finish([]byte("{}\n")); err != nil {
-		t.Fatal(err)
-	}
+	finishStream(t, w)
 	names, _, _ := members(t, out.Bytes())
 	if names[0] != "backup_label" || names[1] != segName(2) {
 		t.Fatalf("want backup_label then segment 2 first, got %q", names)
