@@ -275,7 +275,9 @@ func (s *Session) ExtendWAL(lsn pgrepl.LSN) error {
 // AppendRecoveryConf has the stream carry settings appended to postgresql.auto.conf plus a
 // recovery.signal, both written after the WAL (a later member replaces an earlier one on
 // extraction): for recovery targets known only after the data, such as a fleet's restore
-// point. Called after CopyData and before Finish.
+// point. Called after CopyData and before Finish. PostgreSQL refuses recovery.signal without
+// a restore_command: give one that finds nothing ("restore_command = 'false'") to have
+// recovery read only the stream's pg_wal, or the archive's command.
 func (s *Session) AppendRecoveryConf(settings string) error {
 	if err := s.usable(); err != nil {
 		return err
