@@ -107,10 +107,10 @@ type Result struct {
 	StartTimeline, EndTimeline uint32
 	Timelines                  []uint32 // every timeline whose WAL the stream holds
 	SystemID                   string
-	ServerVersion              int // server_version_num, e.g. 150018
-	BytesWritten               int64
-	DataFiles                  int // regular files from the server's archives
-	WALSegments                int // pg_wal segments in the stream
+	ServerVersion              int   // server_version_num, e.g. 150018
+	BytesWritten               int64 // bytes the io.Writer accepted (on failure: what went out before it)
+	DataFiles                  int   // regular files from the server's archives
+	WALSegments                int   // pg_wal segments in the stream
 	HistoryFiles               int
 	Tablespaces                int
 	SlotName                   string

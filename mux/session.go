@@ -369,9 +369,6 @@ func (s *Session) abort(err error) error {
 		s.ring.Abort(err)
 	}
 	s.cancel(err)
-	if s.tw != nil {
-		s.setResult(func(r *Result) { r.BytesWritten = s.tw.Written() })
-	}
 	s.phase(PhaseFailed)
 	return err
 }
@@ -421,7 +418,7 @@ func (s *Session) Result() Result {
 		sortTimelines(r.Timelines)
 	}
 	if s.tw != nil {
-		r.BytesWritten = s.tw.Written()
+		r.BytesWritten = s.tw.Flushed() // what reached w (all of it after Finish)
 	}
 	return r
 }

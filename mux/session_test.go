@@ -2,9 +2,11 @@ package mux_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/mux"
@@ -76,4 +78,39 @@ func TestSessionExtendWALToRestorePoint(t *testing.T) {
 		"select count(*) from marks where n = 2": "0",
 		"select pg_is_in_recovery()":             "false",
 	}})
+}
+
+// slowCounter accepts writes slowly and counts what it accepted.
+type slowCounter struct{ n int64 }
+
+func (w *slowCounter) Write(p []byte) (int, error) {
+	time.Sleep(200 * time.Millisecond)
+	w.n += int64(len(p))
+	return len(p), nil
+}
+
+// A deadline reached mid-backup is an *Error that names the side and phase (not a bare
+// "context deadline exceeded"), and the failed backup's Result agrees with what the writer got.
+func TestDeadlineNamesSideAndPhase(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	c.PgbenchInit(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	w := &slowCounter{}
+	res, err := mux.Backup(ctx, w, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast})
+	var e *mux.Error
+	if !errors.As(err, &e) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want a *mux.Error wrapping context.DeadlineExceeded", err)
+	}
+	if e.Side != mux.SideBaseBackup || e.Phase != mux.PhaseStreaming || e.Server == "" {
+		t.Fatalf("error %+v: want the base backup side, phase %q, the server named", e, mux.PhaseStreaming)
+	}
+	t.Logf("error: %v", err)
+	if res.BytesWritten != w.n || res.BytesWritten == 0 {
+		t.Fatalf("Result.BytesWritten %d, the writer accepted %d", res.BytesWritten, w.n)
+	}
+	if res.DataFiles == 0 || res.StartLSN == 0 || res.EndLSN != 0 {
+		t.Fatalf("Result %+v: want data files counted, a start LSN and no end LSN", res)
+	}
+	assertNothingLeft(t, c)
 }
