@@ -94,6 +94,7 @@ func (r *run) backup(w io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("mux: connection string: %w", err)
 	}
+	applyReplicationPassfile(connCfg, r.cfg.ConnString)
 	bb, err := dialBaseBackup(r.ctx, connCfg.Copy(), r.cfg, r.log)
 	if err != nil {
 		return err

@@ -13,7 +13,7 @@ import (
 // backup's average rate, not the rate of the manifest's last few milliseconds.
 func TestProgressPrinterPlain(t *testing.T) {
 	var out bytes.Buffer
-	p := newProgressPrinter(&out, false)
+	p := newProgressPrinter(&out, false, false)
 	p.update(mux.Progress{Phase: mux.PhaseStreaming, TotalBytes: 100 << 20})
 	p.update(mux.Progress{Phase: mux.PhaseStreaming, BytesDone: 10 << 20, BytesWritten: 10 << 20, TotalBytes: 100 << 20}) // same phase: not shown
 	p.update(mux.Progress{Phase: mux.PhaseWritingTail, BytesDone: 100 << 20, BytesWritten: 200 << 20, TotalBytes: 100 << 20, WALSegments: 3})
