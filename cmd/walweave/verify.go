@@ -59,7 +59,7 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if in.format != "" && opts.Logger != nil {
 		opts.Logger.Info("decompressing the input", "format", in.format, "input", in.name)
 	}
-	rep, err := verify.Stream(ctx, in, opts)
+	rep, err := verify.Stream(ctx, in.Reader, opts) // in.Reader: seekable from a file
 	if err != nil {
 		return fail(ctx, stderr, "verify", err)
 	}
