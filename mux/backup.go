@@ -18,7 +18,7 @@ import (
 )
 
 // Lines walweave appends to the stream's postgresql.auto.conf when the backup has
-// tablespaces (see DESIGN.md, stream contract item 3). Restore tools that relocate
+// tablespaces (see docs/stream-contract.md, item 1). Restore tools that relocate
 // tablespaces remove exactly these lines.
 const (
 	TablespaceCommentPrefix = "# walweave: tablespace "
@@ -29,7 +29,7 @@ const (
 const maxAutoConfSize = 16 << 20
 
 // Backup takes a physical backup of the PostgreSQL 15+ server cfg.ConnString points at and
-// writes it to w as one tar stream (DESIGN.md, stream contract v1): the server's data files
+// writes it to w as one tar stream (docs/stream-contract.md): the server's data files
 // with the WAL they need, received at the same time on a second replication connection,
 // woven in between them, and backup_manifest last.
 //

@@ -15,8 +15,8 @@
 // holds; after the data, tell the receiver the end LSN and keep draining until the segment
 // holding it is written; then the history files, backup_manifest, and the tar trailer.
 //
-// The stream format is DESIGN.md's contract v1: extract it with `tar -xf` into an empty
-// directory and PostgreSQL starts on it and reaches consistency with no archive;
+// The stream format is docs/stream-contract.md (format v1): extract it with `tar -xf` into an
+// empty directory and PostgreSQL starts on it and reaches consistency with no archive;
 // pg_verifybackup accepts it. Tablespaces are re-rooted under pg_tblspc/<oid>/ as in-place
 // tablespaces, with allow_in_place_tablespaces = on and one comment line per tablespace
 // recording its original location appended to postgresql.auto.conf.

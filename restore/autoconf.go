@@ -10,7 +10,7 @@ import (
 )
 
 // The lines walweave's backup appends to postgresql.auto.conf when the backup has
-// tablespaces (DESIGN.md, stream contract item 3), in one place so that they stay aligned
+// tablespaces (docs/stream-contract.md, item 1), in one place so that they stay aligned
 // with the writer (mux.TablespaceCommentPrefix and mux.InPlaceTablespaceLine):
 //
 //	# walweave: tablespace 16384 was at /path/to/ts1

@@ -1,5 +1,5 @@
-// Package verify checks a walweave backup stream (DESIGN.md, "The stream contract (format
-// v1)") in one pass and in bounded memory, without extracting it.
+// Package verify checks a walweave backup stream (docs/stream-contract.md, format v1) in one
+// pass and in bounded memory, without extracting it.
 //
 // Stream reads the whole tar stream once and checks:
 //
