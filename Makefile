@@ -27,6 +27,6 @@ bench:
 
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzReader -fuzztime 60s ./tarw/
-	$(GO) test -run XXX -fuzz FuzzMessageReader -fuzztime 60s ./walstream/pgrepl/
+	$(GO) test -run XXX -fuzz FuzzMessageReader -fuzztime 60s ./pgrepl/
 	$(GO) test -run XXX -fuzz FuzzVerify -fuzztime 60s ./verify/
 	$(GO) test -run XXX -fuzz FuzzWAL -fuzztime 60s ./verify/

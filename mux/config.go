@@ -3,12 +3,13 @@ package mux
 import (
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/source"
+	"github.com/walweave/walweave/source/basebackup"
 )
 
 // Checkpoint selects how the server's backup-start checkpoint runs.
@@ -24,6 +25,8 @@ const (
 // checkpoint, no rate limit, 24 ring slots, a temporary slot, checksums verified, CRC32C
 // manifest checksums, no recovery configuration, silent.
 type Config struct {
+	// Name names the server in errors and logs (a fleet's node name); default: host:port.
+	Name string
 	// ConnString is a libpq connection string (keyword/value or URL). PG* environment
 	// variables and .pgpass are honoured as pgconn does; walweave adds replication=true itself.
 	ConnString string
@@ -64,6 +67,11 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Logger receives debug and info logs; nil logs nothing.
 	Logger *slog.Logger
+	// Source replaces the data side (nil: BASE_BACKUP on a replication connection built from
+	// ConnString). The WAL side always streams from ConnString's server; the source must back
+	// up that same server (Backup checks the system identifiers). The options above that
+	// configure BASE_BACKUP (Label, Checkpoint, MaxRate, ...) do not reach a caller's Source.
+	Source source.Source
 }
 
 // Phase is the stage a backup is in.
@@ -111,6 +119,8 @@ type Result struct {
 	// compressed with ServerCompression, else the archives' tar bytes.
 	ArchiveBytesReceived int64
 	Duration             time.Duration
+	// CheckpointWait is the time the server's start checkpoint took (PhaseCheckpoint).
+	CheckpointWait time.Duration
 }
 
 // manifestAlgorithms are the names BASE_BACKUP's MANIFEST_CHECKSUMS accepts.
@@ -152,53 +162,11 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("mux: manifest checksum algorithm %q is not one of %s", c.ManifestChecksums, strings.Join(manifestAlgorithms, ", "))
 	}
 	c.ManifestChecksums = alg
-	if _, _, err := parseServerCompression(c.ServerCompression); err != nil {
-		return err
+	if _, _, err := basebackup.ParseCompression(c.ServerCompression); err != nil {
+		return fmt.Errorf("mux: %w", err)
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = time.Second
 	}
 	return nil
-}
-
-// parseServerCompression turns Config.ServerCompression into BASE_BACKUP's COMPRESSION method
-// ("" for none) and COMPRESSION_DETAIL ("" for the server's default level).
-func parseServerCompression(s string) (method, detail string, err error) {
-	name, level, hasLevel := strings.Cut(strings.ToLower(strings.TrimSpace(s)), ":")
-	switch name {
-	case "", "none":
-		if hasLevel {
-			return "", "", fmt.Errorf("mux: server compression %q: no level goes with none", s)
-		}
-		return "", "", nil
-	case "lz4":
-	case "gzip", "zstd":
-		return "", "", fmt.Errorf("mux: server compression %q: walweave decompresses only lz4 from the server; use lz4 (and compress the output stream with any tool)", s)
-	default:
-		return "", "", fmt.Errorf("mux: server compression %q is not none or lz4[:LEVEL]", s)
-	}
-	if !hasLevel {
-		return "lz4", "", nil
-	}
-	level = strings.TrimPrefix(level, "level=")
-	n, err := strconv.Atoi(level)
-	if err != nil || n < 1 || n > 12 {
-		return "", "", fmt.Errorf("mux: server compression %q: the lz4 level must be 1..12", s)
-	}
-	return "lz4", "level=" + strconv.Itoa(n), nil
-}
-
-// maxRateKB maps bytes/s to BASE_BACKUP's MAX_RATE in kB/s (32..1048576); 0 = unlimited.
-func maxRateKB(bytesPerSec int64) int64 {
-	if bytesPerSec <= 0 {
-		return 0
-	}
-	kb := (bytesPerSec + 1023) / 1024
-	if kb < 32 {
-		kb = 32
-	}
-	if kb > 1048576 {
-		return 0 // above the server's maximum: no limit is the closest
-	}
-	return kb
 }

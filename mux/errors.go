@@ -1,65 +1,134 @@
 package mux
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"regexp"
-	"sort"
-	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walweave/walweave/source"
+	"github.com/walweave/walweave/source/basebackup"
 )
 
-// ChecksumError is returned by Backup when the server reported data checksum failures
-// (SQLSTATE XX001 after the stream). The stream is left unfinished (no manifest, no trailer),
-// as with every failed backup.
-type ChecksumError struct {
-	// Files lists the files with failures, as the server named them (e.g. "./base/5/16384").
-	Files []string
-	// Failures is the total count the server reported (0 if it did not say).
-	Failures int
-	// Warnings are the server's WARNING messages about the failures, in order.
-	Warnings []string
-	// Message is the server's final error message.
-	Message string
+// ChecksumError is returned by Backup when the server reported data checksum failures. The
+// stream is left unfinished (no manifest, no trailer), as with every failed backup.
+type ChecksumError = source.ChecksumError
+
+// Side is the part of a backup an error comes from.
+type Side string
+
+// The sides of a backup.
+const (
+	SideBaseBackup Side = "base backup"  // the data source (connection A, or the file readers)
+	SideWAL        Side = "WAL receiver" // the WAL stream (connection B)
+	SideOutput     Side = "output"       // the io.Writer the stream goes to
+)
+
+// Error is a failed backup's error: which server, which side, in which phase and step. Every
+// error Backup and the Session methods return after the configuration was accepted is an
+// *Error, except a *ChecksumError and the cancellation cause of the caller's context; use
+// errors.As to branch on its fields and errors.Is with the sentinel errors below.
+type Error struct {
+	// Server names the server: Config.Name, or the host and port of the connection string.
+	Server string
+	Side   Side
+	// Phase is the phase the backup was in (PhaseConnecting ... PhaseWritingTail).
+	Phase Phase
+	// Step says what was being done, e.g. "start", "write pg_wal/000000010000000000000003".
+	Step string
+	Err  error
 }
 
-func (e *ChecksumError) Error() string {
-	files := strings.Join(e.Files, ", ")
-	if files == "" {
-		files = "(files not named by the server)"
+func (e *Error) Error() string {
+	server := ""
+	if e.Server != "" {
+		server = e.Server + ": "
 	}
-	n := ""
-	if e.Failures > 0 {
-		n = fmt.Sprintf("%d ", e.Failures)
-	}
-	return fmt.Sprintf("mux: the server reported %sdata checksum failures in %s: %s; the data files are corrupt on the server (check them with pg_amcheck or pg_checksums), or back up with checksum verification off", n, files, e.Message)
+	return fmt.Sprintf("mux: %s%s (%s): %v", server, e.Side, e.Step, e.Err)
 }
 
+func (e *Error) Unwrap() error { return e.Err }
+
+// Sentinel errors for what an operator acts on; errors.Is matches them against an *Error (or
+// any error chain holding the server's *pgconn.PgError), by SQLSTATE, never by message text.
 var (
-	checksumFileRE  = regexp.MustCompile(`checksum verification failed in file "([^"]+)"`)
-	checksumFileRE2 = regexp.MustCompile(`(?:file "([^"]+)" has a total of|in file "([^"]+)" will not be reported)`)
-	checksumTotalRE = regexp.MustCompile(`^(\d+) total checksum verification failures`)
+	// ErrServerTooOld: the server is older than PostgreSQL 15.
+	ErrServerTooOld = basebackup.ErrServerTooOld
+	// ErrAuthentication: the server refused the password or the pg_hba.conf rules refused the
+	// connection (SQLSTATE 28P01, 28000).
+	ErrAuthentication = errors.New("authentication failed")
+	// ErrNoReplicationRole: the role lacks the REPLICATION attribute (42501 on a replication
+	// connection).
+	ErrNoReplicationRole = errors.New("role lacks the REPLICATION attribute")
+	// ErrTooFewWALSenders: max_wal_senders is reached (53300 on a replication connection);
+	// a backup needs two walsenders.
+	ErrTooFewWALSenders = errors.New("too few walsenders (max_wal_senders)")
+	// ErrTooFewSlots: every replication slot is in use (53400).
+	ErrTooFewSlots = errors.New("too few replication slots (max_replication_slots)")
+	// ErrSlotMissing: the named replication slot does not exist (42704).
+	ErrSlotMissing = errors.New("replication slot does not exist")
 )
 
-// noteChecksumWarning records a server WARNING about checksums; it reports whether the
-// message was one.
-func (e *ChecksumError) noteChecksumWarning(msg string) bool {
-	var file string
-	if m := checksumFileRE.FindStringSubmatch(msg); m != nil {
-		file = m[1]
-	} else if m := checksumFileRE2.FindStringSubmatch(msg); m != nil {
-		file = m[1] + m[2]
-	} else if m := checksumTotalRE.FindStringSubmatch(msg); m != nil {
-		fmt.Sscan(m[1], &e.Failures)
-	} else {
-		return false
+// sqlstateSentinels maps SQLSTATEs to the sentinel errors.
+var sqlstateSentinels = map[string]error{
+	"28P01": ErrAuthentication,    // invalid_password
+	"28000": ErrAuthentication,    // invalid_authorization_specification (pg_hba.conf)
+	"42501": ErrNoReplicationRole, // insufficient_privilege
+	"53300": ErrTooFewWALSenders,  // too_many_connections
+	"53400": ErrTooFewSlots,       // configuration_limit_exceeded
+	"42704": ErrSlotMissing,       // undefined_object
+}
+
+// Is matches the sentinel errors by the SQLSTATE of the server error in the chain.
+func (e *Error) Is(target error) bool {
+	return sentinelOf(e.Err) == target && target != nil
+}
+
+// sentinelOf returns the sentinel error matching err's SQLSTATE, or nil.
+func sentinelOf(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return nil
 	}
-	e.Warnings = append(e.Warnings, msg)
-	if file != "" {
-		i := sort.SearchStrings(e.Files, file)
-		if i == len(e.Files) || e.Files[i] != file {
-			e.Files = append(e.Files, "")
-			copy(e.Files[i+1:], e.Files[i:])
-			e.Files[i] = file
+	return sqlstateSentinels[pgErr.Code]
+}
+
+// fail wraps err with the server, side and phase, preferring the error that cancelled the run
+// (the first failure on either side).
+func (s *Session) fail(side Side, step string, err error) error {
+	if cause := context.Cause(s.ctx); cause != nil && s.ctx.Err() != nil {
+		if errors.Is(err, cause) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			return s.wrapCause(cause)
 		}
 	}
-	return true
+	var already *Error
+	if errors.As(err, &already) {
+		return err
+	}
+	return &Error{Server: s.server, Side: side, Phase: s.curPhase, Step: step, Err: err}
+}
+
+// wrapCause returns the cancellation cause: the first failure as it was reported, or the
+// caller's context error with the side and phase it hit (errors.Is(err, context.Canceled) and
+// context.DeadlineExceeded still hold).
+func (s *Session) wrapCause(cause error) error {
+	var already *Error
+	var ce *ChecksumError
+	if errors.As(cause, &already) || errors.As(cause, &ce) {
+		return cause
+	}
+	return &Error{Server: s.server, Side: s.sideAt(), Phase: s.curPhase, Step: "cancelled", Err: cause}
+}
+
+// sideAt names the side a deadline hit: the data side until the data is done, then the WAL.
+func (s *Session) sideAt() Side {
+	if s.dataDone {
+		return SideWAL
+	}
+	return SideBaseBackup
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }

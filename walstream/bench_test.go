@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
-	"github.com/walweave/walweave/walstream/pgrepl"
 )
 
 var (

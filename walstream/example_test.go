@@ -9,9 +9,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/walstream"
-	"github.com/walweave/walweave/walstream/pgrepl"
 )
 
 // Example writes the WAL segment holding the server's current position into a directory, the

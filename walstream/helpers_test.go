@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
-	"github.com/walweave/walweave/walstream/pgrepl"
 )
 
 // baseSettings keep every segment a test streams on the server (wal_keep_size) and spare the

@@ -12,8 +12,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
-	"github.com/walweave/walweave/walstream/pgrepl"
 )
 
 func TestConnect(t *testing.T) {

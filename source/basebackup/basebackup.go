@@ -1,4 +1,14 @@
-package mux
+// Package basebackup is the BASE_BACKUP data source: it runs BASE_BACKUP on one replication
+// connection (PostgreSQL 15+), decodes its CopyOut stream ('n' new archive, 'd' data, 'p'
+// progress, 'm' manifest), decompresses server-compressed archives on the fly, and hands the
+// archives' tar members out one at a time (source.Source).
+//
+// pgconn connects and authenticates and runs the commands before BASE_BACKUP; Start then takes
+// the socket over (pgconn.PgConn.Hijack) and reads the stream through a pgrepl.MessageReader,
+// whose 1 MiB buffer takes in one read what pgproto3's 8 KiB reader needs several reads for, and
+// a pgrepl.BatchedConn, which has the kernel wake the reader once per MiB rather than per 8 KiB
+// segment. CopyData bodies are slices of that buffer, copied once, into the caller's buffer.
+package basebackup
 
 import (
 	"bytes"
@@ -16,11 +26,16 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/walweave/walweave/internal/lz4frame"
-	"github.com/walweave/walweave/walstream/pgrepl"
+	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/source"
+	"github.com/walweave/walweave/tarw"
 )
 
-// minServerVersion is the oldest server walweave backs up (BASE_BACKUP's 15+ protocol).
-const minServerVersion = 150000
+// MinServerVersion is the oldest server this source backs up (BASE_BACKUP's 15+ protocol).
+const MinServerVersion = 150000
+
+// ErrServerTooOld is returned (wrapped) by Open for servers older than MinServerVersion.
+var ErrServerTooOld = errors.New("server too old")
 
 // maxManifestSize bounds the manifest held in memory (it is about 150 bytes per file).
 const maxManifestSize = 1 << 30
@@ -32,57 +47,97 @@ const readBufferSize = 1 << 20
 // 32 KiB (or BLCKSZ) and short result rows.
 const maxMessageSize = 64 << 20
 
-// baseBackup is the Source that runs BASE_BACKUP on one replication connection (connection A)
-// and reads the 15+ CopyOut stream: 'n' new archive, 'd' data, 'p' progress, 'm' manifest.
-//
-// pgconn connects and authenticates, and runs the commands before BASE_BACKUP; Begin then takes
-// the socket over (pgconn.PgConn.Hijack) and reads the stream through a pgrepl.MessageReader,
-// whose 1 MiB buffer takes in one read what pgproto3's 8 KiB reader needs several reads for,
-// and whose CopyData bodies are slices of that buffer, copied once, into the output buffer.
-type baseBackup struct {
-	conn *pgconn.PgConn // until Begin
-	nc   net.Conn       // from Begin: the socket, written to directly
-	bc   *batchedConn   // nc, read in large batches during the copy stream
-	rd   *pgrepl.MessageReader
-	cfg  *Config
-	log  *slog.Logger
+// Config is what BASE_BACKUP is asked for.
+type Config struct {
+	// ConnConfig is a physical replication connection's configuration (pgrepl.ParseConfig).
+	ConnConfig *pgconn.Config
+	Label      string
+	Checkpoint string // "fast" or "spread"
+	// MaxRate limits the server's send rate in bytes per second (0 = unlimited); see MaxRateKB.
+	MaxRate           int64
+	NoVerifyChecksums bool
+	ManifestChecksums string // NONE, CRC32C, SHA224, SHA256, SHA384 or SHA512
+	// Compression is the server compression as ParseCompression accepts it ("" for none).
+	Compression string
+	// Progress asks the server to estimate the backup's size first (BASE_BACKUP's PROGRESS).
+	Progress bool
+	Logger   *slog.Logger // nil logs nothing
+}
 
-	ctx       context.Context // of Begin: cancelling it interrupts any read
+// Source is the BASE_BACKUP source.
+type Source struct {
+	cfg  Config
+	log  *slog.Logger
+	conn *pgconn.PgConn // until Start
+	nc   net.Conn       // from Start: the socket, written to directly
+	bc   *pgrepl.BatchedConn
+	rd   *pgrepl.MessageReader
+
+	ctx       context.Context // of Start: cancelling it interrupts any read
 	stopWatch func() bool
 
-	tablespaces  map[string]*Tablespace // by location; "" is the main directory
-	next         *Archive               // announced by 'n', not yet returned
-	cur          []byte                 // unread data of the current 'd' message
-	archiveOpen  bool                   // the current archive's data has not ended
+	tablespaces  map[string]*source.Tablespace // by location; "" is the main directory
+	next         *archive                      // announced by 'n', not yet returned
+	cur          []byte                        // unread data of the current 'd' message
+	archiveOpen  bool                          // the current archive's data has not ended
 	inManifest   bool
 	copyDone     bool
 	manifest     bytes.Buffer
 	serverBytes  int64 // from 'p' messages
 	archiveBytes int64 // archive data received
-	checksum     ChecksumError
+	checksum     source.ChecksumError
 	notices      []string
 	onProgress   func(serverBytes int64)
 	lz4          *lz4Archive // reused for every compressed archive
+	tr           *tarw.Reader
+	curArchive   *archive
 }
 
-// dialBaseBackup opens connection A and checks the server version.
-func dialBaseBackup(ctx context.Context, connCfg *pgconn.Config, cfg *Config, log *slog.Logger) (*baseBackup, error) {
-	b := &baseBackup{cfg: cfg, log: log, tablespaces: map[string]*Tablespace{}}
+// archive is one server tar archive.
+type archive struct {
+	name       string             // e.g. "16384.tar" or "base.tar"
+	tablespace *source.Tablespace // nil for the main data directory
+	compressed bool               // the server compresses it
+}
+
+// New returns a BASE_BACKUP source; nothing connects before Open.
+func New(cfg Config) *Source {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Source{cfg: cfg, log: log, tablespaces: map[string]*source.Tablespace{}}
+}
+
+// Open connects, checks the server version and reads the system identifier and the data
+// directory's mode.
+func (b *Source) Open(ctx context.Context) (source.Info, error) {
+	connCfg := b.cfg.ConnConfig.Copy()
 	connCfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { b.notice(n.Severity, n.Message) }
 	conn, err := pgconn.ConnectConfig(ctx, connCfg)
 	if err != nil {
-		return nil, fmt.Errorf("mux: connect for the base backup: %w", err)
+		return source.Info{}, fmt.Errorf("connect for the base backup: %w", err)
 	}
 	b.conn = conn
-	if v := pgrepl.ServerVersionNum(conn); v < minServerVersion {
-		conn.Close(context.Background())
-		return nil, fmt.Errorf("mux: server version %s is not supported: walweave needs PostgreSQL 15 or newer (BASE_BACKUP's 15+ protocol); use pg_basebackup for older servers", conn.ParameterStatus("server_version"))
+	info := source.Info{ServerVersion: pgrepl.ServerVersionNum(conn)}
+	if info.ServerVersion < MinServerVersion {
+		return info, fmt.Errorf("%w: server version %s is not supported: walweave needs PostgreSQL 15 or newer (BASE_BACKUP's 15+ protocol); use pg_basebackup for older servers", ErrServerTooOld, conn.ParameterStatus("server_version"))
 	}
-	return b, nil
+	sys, err := pgrepl.IdentifySystem(ctx, conn)
+	if err != nil {
+		return info, err
+	}
+	info.SystemID = sys.SystemID
+	mode, err := pgrepl.Show(ctx, conn, "data_directory_mode")
+	if err != nil {
+		return info, err
+	}
+	info.GroupAccess = mode == "0750"
+	return info, nil
 }
 
-func (b *baseBackup) notice(severity, msg string) {
-	if b.checksum.noteChecksumWarning(msg) {
+func (b *Source) notice(severity, msg string) {
+	if b.checksum.NoteWarning(msg) {
 		b.log.Warn("server: "+msg, "severity", severity)
 		return
 	}
@@ -91,25 +146,25 @@ func (b *baseBackup) notice(severity, msg string) {
 }
 
 // command builds the BASE_BACKUP command for the configuration.
-func (b *baseBackup) command() string {
+func (b *Source) command() string {
 	opts := []string{
 		"LABEL " + quoteLiteral(b.cfg.Label),
-		"CHECKPOINT " + quoteLiteral(string(b.cfg.Checkpoint)),
+		"CHECKPOINT " + quoteLiteral(b.cfg.Checkpoint),
 		"WAIT false",
 		"MANIFEST 'yes'",
 		"MANIFEST_CHECKSUMS " + quoteLiteral(b.cfg.ManifestChecksums),
 		"TARGET 'client'",
 	}
-	if b.cfg.Progress != nil {
+	if b.cfg.Progress {
 		opts = append(opts, "PROGRESS")
 	}
-	if kb := maxRateKB(b.cfg.MaxRate); kb > 0 {
+	if kb := MaxRateKB(b.cfg.MaxRate); kb > 0 {
 		opts = append(opts, "MAX_RATE "+strconv.FormatInt(kb, 10))
 	}
 	if b.cfg.NoVerifyChecksums {
 		opts = append(opts, "VERIFY_CHECKSUMS false")
 	}
-	if method, detail, _ := parseServerCompression(b.cfg.ServerCompression); method != "" {
+	if method, detail, _ := ParseCompression(b.cfg.Compression); method != "" {
 		opts = append(opts, "COMPRESSION "+quoteLiteral(method))
 		if detail != "" {
 			opts = append(opts, "COMPRESSION_DETAIL "+quoteLiteral(detail))
@@ -122,7 +177,7 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 
 // watch makes a cancelled ctx interrupt reads on the connection (the hot loop reads with
 // context.Background() so that no per-message watcher is set up).
-func (b *baseBackup) watch(ctx context.Context) {
+func (b *Source) watch(ctx context.Context) {
 	b.ctx = ctx
 	nc := b.conn.Conn()
 	b.stopWatch = context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
@@ -160,7 +215,7 @@ func messageName(typ byte) string {
 // recv returns the next protocol message's type and body (valid until the next recv), passing
 // notices to the logger, skipping parameter changes, and turning an ErrorResponse into a
 // *pgconn.PgError.
-func (b *baseBackup) recv() (byte, []byte, error) {
+func (b *Source) recv() (byte, []byte, error) {
 	for {
 		typ, body, err := b.rd.Next()
 		if err != nil {
@@ -195,7 +250,7 @@ func (b *baseBackup) recv() (byte, []byte, error) {
 
 // readResultSet reads one RowDescription + DataRows + CommandComplete and returns the rows
 // (copied).
-func (b *baseBackup) readResultSet(what string) ([][][]byte, error) {
+func (b *Source) readResultSet(what string) ([][][]byte, error) {
 	var rows [][][]byte
 	var dr pgproto3.DataRow
 	for {
@@ -224,33 +279,34 @@ func (b *baseBackup) readResultSet(what string) ([][][]byte, error) {
 	}
 }
 
-// Begin sends BASE_BACKUP and reads the start position and the tablespace list; the copy
+// Start sends BASE_BACKUP and reads the start position and the tablespace list; the copy
 // stream is open when it returns.
-func (b *baseBackup) Begin(ctx context.Context) (BackupStart, error) {
+func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (source.Start, error) {
+	b.onProgress = progress
 	b.watch(ctx)
 	if err := b.takeOver(); err != nil {
-		return BackupStart{}, err
+		return source.Start{}, err
 	}
 	cmd := b.command()
 	b.log.Debug("sending", "command", cmd)
 	query, err := (&pgproto3.Query{String: cmd}).Encode(nil)
 	if err != nil {
-		return BackupStart{}, fmt.Errorf("encode BASE_BACKUP: %w", err)
+		return source.Start{}, fmt.Errorf("encode BASE_BACKUP: %w", err)
 	}
 	if _, err := b.nc.Write(query); err != nil {
 		if ctx.Err() != nil {
-			return BackupStart{}, context.Cause(ctx)
+			return source.Start{}, context.Cause(ctx)
 		}
-		return BackupStart{}, fmt.Errorf("send BASE_BACKUP: %w", err)
+		return source.Start{}, fmt.Errorf("send BASE_BACKUP: %w", err)
 	}
 	rows, err := b.readResultSet("backup start position")
 	if err != nil {
-		return BackupStart{}, fmt.Errorf("start base backup: %w", err)
+		return source.Start{}, fmt.Errorf("start base backup: %w", err)
 	}
 	if len(rows) != 1 || len(rows[0]) < 2 {
-		return BackupStart{}, fmt.Errorf("start base backup: unexpected start position result %q", rows)
+		return source.Start{}, fmt.Errorf("start base backup: unexpected start position result %q", rows)
 	}
-	var st BackupStart
+	var st source.Start
 	if st.StartLSN, err = pgrepl.ParseLSN(string(rows[0][0])); err != nil {
 		return st, fmt.Errorf("start base backup: %w", err)
 	}
@@ -267,7 +323,7 @@ func (b *baseBackup) Begin(ctx context.Context) (BackupStart, error) {
 		if len(r) < 3 {
 			return st, fmt.Errorf("start base backup: unexpected tablespace row %q", r)
 		}
-		ts := &Tablespace{OID: string(r[0]), Location: string(r[1])}
+		ts := &source.Tablespace{OID: string(r[0]), Location: string(r[1])}
 		if r[2] != nil {
 			kb, _ := strconv.ParseInt(string(r[2]), 10, 64)
 			ts.Size = kb * 1024
@@ -287,14 +343,14 @@ func (b *baseBackup) Begin(ctx context.Context) (BackupStart, error) {
 	if typ != msgCopyOutResponse {
 		return st, fmt.Errorf("start base backup: expected CopyOutResponse, got %s", messageName(typ))
 	}
-	if !b.bc.batch(true) {
+	if !b.bc.Batch(true) {
 		b.log.Debug("reading the copy stream without a socket low-water mark")
 	}
 	return st, nil
 }
 
 // takeOver hijacks connection A's socket from pgconn for the BASE_BACKUP stream.
-func (b *baseBackup) takeOver() error {
+func (b *Source) takeOver() error {
 	hc, err := b.conn.Hijack()
 	if err != nil {
 		return fmt.Errorf("take over the base backup connection: %w", err)
@@ -304,14 +360,14 @@ func (b *baseBackup) takeOver() error {
 		return fmt.Errorf("take over the base backup connection: %d unexpected bytes from the server after the last reply", n)
 	}
 	b.nc = hc.Conn
-	b.bc = newBatchedConn(b.ctx, hc.Conn)
+	b.bc = pgrepl.NewBatchedConn(b.ctx, hc.Conn)
 	b.rd = pgrepl.NewMessageReader(b.bc, readBufferSize)
 	b.rd.SetMaxMessageSize(maxMessageSize)
 	return nil
 }
 
 // step reads the next CopyOut message and updates the state; 'd' data lands in b.cur.
-func (b *baseBackup) step() error {
+func (b *Source) step() error {
 	typ, data, err := b.recv()
 	if err != nil {
 		return err
@@ -353,16 +409,16 @@ func (b *baseBackup) step() error {
 			if !known {
 				return fmt.Errorf("server started archive %q for tablespace location %q, which was not in its tablespace list", name, path)
 			}
-			a := &Archive{Name: string(name)}
+			a := &archive{name: string(name)}
 			if string(path) != "" {
-				a.Tablespace = ts
+				a.tablespace = ts
 			}
-			method, _, _ := parseServerCompression(b.cfg.ServerCompression)
-			if got := archiveCompression(a.Name); got != method {
+			method, _, _ := ParseCompression(b.cfg.Compression)
+			if got := archiveCompression(a.name); got != method {
 				if method == "" {
-					return fmt.Errorf("server sent a compressed archive %q although walweave did not ask for server compression", a.Name)
+					return fmt.Errorf("server sent a compressed archive %q although walweave did not ask for server compression", a.name)
 				}
-				return fmt.Errorf("server sent archive %q, not the %s-compressed archive walweave asked for", a.Name, method)
+				return fmt.Errorf("server sent archive %q, not the %s-compressed archive walweave asked for", a.name, method)
 			}
 			a.compressed = method != ""
 			b.next = a
@@ -376,41 +432,68 @@ func (b *baseBackup) step() error {
 	case msgCopyDone:
 		b.copyDone = true
 		b.archiveOpen = false
-		b.bc.batch(false)
+		b.bc.Batch(false)
 	default:
 		return fmt.Errorf("unexpected %s during the copy", messageName(typ))
 	}
 	return nil
 }
 
-// NextArchive returns the next archive announced by the server.
-func (b *baseBackup) NextArchive(ctx context.Context) (Archive, error) {
+// nextArchive returns the next archive announced by the server and its data, or io.EOF.
+func (b *Source) nextArchive() (*archive, io.Reader, error) {
 	if b.archiveOpen {
-		return Archive{}, errors.New("mux: NextArchive called before the previous archive was read to its end")
+		return nil, nil, errors.New("next archive asked for before the previous archive was read to its end")
 	}
 	for b.next == nil {
 		if b.inManifest || b.copyDone {
-			return Archive{}, io.EOF
+			return nil, nil, io.EOF
 		}
 		if err := b.step(); err != nil {
-			return Archive{}, err
+			return nil, nil, err
 		}
 		if len(b.cur) > 0 {
-			return Archive{}, errors.New("archive data from the server before any archive started")
+			return nil, nil, errors.New("archive data from the server before any archive started")
 		}
 	}
-	a := *b.next
+	a := b.next
 	b.next = nil
 	b.archiveOpen = true
-	a.Data = (*archiveReader)(b)
+	var data io.Reader = (*archiveReader)(b)
 	if a.compressed {
 		if b.lz4 == nil {
 			b.lz4 = &lz4Archive{zr: lz4frame.NewReader(nil)}
 		}
-		b.lz4.reset(a.Name, (*archiveReader)(b))
-		a.Data = b.lz4
+		b.lz4.reset(a.name, (*archiveReader)(b))
+		data = b.lz4
 	}
-	return a, nil
+	return a, data, nil
+}
+
+// Next returns the next member of the server's archives: every tablespace's, then the main
+// directory's (backup_label first, global/pg_control last). A failure to read the server's
+// data is returned as is; a malformed archive names it.
+func (b *Source) Next(ctx context.Context) (source.Member, error) {
+	for {
+		if b.tr == nil {
+			a, data, err := b.nextArchive()
+			if err != nil {
+				return source.Member{}, err
+			}
+			b.log.Debug("archive", "name", a.name)
+			b.curArchive = a
+			b.tr = tarw.NewReader(data)
+			b.tr.SetArchiveName(a.name)
+		}
+		m, err := b.tr.Next()
+		if err == io.EOF {
+			b.tr = nil
+			continue
+		}
+		if err != nil {
+			return source.Member{}, fmt.Errorf("read %s: %w", b.curArchive.name, err)
+		}
+		return source.Member{Header: m, Tablespace: b.curArchive.tablespace, Data: b.tr}, nil
+	}
 }
 
 // archiveCompression names the compression of a server archive by its name's suffix
@@ -450,10 +533,10 @@ func (z *lz4Archive) Read(p []byte) (int, error) {
 }
 
 // archiveReader reads the current archive's bytes; io.EOF when the server moves on.
-type archiveReader baseBackup
+type archiveReader Source
 
 func (r *archiveReader) Read(p []byte) (int, error) {
-	b := (*baseBackup)(r)
+	b := (*Source)(r)
 	for len(b.cur) == 0 {
 		if !b.archiveOpen {
 			return 0, io.EOF
@@ -468,24 +551,27 @@ func (r *archiveReader) Read(p []byte) (int, error) {
 }
 
 // End reads the manifest, the end position and the command's outcome.
-func (b *baseBackup) End(ctx context.Context) (BackupEnd, error) {
+func (b *Source) End(ctx context.Context) (source.End, error) {
+	if b.tr != nil {
+		return source.End{}, fmt.Errorf("archive %q was not read to its end", b.curArchive.name)
+	}
 	for !b.copyDone {
 		if b.next != nil {
-			return BackupEnd{}, fmt.Errorf("archive %q was not read", b.next.Name)
+			return source.End{}, fmt.Errorf("archive %q was not read", b.next.name)
 		}
 		if err := b.step(); err != nil {
-			return BackupEnd{}, fmt.Errorf("read backup manifest: %w", err)
+			return source.End{}, fmt.Errorf("read backup manifest: %w", err)
 		}
 		if len(b.cur) > 0 {
-			return BackupEnd{}, errors.New("archive data after the archives ended")
+			return source.End{}, errors.New("archive data after the archives ended")
 		}
 	}
-	var end BackupEnd
+	var end source.End
 	if !b.inManifest {
 		return end, errors.New("the server sent no backup manifest")
 	}
 	end.Manifest = b.manifest.Bytes()
-	end.ArchiveBytes = b.archiveBytes
+	end.WireBytes = b.archiveBytes
 	rows, err := b.readResultSet("backup end position")
 	if err != nil {
 		return end, fmt.Errorf("finish base backup: %w", err)
@@ -520,12 +606,15 @@ func (b *baseBackup) End(ctx context.Context) (BackupEnd, error) {
 	}
 }
 
-// Close closes connection A; a backup still running on the server is aborted by it.
-func (b *baseBackup) Close() error {
+// Close closes the connection; a backup still running on the server is aborted by it.
+func (b *Source) Close() error {
 	if b.stopWatch != nil {
 		b.stopWatch()
 	}
 	if b.nc == nil {
+		if b.conn == nil {
+			return nil
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return b.conn.Close(ctx)

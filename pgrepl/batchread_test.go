@@ -1,4 +1,4 @@
-package mux
+package pgrepl
 
 import (
 	"bytes"
@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/walweave/walweave/internal/pgtest"
-	"github.com/walweave/walweave/walstream/pgrepl"
 )
 
 // socketPair returns the two ends of a loopback TCP connection.
@@ -43,7 +42,7 @@ func socketPair(t *testing.T, network, addr string) (client, server net.Conn) {
 
 func lowWater(t *testing.T, c net.Conn) int {
 	t.Helper()
-	v, ok := pgrepl.RecvLowWater(c)
+	v, ok := RecvLowWater(c)
 	if !ok {
 		t.Fatal("SO_RCVLOWAT cannot be read")
 	}
@@ -54,12 +53,12 @@ func lowWater(t *testing.T, c net.Conn) int {
 // data followed by a long pause; turning batching off restores the socket's default.
 func TestBatchedConnTail(t *testing.T) {
 	client, server := socketPair(t, "tcp", "127.0.0.1:0")
-	bc := newBatchedConn(context.Background(), client)
-	if !bc.batch(true) {
+	bc := NewBatchedConn(context.Background(), client)
+	if !bc.Batch(true) {
 		t.Fatal("batch(true) refused on a TCP socket")
 	}
-	if got := lowWater(t, client); got != batchLowWater {
-		t.Fatalf("SO_RCVLOWAT = %d while batching, want %d", got, batchLowWater)
+	if got := lowWater(t, client); got != DefaultBatchLowWater {
+		t.Fatalf("SO_RCVLOWAT = %d while batching, want %d", got, DefaultBatchLowWater)
 	}
 	want := bytes.Repeat([]byte("walweave"), 8<<10) // 64 KiB, far below the mark
 	go func() {
@@ -74,7 +73,7 @@ func TestBatchedConnTail(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatal("bytes differ")
 	}
-	bc.batch(false)
+	bc.Batch(false)
 	if got := lowWater(t, client); got != 1 {
 		t.Fatalf("SO_RCVLOWAT = %d after batching, want 1", got)
 	}
@@ -95,14 +94,14 @@ func TestBatchedConnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, func() { client.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	bc := newBatchedConn(ctx, client)
-	bc.batch(true)
+	bc := NewBatchedConn(ctx, client)
+	bc.Batch(true)
 	time.AfterFunc(20*time.Millisecond, cancel)
 	if err := readWithin(t, bc, 10*time.Second); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read after cancel: %v, want a deadline error", err)
 	}
 	// Turning batching off after the cancellation does not clear the watcher's deadline.
-	bc.batch(false)
+	bc.Batch(false)
 	if _, err := bc.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read after batch(false): %v, want the deadline error to stay", err)
 	}
@@ -129,11 +128,11 @@ func TestBatchedConnTLS(t *testing.T) {
 	if err := cli.Handshake(); err != nil { // as pgconn does before Begin takes the socket over
 		t.Fatal(err)
 	}
-	bc := newBatchedConn(context.Background(), cli)
-	if !bc.batch(true) {
+	bc := NewBatchedConn(context.Background(), cli)
+	if !bc.Batch(true) {
 		t.Fatal("batch(true) refused on TLS over TCP")
 	}
-	if got := lowWater(t, client); got != batchLowWater {
+	if got := lowWater(t, client); got != DefaultBatchLowWater {
 		t.Fatalf("SO_RCVLOWAT = %d on the TCP socket under TLS", got)
 	}
 	got := make([]byte, len(want))
@@ -148,8 +147,8 @@ func TestBatchedConnTLS(t *testing.T) {
 // A Unix-domain socket is read as it is.
 func TestBatchedConnUnix(t *testing.T) {
 	client, server := socketPair(t, "unix", filepath.Join(t.TempDir(), "s"))
-	bc := newBatchedConn(context.Background(), client)
-	if bc.batch(true) {
+	bc := NewBatchedConn(context.Background(), client)
+	if bc.Batch(true) {
 		t.Fatal("batch(true) accepted on a Unix socket")
 	}
 	go server.Write([]byte("hello"))
@@ -168,7 +167,7 @@ func (stickyTimeoutConn) Read([]byte) (int, error) { return 0, os.ErrDeadlineExc
 // A timeout that comes back at once is returned, not retried for ever.
 func TestBatchedConnStickyTimeout(t *testing.T) {
 	client, _ := socketPair(t, "tcp", "127.0.0.1:0")
-	bc := newBatchedConn(context.Background(), stickyTimeoutConn{client})
+	bc := NewBatchedConn(context.Background(), stickyTimeoutConn{client})
 	bc.active = true
 	if err := readWithin(t, bc, 10*time.Second); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("err = %v", err)
@@ -177,7 +176,7 @@ func TestBatchedConnStickyTimeout(t *testing.T) {
 
 // readWithin reads from bc and returns the read's error; the test fails if the read has not
 // returned within limit.
-func readWithin(t *testing.T, bc *batchedConn, limit time.Duration) error {
+func readWithin(t *testing.T, bc *BatchedConn, limit time.Duration) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {

@@ -1,19 +1,17 @@
-package mux
+package pgrepl
 
 import (
 	"context"
 	"errors"
 	"net"
 	"time"
-
-	"github.com/walweave/walweave/walstream/pgrepl"
 )
 
 const (
-	// batchLowWater is the SO_RCVLOWAT set on connection A's TCP socket during the copy stream:
-	// the kernel wakes the reader when this many bytes are queued rather than at every 8 KiB
-	// segment the walsender sends.
-	batchLowWater = 1 << 20
+	// DefaultBatchLowWater is the SO_RCVLOWAT a BatchedConn sets by default: the kernel wakes
+	// the reader when this many bytes are queued rather than at every 8 KiB segment a
+	// walsender sends.
+	DefaultBatchLowWater = 1 << 20
 
 	// batchWait bounds how long bytes below the low-water mark wait in the socket: after it, a
 	// read takes whatever has arrived (the end of the stream, a pause while the server reads a
@@ -21,7 +19,8 @@ const (
 	batchWait = 5 * time.Millisecond
 )
 
-// batchedConn reads connection A's socket in large batches during the BASE_BACKUP copy stream.
+// BatchedConn reads a socket in large batches while a copy stream runs (the BASE_BACKUP
+// stream of connection A).
 //
 // A walsender on PostgreSQL 15 and 16 writes its 32 KiB CopyData messages through an 8 KiB
 // buffer, so on a fast link it sends 8 KiB segments, and a reader that keeps up is woken for
@@ -34,28 +33,31 @@ const (
 // honoured because a timeout is only retried while ctx is live.
 //
 // Sockets that are not TCP (a Unix-domain socket) are read as they are.
-type batchedConn struct {
-	ctx     context.Context
-	conn    net.Conn
-	refused bool // the socket took no low-water mark: read unbatched
-	active  bool // low-water mark set
+type BatchedConn struct {
+	ctx      context.Context
+	conn     net.Conn
+	lowWater int
+	refused  bool // the socket took no low-water mark: read unbatched
+	active   bool // low-water mark set
 }
 
-func newBatchedConn(ctx context.Context, conn net.Conn) *batchedConn {
-	return &batchedConn{ctx: ctx, conn: conn}
+// NewBatchedConn reads conn; cancelling ctx must also move conn's deadline into the past (the
+// caller's cancellation watcher does that), which ends a batched wait at once.
+func NewBatchedConn(ctx context.Context, conn net.Conn) *BatchedConn {
+	return &BatchedConn{ctx: ctx, conn: conn, lowWater: DefaultBatchLowWater}
 }
 
-// batch turns batching on (during the copy stream) or off. It reports whether the socket
+// Batch turns batching on (during the copy stream) or off. It reports whether the socket
 // takes a low-water mark; a socket that refuses it (not TCP) is read unbatched.
-func (c *batchedConn) batch(on bool) bool {
+func (c *BatchedConn) Batch(on bool) bool {
 	if c.refused || c.active == on {
 		return c.active == on
 	}
 	lowat := 1
 	if on {
-		lowat = batchLowWater
+		lowat = c.lowWater
 	}
-	if !pgrepl.SetRecvLowWater(c.conn, lowat) {
+	if !SetRecvLowWater(c.conn, lowat) {
 		c.refused, c.active = true, false
 		return false
 	}
@@ -68,14 +70,14 @@ func (c *batchedConn) batch(on bool) bool {
 
 // setReadDeadline sets the read deadline unless ctx has ended: then the cancellation watcher's
 // deadline in the past stays.
-func (c *batchedConn) setReadDeadline(t time.Time) {
+func (c *BatchedConn) setReadDeadline(t time.Time) {
 	_ = c.conn.SetReadDeadline(t)
 	if c.ctx.Err() != nil {
 		_ = c.conn.SetReadDeadline(time.Unix(1, 0))
 	}
 }
 
-func (c *batchedConn) Read(p []byte) (int, error) {
+func (c *BatchedConn) Read(p []byte) (int, error) {
 	if !c.active {
 		return c.conn.Read(p)
 	}

@@ -1,0 +1,475 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/ringbuf"
+	"github.com/walweave/walweave/source"
+	"github.com/walweave/walweave/source/basebackup"
+	"github.com/walweave/walweave/tarw"
+	"github.com/walweave/walweave/walstream"
+)
+
+// Backup takes a physical backup of the PostgreSQL 15+ server cfg.ConnString points at and
+// writes it to w as one tar stream (docs/stream-contract.md): the server's data files with the
+// WAL they need, received at the same time on a second replication connection, woven in
+// between them, and backup_manifest last. It is Start, CopyData and Finish in one call.
+//
+// On success the stream is complete (manifest and tar trailer written). On failure Backup
+// returns an *Error naming the server, side (base backup, WAL receiver or output) and phase;
+// the stream is left unfinished (no manifest, no trailer), and no replication slot,
+// walsender, server-side backup or goroutine is left behind. Errors from w are returned
+// wrapped, so errors.Is(err, syscall.EPIPE) works. A *ChecksumError means the server found
+// data checksum failures.
+func Backup(ctx context.Context, w io.Writer, cfg Config) (Result, error) {
+	s, err := Start(ctx, w, cfg)
+	if err != nil {
+		return s.Result(), err
+	}
+	defer s.Close()
+	if _, err := s.CopyData(ctx); err != nil {
+		return s.Result(), err
+	}
+	return s.Finish(ctx)
+}
+
+// Session is one backup taken in phases, for callers that need to act between them (a fleet
+// backup writes a restore point on every server after every server's data is done, then
+// extends each WAL stream past it):
+//
+//	s, err := mux.Start(ctx, w, cfg) // both connections, the slot, BASE_BACKUP started
+//	end, err := s.CopyData(ctx)      // the data files, WAL woven in; end.EndLSN known
+//	err = s.ExtendWAL(lsn)           // optional: the stream's WAL reaches lsn too
+//	res, err := s.Finish(ctx)        // the rest of the WAL, backup_manifest, the trailer
+//	s.Close()                        // always: aborts an unfinished backup
+//
+// A Session's methods are called from one goroutine, except Abort and Close, which may come
+// from any goroutine at any time and make a call in progress return. The first failure on
+// either side cancels the other, and every later call returns that failure.
+type Session struct {
+	cfg    *Config
+	log    *slog.Logger
+	ctx    context.Context // the session's: cancelled by the first failure or by Abort
+	cancel context.CancelCauseFunc
+	start  time.Time
+	server string
+
+	res Result
+
+	src      source.Source
+	rcv      *walstream.Receiver
+	ring     *ringbuf.Ring
+	tw       *tarw.Writer
+	wv       *weaver
+	recvDone chan error
+
+	end          source.End
+	walTarget    pgrepl.LSN
+	dataDone     bool
+	finished     bool
+	closed       bool
+	err          error // sticky
+	serverBytes  int64
+	total        int64
+	curPhase     Phase
+	lastProgress time.Time
+	checkpointAt time.Time
+	tailRecovery []byte // AppendRecoveryConf's settings
+}
+
+// DataEnd is what CopyData returns: where the data side ended.
+type DataEnd struct {
+	EndLSN   pgrepl.LSN
+	Timeline uint32
+}
+
+// Start connects both sides, checks the server (version, same system on both connections),
+// creates the WAL side's slot, starts the backup on the server (the start checkpoint runs
+// here) and starts streaming WAL. Nothing is written to w yet. On error the Session is
+// already closed; its Result says how far it got.
+func Start(ctx context.Context, w io.Writer, cfg Config) (*Session, error) {
+	s := &Session{start: time.Now()}
+	if err := cfg.normalize(); err != nil {
+		s.closed = true
+		return s, err
+	}
+	s.cfg = &cfg
+	s.log = cfg.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.server = serverName(&cfg)
+	s.ctx, s.cancel = context.WithCancelCause(ctx)
+	s.tw = tarw.NewWriter(w)
+	if err := s.begin(); err != nil {
+		s.abort(err)
+		s.Close()
+		return s, s.err
+	}
+	return s, nil
+}
+
+// serverName names the server in errors: Config.Name, else host:port of the connection string.
+func serverName(cfg *Config) string {
+	if cfg.Name != "" {
+		return cfg.Name
+	}
+	pc, err := pgrepl.ParseConfig(cfg.ConnString)
+	if err != nil || pc.Host == "" {
+		return ""
+	}
+	if strings.HasPrefix(pc.Host, "/") {
+		return pc.Host + ":" + strconv.Itoa(int(pc.Port))
+	}
+	return net.JoinHostPort(pc.Host, strconv.Itoa(int(pc.Port)))
+}
+
+func (s *Session) begin() error {
+	s.phase(PhaseConnecting)
+	connCfg, err := pgrepl.ParseConfig(s.cfg.ConnString)
+	if err != nil {
+		return fmt.Errorf("mux: connection string: %w", err)
+	}
+	applyReplicationPassfile(connCfg, s.cfg.ConnString)
+	s.src = s.cfg.Source
+	if s.src == nil {
+		s.src = basebackup.New(basebackup.Config{
+			ConnConfig: connCfg.Copy(), Label: s.cfg.Label, Checkpoint: string(s.cfg.Checkpoint),
+			MaxRate: s.cfg.MaxRate, NoVerifyChecksums: s.cfg.NoVerifyChecksums,
+			ManifestChecksums: s.cfg.ManifestChecksums, Compression: s.cfg.ServerCompression,
+			Progress: s.cfg.Progress != nil, Logger: s.log,
+		})
+	}
+	info, err := s.src.Open(s.ctx)
+	s.res.ServerVersion = info.ServerVersion
+	if err != nil {
+		return s.fail(SideBaseBackup, "connect", err)
+	}
+	s.res.SystemID = info.SystemID
+	fileMode, dirMode := int64(0o600), int64(0o700)
+	if info.GroupAccess {
+		fileMode, dirMode = 0o640, 0o750
+	}
+
+	s.rcv, err = walstream.Connect(s.ctx, walstream.Config{ConnConfig: connCfg.Copy(), SlotName: s.cfg.SlotName, Logger: s.log})
+	if err != nil {
+		return s.fail(SideWAL, "connect", err)
+	}
+	if s.rcv.SystemID() != info.SystemID {
+		return s.fail(SideWAL, "connect", fmt.Errorf("system identifier differs between the base backup connection (%s) and the WAL connection (%s): the connection string reaches two different clusters (a load balancer or a DNS name with several hosts?); point it at one server", info.SystemID, s.rcv.SystemID()))
+	}
+	if err := s.rcv.PrepareSlot(s.ctx); err != nil {
+		return s.fail(SideWAL, "create the slot", err)
+	}
+	s.res.SlotName = s.rcv.SlotName()
+
+	s.phase(PhaseCheckpoint)
+	s.checkpointAt = time.Now()
+	st, err := s.src.Start(s.ctx, func(n int64) { s.serverBytes = n; s.progress(false) })
+	if err != nil {
+		return s.fail(SideBaseBackup, "start", err)
+	}
+	s.setResult(func(r *Result) {
+		r.StartLSN, r.StartTimeline = st.StartLSN, st.Timeline
+		r.Tablespaces = len(st.Tablespaces)
+		r.CheckpointWait = time.Since(s.checkpointAt)
+	})
+	s.total = st.TotalSize
+	s.log.Info("backup started", "start_lsn", st.StartLSN, "timeline", st.Timeline, "tablespaces", len(st.Tablespaces), "slot", s.res.SlotName)
+
+	s.ring = ringbuf.New(s.cfg.RingSlots)
+	s.recvDone = make(chan error, 1)
+	go func() {
+		err := s.rcv.Stream(s.ctx, s.ring, st.StartLSN, st.Timeline, info.SystemID)
+		if err != nil {
+			// Built here rather than by fail: this goroutine touches nothing the session's
+			// goroutine writes.
+			s.cancel(&Error{Server: s.server, Side: SideWAL, Phase: PhaseStreaming, Step: "stream", Err: err})
+		}
+		s.recvDone <- err
+	}()
+
+	s.wv = newWeaver(s.tw, s.ring, s.fail)
+	s.wv.fileMode, s.wv.dirMode = fileMode, dirMode
+	s.wv.tablespaces = st.Tablespaces
+	if s.cfg.WriteRecoveryConf {
+		s.wv.recoveryConf = recoveryConfLines(s.cfg, s.log)
+		s.wv.standbySignal = true
+	}
+	s.wv.progress = func() { s.progress(false) }
+	return nil
+}
+
+// recoveryConfLines are the -R settings appended to postgresql.auto.conf.
+func recoveryConfLines(cfg *Config, log *slog.Logger) []byte {
+	conninfo, err := primaryConnInfo(cfg.ConnString, cfg.RecoveryConfPassword)
+	if err != nil {
+		log.Warn("could not build primary_conninfo", "err", err)
+	}
+	b := fmt.Appendf(nil, "primary_conninfo = %s\n", quoteConfValue(conninfo))
+	if cfg.SlotName != "" {
+		b = fmt.Appendf(b, "primary_slot_name = %s\n", quoteConfValue(cfg.SlotName))
+	}
+	return b
+}
+
+// CopyData writes the data side's members to the stream, weaving in every WAL segment that
+// completes meanwhile, and finishes the data side: when it returns, the backup's end LSN is
+// known and the server's backup has ended. The WAL side keeps streaming.
+func (s *Session) CopyData(ctx context.Context) (DataEnd, error) {
+	if err := s.usable(); err != nil {
+		return DataEnd{}, err
+	}
+	if s.dataDone {
+		return DataEnd{}, errors.New("mux: CopyData called twice")
+	}
+	stop := s.follow(ctx)
+	defer stop()
+	s.phase(PhaseStreaming)
+	if err := s.wv.copyData(s.ctx, s.src); err != nil {
+		return DataEnd{}, s.abort(err)
+	}
+	end, err := s.src.End(s.ctx)
+	if err != nil {
+		return DataEnd{}, s.abort(s.fail(SideBaseBackup, "end", err))
+	}
+	s.end = end
+	s.dataDone = true
+	s.setResult(func(r *Result) {
+		r.EndLSN, r.EndTimeline = end.EndLSN, end.Timeline
+		r.ArchiveBytesReceived = end.WireBytes
+	})
+	if end.Checksum != nil {
+		return DataEnd{}, s.abort(end.Checksum)
+	}
+	s.walTarget = end.EndLSN
+	s.log.Info("data done", "end_lsn", end.EndLSN, "timeline", end.Timeline)
+	return DataEnd{EndLSN: end.EndLSN, Timeline: end.Timeline}, nil
+}
+
+// ExtendWAL makes the stream's WAL reach lsn (on the backup's end timeline) instead of stopping
+// at the segment holding the backup's end: the segments up to the one holding lsn go into the
+// stream. It is called after CopyData and before Finish; an lsn before the end changes
+// nothing. A fleet backup uses it for the restore point written after every server's data.
+func (s *Session) ExtendWAL(lsn pgrepl.LSN) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if !s.dataDone {
+		return errors.New("mux: ExtendWAL before CopyData finished")
+	}
+	if lsn > s.walTarget {
+		s.walTarget = lsn
+	}
+	return nil
+}
+
+// AppendRecoveryConf has the stream carry settings appended to postgresql.auto.conf plus a
+// recovery.signal, both written after the WAL (a later member replaces an earlier one on
+// extraction): for recovery targets known only after the data, such as a fleet's restore
+// point. Called after CopyData and before Finish.
+func (s *Session) AppendRecoveryConf(settings string) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if !s.dataDone {
+		return errors.New("mux: AppendRecoveryConf before CopyData finished")
+	}
+	if settings != "" && !strings.HasSuffix(settings, "\n") {
+		settings += "\n"
+	}
+	s.tailRecovery = append(s.tailRecovery, settings...)
+	return nil
+}
+
+// Finish waits for the WAL up to the end (or the ExtendWAL position), writes it, the history
+// files, backup_manifest and the tar trailer, and closes both connections.
+func (s *Session) Finish(ctx context.Context) (Result, error) {
+	if err := s.usable(); err != nil {
+		return s.Result(), err
+	}
+	if !s.dataDone {
+		return s.Result(), errors.New("mux: Finish before CopyData")
+	}
+	stop := s.follow(ctx)
+	defer stop()
+	s.phase(PhaseFinishing)
+	s.rcv.SetEnd(s.walTarget, s.end.Timeline)
+	if err := s.wv.finishWAL(s.ctx); err != nil {
+		return s.Result(), s.abort(err)
+	}
+	s.phase(PhaseWritingTail)
+	if s.tailRecovery != nil {
+		if err := s.wv.appendRecoveryTarget(s.tailRecovery); err != nil {
+			return s.Result(), s.abort(err)
+		}
+	}
+	if err := s.wv.finish(s.end.Manifest); err != nil {
+		return s.Result(), s.abort(err)
+	}
+	s.finished = true
+	s.Close()
+	s.phase(PhaseDone)
+	return s.Result(), nil
+}
+
+// Abort ends the backup with cause (nil: context.Canceled) from any goroutine: the call in
+// progress returns, connections close, the stream stays unfinished.
+func (s *Session) Abort(cause error) {
+	if cause == nil {
+		cause = context.Canceled
+	}
+	if s.cancel != nil {
+		s.cancel(cause)
+	}
+}
+
+// follow makes the caller's ctx of a method cancel the session.
+func (s *Session) follow(ctx context.Context) func() bool {
+	return context.AfterFunc(ctx, func() { s.cancel(context.Cause(ctx)) })
+}
+
+// usable returns the sticky error, or the session's cancellation.
+func (s *Session) usable() error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.closed {
+		return errors.New("mux: the backup session is closed")
+	}
+	if s.ctx.Err() != nil {
+		return s.abort(s.wrapCause(context.Cause(s.ctx)))
+	}
+	return nil
+}
+
+// abort records the first failure, cancels the other side and returns the failure (the
+// cancellation cause when the other side failed first).
+func (s *Session) abort(err error) error {
+	if s.err != nil {
+		return s.err
+	}
+	if cause := context.Cause(s.ctx); s.ctx.Err() != nil && cause != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, cause) || isTimeout(err) {
+			err = s.wrapCause(cause)
+		}
+	}
+	s.err = err
+	if s.ring != nil {
+		s.ring.Abort(err)
+	}
+	s.cancel(err)
+	if s.tw != nil {
+		s.setResult(func(r *Result) { r.BytesWritten = s.tw.Written() })
+	}
+	s.phase(PhaseFailed)
+	return err
+}
+
+// Close releases everything: it aborts an unfinished backup (the server's backup, the slot and
+// the walsenders go with the connections), waits for the WAL receiver's goroutine and leaves
+// the stream unfinished. It is safe to call more than once.
+func (s *Session) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if !s.finished && s.err == nil {
+		s.abort(&Error{Server: s.server, Side: SideOutput, Phase: s.curPhase, Step: "close", Err: errors.New("closed before the backup finished")})
+	}
+	if s.src != nil {
+		if err := s.src.Close(); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Debug("closing the base backup connection", "err", err)
+		}
+	}
+	if s.recvDone != nil {
+		<-s.recvDone
+		st := s.ring.Stats()
+		s.setResult(func(r *Result) { r.RingHighWater, r.WALBlocked = st.HighWater, st.BlockedTime })
+	}
+	if s.rcv != nil {
+		s.rcv.Close()
+	}
+	if s.cancel != nil {
+		s.cancel(nil)
+	}
+	return nil
+}
+
+// Result returns what is known of the backup so far (complete after Finish). Like the other
+// methods but Abort and Close, it is called from the goroutine that runs the session; the
+// Progress callback reports from there too.
+func (s *Session) Result() Result {
+	r := s.res
+	r.Duration = time.Since(s.start)
+	if s.wv != nil {
+		r.DataFiles, r.WALSegments, r.HistoryFiles = s.wv.dataFiles, s.wv.walSegments, s.wv.historyFiles
+		r.Timelines = nil
+		for tli := range s.wv.timelines {
+			r.Timelines = append(r.Timelines, tli)
+		}
+		sortTimelines(r.Timelines)
+	}
+	if s.tw != nil {
+		r.BytesWritten = s.tw.Written()
+	}
+	return r
+}
+
+func (s *Session) setResult(f func(*Result)) { f(&s.res) }
+
+// phase records a phase change and reports progress.
+func (s *Session) phase(p Phase) {
+	s.curPhase = p
+	s.log.Debug("phase", "phase", string(p))
+	s.progress(true)
+}
+
+func (s *Session) progress(force bool) {
+	if s.cfg == nil || s.cfg.Progress == nil {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(s.lastProgress) < s.cfg.ProgressInterval {
+		return
+	}
+	s.lastProgress = now
+	p := Progress{Phase: s.curPhase, BytesDone: s.serverBytes, TotalBytes: s.total,
+		Elapsed: now.Sub(s.start)}
+	if s.wv != nil {
+		p.WALSegments = s.wv.walSegments
+	}
+	if s.tw != nil {
+		p.BytesWritten = s.tw.Written()
+	}
+	if s.ring != nil {
+		st := s.ring.Stats()
+		p.RingOccupancy, p.RingCapacity = st.Occupied, st.Capacity
+	}
+	if p.TotalBytes > 0 && p.BytesDone > p.TotalBytes {
+		p.TotalBytes = p.BytesDone
+	}
+	s.cfg.Progress(p)
+}
+
+func sortTimelines(t []uint32) {
+	for i := 1; i < len(t); i++ {
+		for j := i; j > 0 && t[j] < t[j-1]; j-- {
+			t[j], t[j-1] = t[j-1], t[j]
+		}
+	}
+}
+
+// quoteConfValue quotes a value for postgresql.auto.conf.
+func quoteConfValue(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
+}
