@@ -139,6 +139,7 @@ func (s *Session) begin() error {
 	if err != nil {
 		return fmt.Errorf("mux: connection string: %w", err)
 	}
+	applyReplicationPassfile(connCfg, s.cfg.ConnString)
 	s.src = s.cfg.Source
 	if s.src == nil {
 		s.src = basebackup.New(basebackup.Config{

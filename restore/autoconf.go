@@ -90,6 +90,10 @@ type RecoveryOptions struct {
 	TargetAction string
 }
 
+// Validate reports the first setting PostgreSQL would refuse (Extract checks them too,
+// before it creates anything).
+func (o *RecoveryOptions) Validate() error { return o.validate() }
+
 func (o *RecoveryOptions) validate() error {
 	n := 0
 	for _, v := range []string{o.TargetTime, o.TargetLSN, o.TargetName} {
@@ -99,6 +103,11 @@ func (o *RecoveryOptions) validate() error {
 	}
 	if n > 1 {
 		return fmt.Errorf("restore: at most one recovery target (time, LSN or name) may be given")
+	}
+	if o.TargetTime != "" {
+		if err := ValidateTargetTime(o.TargetTime); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
 	}
 	if o.TargetLSN != "" {
 		if _, err := pgformat.ParseLSN(o.TargetLSN); err != nil {
