@@ -118,6 +118,7 @@ func TestCompressLZ4(t *testing.T) {
 		t.Fatalf("the lz4 command is needed (scripts/setup.sh installs it): %v", err)
 	}
 	c := pgtest.Start(t, pgtest.Options{})
+	c.SkipWithoutServerLZ4(t)
 	c.PgbenchInit(t, 1)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "b.tar.lz4")
