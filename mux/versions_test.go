@@ -69,4 +69,3 @@ func TestChecksumDefaults(t *testing.T) {
 		}})
 	}
 }
-
