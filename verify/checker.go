@@ -297,7 +297,9 @@ func (c *Checker) Begin(h *tar.Header) error {
 	if h.Typeflag == tar.TypeDir {
 		kind = 'd'
 	}
-	if prev, dup := c.names[name]; dup {
+	// The recovery tail (mux.Session.AppendRecoveryConf, a fleet's restore point) writes
+	// postgresql.auto.conf a second time after the WAL: the later member replaces the earlier.
+	if prev, dup := c.names[name]; dup && !(name == "postgresql.auto.conf" && prev == 'f' && kind == 'f') {
 		what := "file"
 		if prev == 'd' {
 			what = "directory"
