@@ -207,8 +207,20 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// errCancelled is the cause given to the other nodes when one fails.
+// errCancelled matches the cause given to the other nodes when one fails.
 var errCancelled = errors.New("cancelled: another node of the fleet failed")
+
+// cancelledBy is that cause, naming the node that failed.
+type cancelledBy string
+
+func (c cancelledBy) Error() string {
+	if c == "fleet" {
+		return "cancelled: the fleet's restore point failed"
+	}
+	return "cancelled: node " + string(c) + " failed"
+}
+
+func (c cancelledBy) Is(target error) bool { return target == errCancelled }
 
 // RecoverySettings are the settings a consistent fleet backup appends to each node's
 // postgresql.auto.conf (with a recovery.signal), so that extracting the stream and starting
@@ -422,8 +434,8 @@ func (f *fleet) fail(i int, err error) {
 		r.Error = err.Error()
 	}
 	f.mu.Unlock()
-	if !f.opts.Independent {
-		f.cancel(errCancelled)
+	if !f.opts.Independent && !cancelled {
+		f.cancel(cancelledBy(name))
 	}
 }
 
@@ -488,7 +500,7 @@ func (f *fleet) runNode(i int) {
 				f.setNode(i, func(r *NodeReport) { r.Phase = me.Phase })
 			}
 			if !f.opts.Independent && errors.Is(context.Cause(f.ctx), errCancelled) && (errors.Is(err, context.Canceled) || errors.Is(err, errCancelled)) {
-				err = errCancelled
+				err = context.Cause(f.ctx)
 			}
 			f.fail(i, err)
 			if dest != nil {

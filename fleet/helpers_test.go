@@ -295,3 +295,5 @@ func checkRestored(t *testing.T, dirs []string, point string) (sum int64, prepar
 	}
 	return sum, prepared
 }
+
+func readFile(dir, name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }

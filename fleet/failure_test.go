@@ -1,0 +1,184 @@
+package fleet_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/collectors"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/walweave/walweave/fleet"
+	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/mux"
+)
+
+func init() { zerolog.SetGlobalLevel(zerolog.Disabled) }
+
+// fill adds about rows*250 bytes of table data.
+func fill(t *testing.T, c *pgtest.Cluster, rows int) {
+	c.Exec(t, fmt.Sprintf("CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 7) AS pad FROM generate_series(1, %d) g", rows))
+}
+
+// TestFailOneCancelAll: node b's WAL walsender is terminated (or node b's server stopped)
+// mid-backup: every node stops within seconds, nothing is left on the servers still up, no
+// destination is finalized, and the report names b as failed and the others as cancelled.
+func TestFailOneCancelAll(t *testing.T) {
+	for _, how := range []string{"walsender", "server"} {
+		t.Run(how, func(t *testing.T) {
+			cs, names := startFleet(t, 3, nil)
+			for _, c := range cs {
+				fill(t, c, 100000)
+			}
+			dir := t.TempDir()
+			go func() {
+				time.Sleep(2 * time.Second)
+				if how == "server" {
+					_ = cs[1].Stop()
+					return
+				}
+				cs[1].Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'streaming'")
+			}()
+			start := time.Now()
+			rep, err := fleet.Backup(context.Background(), fileNodes(cs, names, dir), fleet.Options{
+				Config: mux.Config{Checkpoint: mux.CheckpointFast, MaxRate: 2 << 20},
+				Fence:  fleet.Fence{Kind: fleet.FenceAdvisory, Key: fenceKey, Node: "a"},
+			})
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("the fleet backup succeeded with a node killed")
+			}
+			t.Logf("error after %v (the kill came at 2s): %v", took, err)
+			if took > 12*time.Second {
+				t.Fatalf("the fleet took %v to stop", took)
+			}
+			var fe *fleet.Error
+			if !errors.As(err, &fe) || fe.Node != "b" {
+				t.Fatalf("error %v does not name node b", err)
+			}
+			for _, n := range rep.Nodes {
+				t.Logf("%s: %s %s after %v: %s", n.Name, n.State, n.Phase, time.Duration(n.Duration), n.Error)
+				want := fleet.StateCancelled
+				if n.Name == "b" {
+					want = fleet.StateFailed
+				}
+				if n.State != want {
+					t.Errorf("node %s: state %s, want %s", n.Name, n.State, want)
+				}
+			}
+			if got := rep.Failed(); len(got) != 3 {
+				t.Errorf("Failed() = %v, want every node", got)
+			}
+			noFinalFiles(t, dir)
+			up := []*pgtest.Cluster{cs[0], cs[2]}
+			if how == "walsender" {
+				up = cs
+			}
+			assertNothingLeft(t, up)
+		})
+	}
+}
+
+// TestCommandAbortedOnFailure: with Command destinations, a failure terminates every node's
+// command (SIGTERM to its process group), so an uploader never completes a partial object.
+func TestCommandAbortedOnFailure(t *testing.T) {
+	cs, names := startFleet(t, 2, nil)
+	for _, c := range cs {
+		fill(t, c, 50000)
+	}
+	dir := t.TempDir()
+	var nodes []fleet.Node
+	for i, c := range cs {
+		// The "uploader" writes .part, and renames it only at the end of its input; SIGTERM
+		// leaves a marker.
+		sh := fmt.Sprintf(`exec 3<&0; trap 'echo terminated > %[1]s/%[2]s.term; exit 143' TERM; cat <&3 > %[1]s/%[2]s.part & wait $!; mv %[1]s/%[2]s.part %[1]s/%[2]s.tar`, dir, names[i])
+		nodes = append(nodes, fleet.Node{Name: names[i], ConnString: c.DSN(), Dest: fleet.Command(sh, names[i], nil, nil)})
+	}
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		cs[0].Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'streaming'")
+	}()
+	_, err := fleet.Backup(context.Background(), nodes, fleet.Options{Config: mux.Config{Checkpoint: mux.CheckpointFast, MaxRate: 1 << 20}})
+	if err == nil {
+		t.Fatal("succeeded with a walsender killed")
+	}
+	t.Logf("error: %v", err)
+	for _, n := range names {
+		if _, err := readFile(dir, n+".tar"); err == nil {
+			t.Errorf("node %s: the command completed its upload", n)
+		}
+		if _, err := readFile(dir, n+".term"); err != nil {
+			t.Errorf("node %s: the command was not sent SIGTERM", n)
+		}
+	}
+	assertNothingLeft(t, cs)
+}
+
+// TestSlowNodeBudget: node c is bandwidth-capped through a proxy while a and b are fast and
+// all three generate WAL: a and b wait at the barrier with their WAL queued, bounded by the
+// shared memory budget; nobody's walsender times out (wal_sender_timeout 5s) and the backup
+// completes and restores.
+func TestSlowNodeBudget(t *testing.T) {
+	cs, names := startFleet(t, 3, map[string]string{"wal_sender_timeout": "5s"})
+	for _, c := range cs {
+		c.PgbenchInit(t, 1)
+	}
+	dir := t.TempDir()
+	nodes := fileNodes(cs, names, dir)
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	srv.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
+	p := toxiproxy.NewProxy(srv, "pg", "127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", cs[2].Port))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	_, port, _ := strings.Cut(p.Listen, ":")
+	nodes[2].ConnString = strings.Replace(cs[2].DSN(), fmt.Sprintf("port=%d", cs[2].Port), "port="+port, 1)
+	if _, err := p.Toxics.AddToxicJson(strings.NewReader(`{"name":"bw","type":"bandwidth","stream":"downstream","toxicity":1,"attributes":{"rate":1500}}`)); err != nil {
+		t.Fatal(err)
+	}
+	var loads []*pgtest.Load
+	for _, c := range cs {
+		loads = append(loads, c.StartLoad(t, 1))
+	}
+	const budget = 48 << 20
+	rep, err := fleet.Backup(context.Background(), nodes, fleet.Options{
+		Config:       mux.Config{Checkpoint: mux.CheckpointFast},
+		MemoryBudget: budget,
+	})
+	for _, l := range loads {
+		_ = l.Stop()
+	}
+	if err != nil {
+		t.Fatalf("fleet backup: %v", err)
+	}
+	for _, n := range rep.Nodes {
+		t.Logf("%s: %v, %d WAL segments, ring high water %d, WAL receiver blocked %v", n.Name, time.Duration(n.Duration), n.WALSegments, n.Result.RingHighWater, n.Result.WALBlocked.Round(time.Millisecond))
+	}
+	t.Logf("budget: %+v", *rep.Budget)
+	if rep.Budget.HighWater > budget+int64(len(nodes))*16<<20 {
+		t.Fatalf("budget high water %d over the limit %d plus one segment per ring", rep.Budget.HighWater, budget)
+	}
+	var dirs []string
+	for i, n := range names {
+		dirs = append(dirs, cs[i].Extract(t, dir+"/"+n+".tar"))
+	}
+	for _, d := range dirs {
+		r := pgtest.StartOn(t, d, nil)
+		deadline := time.Now().Add(60 * time.Second)
+		for r.QueryValue(t, "select pg_is_in_recovery()") != "false" {
+			if time.Now().After(deadline) {
+				t.Fatalf("still in recovery:\n%s", r.LogTail(20))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !strings.Contains(r.Log(), "recovery stopping at restore point") {
+			t.Fatalf("no restore point reached:\n%s", r.LogTail(20))
+		}
+	}
+}
