@@ -324,6 +324,10 @@ func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintf(stderr, "walweave: fleet backup failed: %s\n", oneLine(redact(err.Error())))
 	failed := rep.Failed()
+	pwNote := ""
+	if redact(strings.Join(args, " ")) != strings.Join(args, " ") {
+		pwNote = "walweave: (passwords are shown as ********: put them back, or use ~/.pgpass or PGPASSWORD)\n"
+	}
 	if f.independent {
 		var ok []string
 		for _, n := range rep.Nodes {
@@ -334,9 +338,9 @@ func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 		if len(ok) > 0 {
 			fmt.Fprintf(stderr, "walweave: kept the backups of %s (independent mode: each node stands alone)\n", strings.Join(ok, ", "))
 		}
-		fmt.Fprintf(stderr, "walweave: to back up only the failed nodes (%s) again, run:\n  %s\n", strings.Join(failed, ", "), rerunCommand(args, failed))
+		fmt.Fprintf(stderr, "walweave: to back up only the failed nodes (%s) again, run:\n  %s\n%s", strings.Join(failed, ", "), redact(rerunCommand(args, failed)), pwNote)
 	} else {
-		fmt.Fprintf(stderr, "walweave: nothing was kept. A consistent fleet backup is all or nothing: its restore point is written on every node at one moment, under one fence, after every node's data, and a node backed up again later could not reach that moment, so the whole fleet must run again:\n  %s\n", rerunCommand(args, nil))
+		fmt.Fprintf(stderr, "walweave: nothing was kept. A consistent fleet backup is all or nothing: its restore point is written on every node at one moment, under one fence, after every node's data, and a node backed up again later could not reach that moment, so the whole fleet must run again:\n  %s\n%s", redact(rerunCommand(args, nil)), pwNote)
 	}
 	return exitFailure
 }
