@@ -239,8 +239,10 @@ func (c cancelledBy) Is(target error) bool { return target == errCancelled }
 //   - recovery_target_name: the restore point; recovery stops after replaying it.
 //   - recovery_target_action = 'promote': open for writes at the point (the default, pause,
 //     would leave the server read-only waiting for pg_wal_replay_resume()).
-//   - recovery_target_timeline = 'current': the point was written on the backup's timeline;
-//     no newer timeline of the source may be followed.
+//   - recovery_target_timeline = 'latest' (PostgreSQL's default, set against a different
+//     value in postgresql.conf): the point was written on the backup's end timeline, which is
+//     the newest one whose history file the stream carries when the server was promoted
+//     during the backup; with restore_command failing, no other timeline can be found.
 //   - restore_command = 'false': targeted recovery (recovery.signal) refuses to start without
 //     a restore_command; one that always fails makes recovery read only the WAL the stream put
 //     in pg_wal.
@@ -251,7 +253,7 @@ func RecoverySettings(name string) string {
 	return "# walweave fleet: recover to the fleet's restore point, then promote\n" +
 		"recovery_target_name = " + quote(name) + "\n" +
 		"recovery_target_action = 'promote'\n" +
-		"recovery_target_timeline = 'current'\n" +
+		"recovery_target_timeline = 'latest'\n" +
 		"restore_command = 'false'\n"
 }
 

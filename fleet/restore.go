@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,4 +140,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// OpenFile is a RestoreNode.Open that reads a file.
+func OpenFile(path string) func(ctx context.Context) (io.ReadCloser, error) {
+	return func(context.Context) (io.ReadCloser, error) { return os.Open(path) }
 }
