@@ -185,9 +185,12 @@ type Report struct {
 	Nodes        []NodeReport `json:"nodes"`
 	// RestorePointSpread is the time between the first and the last node's restore point
 	// (server clocks).
-	RestorePointSpread Seconds              `json:"restore_point_spread_seconds"`
-	Budget             *ringbuf.BudgetStats `json:"memory_budget,omitempty"`
-	Error              string               `json:"error,omitempty"`
+	RestorePointSpread Seconds `json:"restore_point_spread_seconds"`
+	// RestorePointTime is the time from the barrier (every node's data done) to every node
+	// having its point: connections, fence, restore points, flush.
+	RestorePointTime Seconds              `json:"restore_point_seconds"`
+	Budget           *ringbuf.BudgetStats `json:"memory_budget,omitempty"`
+	Error            string               `json:"error,omitempty"`
 }
 
 // Failed returns the names of the nodes that failed or were cancelled (what a rerun needs).
@@ -615,9 +618,13 @@ func (f *fleet) coordinate() {
 		}
 	}
 	if ok && f.ctx.Err() == nil {
+		start := time.Now()
 		if err := f.restorePoints(f.ctx); err != nil {
 			f.fail(-1, err)
 		}
+		f.mu.Lock()
+		f.report.RestorePointTime = Seconds(time.Since(start))
+		f.mu.Unlock()
 	}
 	for range n {
 		<-f.complete
