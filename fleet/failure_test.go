@@ -182,3 +182,38 @@ func TestSlowNodeBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestIndependentMode: a node that cannot connect fails alone; the others finish and their
+// destinations are committed; no restore point is written.
+func TestIndependentMode(t *testing.T) {
+	cs, names := startFleet(t, 2, nil)
+	dir := t.TempDir()
+	nodes := fileNodes(cs, names, dir)
+	nodes = append(nodes, fleet.Node{Name: "down", ConnString: strings.Replace(cs[0].DSN(), fmt.Sprintf("port=%d", cs[0].Port), "port=1", 1), Dest: fleet.File(dir + "/down.tar")})
+	rep, err := fleet.Backup(context.Background(), nodes, fleet.Options{Independent: true, Config: mux.Config{Checkpoint: mux.CheckpointFast}})
+	var fe *fleet.Error
+	if !errors.As(err, &fe) || fe.Node != "down" {
+		t.Fatalf("error %v does not name node down", err)
+	}
+	for _, n := range rep.Nodes {
+		t.Logf("%s: %s %s", n.Name, n.State, n.Error)
+		want := fleet.StateDone
+		if n.Name == "down" {
+			want = fleet.StateFailed
+		}
+		if n.State != want || n.RestorePoint != "" {
+			t.Errorf("node %s: %s, restore point %q", n.Name, n.State, n.RestorePoint)
+		}
+	}
+	if got := rep.Failed(); len(got) != 1 || got[0] != "down" {
+		t.Errorf("Failed() = %v", got)
+	}
+	for _, n := range names {
+		if _, err := readFile(dir, n+".tar"); err != nil {
+			t.Errorf("node %s: %v", n, err)
+		}
+	}
+	if _, err := readFile(dir, "down.tar.tmp"); err == nil {
+		t.Error("the failed node's temporary file is left")
+	}
+}

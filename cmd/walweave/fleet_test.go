@@ -36,12 +36,12 @@ func TestFleetCLIBackupRestore(t *testing.T) {
 	defer cancel()
 	_, stderr, code := walweave(t, ctx, nil, "fleet", "backup", "--node", "a="+cs[0].DSN(), "--node", "b="+cs[1].DSN(),
 		"-c", "fast", "--fence", "advisory:77@a", "--memory-budget", "64M", "--max-rate-total", "512M",
-		"-o", filepath.Join(dir, "{node}.tar"), "--report", reportPath, "--restore-point", "cli-point")
+		"-o", filepath.Join(dir, "{node}.tar"), "--report", reportPath, "--restore-point", "cli-point", "-P")
 	t.Logf("stderr:\n%s", stderr)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"NODE", "RESTORE POINT LSN", "fleet backup complete: 2 nodes, restore point \"cli-point\""} {
+	for _, want := range []string{"NODE", "RESTORE POINT LSN", "walweave: a: done", "fleet backup complete: 2 nodes, restore point \"cli-point\""} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q", want)
 		}
@@ -67,7 +67,7 @@ func TestFleetCLIBackupRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, stderr, code = walweave(t, ctx, nil, "fleet", "restore", "--node", "a", "--node", "b",
-		"--from", filepath.Join(dir, "{node}.tar"), "-D", filepath.Join(root, "{node}"))
+		"--from-exec", "cat "+dir+"/$WALWEAVE_NODE.tar", "-D", filepath.Join(root, "{node}"), "-P")
 	t.Logf("restore stderr:\n%s", stderr)
 	if code != 0 {
 		t.Fatalf("restore exit %d", code)
