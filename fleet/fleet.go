@@ -184,7 +184,8 @@ type Report struct {
 	OK           bool         `json:"ok"`
 	Nodes        []NodeReport `json:"nodes"`
 	// RestorePointSpread is the time between the first and the last node's restore point
-	// (server clocks).
+	// (server clocks). With the Citus fence the workers' points are written by the
+	// coordinator, which does not say when: their time is the coordinator's, the spread 0.
 	RestorePointSpread Seconds `json:"restore_point_spread_seconds"`
 	// RestorePointTime is the time from the barrier (every node's data done) to every node
 	// having its point: connections, fence, restore points, flush.

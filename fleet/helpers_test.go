@@ -110,6 +110,9 @@ func (b *bank) conns(ctx context.Context) ([]*pgx.Conn, *pgx.Conn, error) {
 		if err != nil {
 			return nil, nil, err
 		}
+		if _, err := conn.Exec(ctx, "SET lock_timeout = '20s'"); err != nil {
+			return nil, nil, err
+		}
 		cs = append(cs, conn)
 	}
 	coord, err := pgx.Connect(ctx, b.cs[0].SocketDSN("postgres"))
@@ -134,11 +137,20 @@ func (b *bank) transfer(ctx context.Context, conns []*pgx.Conn, coord *pgx.Conn,
 		_, err := c.Exec(ctx, "PREPARE TRANSACTION '"+gid+"'")
 		return err
 	}
-	if err := prep(conns[from], -amount); err != nil {
-		return fmt.Errorf("prepare on %d: %w", from, err)
+	// Prepared transactions keep their row locks, and no server sees a deadlock across
+	// servers: prepare in the servers' order, so that no two transfers wait for each other.
+	first, second := from, to
+	if to < from {
+		first, second = to, from
 	}
-	if err := prep(conns[to], amount); err != nil {
-		return fmt.Errorf("prepare on %d: %w", to, err)
+	for _, n := range []int{first, second} {
+		delta := amount
+		if n == from {
+			delta = -amount
+		}
+		if err := prep(conns[n], delta); err != nil {
+			return fmt.Errorf("prepare on %d: %w", n, err)
+		}
 	}
 	// The commit decision, under the shared fence lock.
 	if _, err := coord.Exec(ctx, "BEGIN"); err != nil {
