@@ -779,7 +779,7 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 	}
 	lsns := make([]pgrepl.LSN, n)
 	ats := make([]time.Time, n)
-	create := func(i int, sql string) error {
+	create := func(ctx context.Context, i int, sql string) error {
 		row, err := query(ctx, conns[i], sql, f.rp)
 		if err != nil {
 			return fmt.Errorf("create the restore point: %w", err)
@@ -797,7 +797,10 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 	switch f.opts.Fence.Kind {
 	case FenceCitus:
 		ci := f.fenceIndex()
-		if err := create(ci, "SELECT citus_create_restore_point($1)::text, "+tsq); err != nil {
+		cctx, cancel := context.WithTimeout(ctx, f.opts.FenceTimeout) // it waits for commits in flight
+		err := create(cctx, ci, "SELECT citus_create_restore_point($1)::text, "+tsq)
+		cancel()
+		if err != nil {
 			return &Error{Node: f.nodes[ci].Name, Err: err}
 		}
 		// The workers' points were written by the coordinator; their own WAL position now is
@@ -828,7 +831,7 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 			f.log.Info("fence taken", "fence", f.opts.Fence.String())
 		}
 		err := f.eachNode(func(i int) error {
-			return create(i, "SELECT pg_create_restore_point($1)::text, "+tsq)
+			return create(ctx, i, "SELECT pg_create_restore_point($1)::text, "+tsq)
 		})
 		if f.opts.Fence.Kind == FenceAdvisory {
 			fi := f.fenceIndex()

@@ -149,6 +149,7 @@ type fleetBackupFlags struct {
 	report       string
 	maxRateTotal string
 	memBudget    string
+	fenceTimeout time.Duration
 }
 
 func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -164,6 +165,7 @@ func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&f.exec, "exec", "", "run CMD (sh -c) per node with the stream on stdin instead of -o; {node} is replaced")
 	fs.BoolVar(&f.independent, "independent", false, "back up each node on its own: no restore point, a failure does not stop the others")
 	fs.StringVar(&f.fence, "fence", "", "hold distributed commits still for the restore point: advisory:KEY@NODE")
+	fs.DurationVar(&f.fenceTimeout, "fence-timeout", time.Minute, "give up when the fence is not granted within this time (distributed commits in flight hold it)")
 	fs.BoolVar(&f.citus, "citus", false, "Citus: write the restore point with citus_create_restore_point on the first node (the coordinator)")
 	fs.StringVar(&f.restorePoint, "restore-point", "", "the restore point's name (default walweave-fleet-<UTC time>)")
 	fs.StringVar(&f.report, "report", "", "write the report as JSON to FILE")
@@ -221,7 +223,7 @@ func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return usage("%v", err)
 	}
-	opts := fleet.Options{Config: cfg, Independent: f.independent, RestorePoint: f.restorePoint}
+	opts := fleet.Options{Config: cfg, Independent: f.independent, RestorePoint: f.restorePoint, FenceTimeout: f.fenceTimeout}
 	if f.fence != "" {
 		if opts.Fence, err = fleet.ParseFence(f.fence); err != nil {
 			return usage("%v", err)
