@@ -10,6 +10,7 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/Shopify/toxiproxy/v2/collectors"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -216,4 +217,39 @@ func TestIndependentMode(t *testing.T) {
 	if _, err := readFile(dir, "down.tar.tmp"); err == nil {
 		t.Error("the failed node's temporary file is left")
 	}
+}
+
+// TestFenceTimeout: a distributed commit that holds the shared fence lock and never finishes
+// makes the fleet give up after FenceTimeout with an error naming the fence's node; nothing
+// is kept and nothing is left on the servers.
+func TestFenceTimeout(t *testing.T) {
+	cs, names := startFleet(t, 2, nil)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, cs[0].SocketDSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock_shared($1)", int64(fenceKey)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	start := time.Now()
+	rep, err := fleet.Backup(ctx, fileNodes(cs, names, dir), fleet.Options{
+		Config:       mux.Config{Checkpoint: mux.CheckpointFast},
+		Fence:        fleet.Fence{Kind: fleet.FenceAdvisory, Key: fenceKey, Node: "a"},
+		FenceTimeout: 2 * time.Second,
+	})
+	t.Logf("after %v: %v", time.Since(start), err)
+	var fe *fleet.Error
+	if !errors.As(err, &fe) || fe.Node != "a" || !strings.Contains(err.Error(), "take the fence") {
+		t.Fatalf("error %v: want the fence on node a", err)
+	}
+	for _, n := range rep.Nodes {
+		if n.State != fleet.StateCancelled || n.RestorePointLSN != "" {
+			t.Errorf("node %s: %s, restore point %q", n.Name, n.State, n.RestorePointLSN)
+		}
+	}
+	noFinalFiles(t, dir)
+	assertNothingLeft(t, cs)
 }

@@ -824,7 +824,11 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 			fi := f.fenceIndex()
 			fctx, cancel := context.WithTimeout(ctx, f.opts.FenceTimeout)
 			_, err := query(fctx, conns[fi], "SELECT pg_advisory_lock($1::bigint)::text", strconv.FormatInt(f.opts.Fence.Key, 10))
+			timedOut := fctx.Err() != nil && ctx.Err() == nil
 			cancel()
+			if timedOut {
+				err = fmt.Errorf("not granted within %v: a session holds pg_advisory_lock_shared(%d) or pg_advisory_xact_lock_shared(%d) that long (a distributed commit that does not finish?): %w", f.opts.FenceTimeout, f.opts.Fence.Key, f.opts.Fence.Key, err)
+			}
 			if err != nil {
 				return &Error{Node: f.nodes[fi].Name, Err: fmt.Errorf("take the fence (pg_advisory_lock(%d)): %w", f.opts.Fence.Key, err)}
 			}
