@@ -167,3 +167,27 @@ func TestFleetCLIUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetCLIExec: --exec runs one command per node with the stream on stdin ({node} and
+// WALWEAVE_NODE), here with --compress lz4 and --independent; the streams are lz4 frames.
+func TestFleetCLIExec(t *testing.T) {
+	cs := fleetClusters(t, 2)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	_, stderr, code := walweave(t, ctx, nil, "fleet", "backup", "--node", "a="+cs[0].DSN(), "--node", "b="+cs[1].DSN(),
+		"-c", "fast", "--independent", "--compress", "lz4", "--exec", "cat > "+dir+"/{node}.part && mv "+dir+"/{node}.part "+dir+"/$WALWEAVE_NODE.tar.lz4")
+	t.Logf("stderr:\n%s", stderr)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, n := range []string{"a", "b"} {
+		b, err := os.ReadFile(filepath.Join(dir, n+".tar.lz4"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 4 || string(b[:4]) != "\x04\x22\x4d\x18" {
+			t.Fatalf("%s: not an lz4 frame", n)
+		}
+	}
+}
