@@ -44,7 +44,11 @@
 // Shared limits: [Options].MemoryBudget is one ringbuf.Budget for every node's WAL ring, so
 // the WAL queued while fast nodes wait at the barrier for a slow one is bounded in total
 // (each ring still has its slots, and an empty ring always takes one segment: memory stays
-// below the budget plus one segment per node). [Options].MaxRateTotal splits a total send
+// below the budget plus one segment per node). While a node waits at the barrier with its
+// ring full, its WAL receiver stops reading but keeps its walsender alive (status updates),
+// and the node's server keeps the WAL in pg_wal for the backup's slot until the stream takes
+// it: plan pg_wal space for the WAL written during the slowest node's backup.
+// [Options].MaxRateTotal splits a total send
 // rate evenly over the nodes; mux.Config.MaxRate limits each node.
 //
 // Requirements: every node is a primary; its role has REPLICATION (two walsenders and a slot

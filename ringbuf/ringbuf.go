@@ -18,6 +18,9 @@
 // allocated when WAL actually queues up. In steady state a Push / TryTakeAll / Release cycle does
 // not allocate.
 //
+// Shared memory: with [Ring.SetBudget] several rings (a fleet backup's, one per server) also
+// charge their pushed segments to one [Budget]; a Push waits for budget as it waits for a slot.
+//
 // All methods are safe for concurrent use. One mutex guards the state; waiting uses two
 // one-token signal channels ("room" and "data") plus a channel closed on Close or Abort, so waits
 // can also end on context cancellation or on Push's periodic wake-up timer. Nothing spins or polls.
