@@ -173,61 +173,52 @@ func (b *bank) transfer(ctx context.Context, conns []*pgx.Conn, coord *pgx.Conn,
 	return err
 }
 
+// client runs fn in a goroutine with one connection per cluster plus one to the
+// coordinator; an error goes to b.errs.
+func (b *bank) client(fn func(ctx context.Context, conns []*pgx.Conn, coord *pgx.Conn) error) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		ctx := context.Background()
+		conns, coord, err := b.conns(ctx)
+		if err == nil {
+			err = fn(ctx, conns, coord)
+			for _, c := range append(conns, coord) {
+				c.Close(ctx)
+			}
+		}
+		if err != nil {
+			b.errs <- err
+		}
+	}()
+}
+
 // run starts workers doing transfers until stop.
 func (b *bank) run(t *testing.T, workers int) {
 	for w := range workers {
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			ctx := context.Background()
-			conns, coord, err := b.conns(ctx)
-			if err != nil {
-				b.errs <- err
-				return
-			}
-			defer func() {
-				for _, c := range append(conns, coord) {
-					c.Close(ctx)
-				}
-			}()
+		b.client(func(ctx context.Context, conns []*pgx.Conn, coord *pgx.Conn) error {
 			for seq := 0; ; seq++ {
 				select {
 				case <-b.stop:
-					return
+					return nil
 				default:
 				}
 				from := rand.IntN(len(b.cs))
 				to := (from + 1 + rand.IntN(len(b.cs)-1)) % len(b.cs)
 				if err := b.transfer(ctx, conns, coord, fmt.Sprintf("w%d-%d", w, seq), from, to, 1+rand.Int64N(100), nil); err != nil {
-					b.errs <- err
-					return
+					return err
 				}
 			}
-		}()
+		})
 	}
 }
 
 // slowTransfer runs one transfer that stays half applied (committed on its source, prepared
 // on its destination, the fence lock held) until release is closed.
 func (b *bank) slowTransfer(t *testing.T, release <-chan struct{}) {
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		ctx := context.Background()
-		conns, coord, err := b.conns(ctx)
-		if err != nil {
-			b.errs <- err
-			return
-		}
-		defer func() {
-			for _, c := range append(conns, coord) {
-				c.Close(ctx)
-			}
-		}()
-		if err := b.transfer(ctx, conns, coord, "slow", 1, 2, 500, release); err != nil {
-			b.errs <- err
-		}
-	}()
+	b.client(func(ctx context.Context, conns []*pgx.Conn, coord *pgx.Conn) error {
+		return b.transfer(ctx, conns, coord, "slow", 1, 2, 500, release)
+	})
 }
 
 func (b *bank) halt(t *testing.T) {
