@@ -253,3 +253,23 @@ func TestFenceTimeout(t *testing.T) {
 	noFinalFiles(t, dir)
 	assertNothingLeft(t, cs)
 }
+
+// TestPrecheck: a role that may not write a restore point fails the fleet before any backup
+// starts, naming the node and the GRANT to run.
+func TestPrecheck(t *testing.T) {
+	cs, names := startFleet(t, 2, nil)
+	cs[1].Exec(t, "REVOKE EXECUTE ON FUNCTION pg_create_restore_point(text) FROM "+pgtest.ReplicationUser)
+	dir := t.TempDir()
+	rep, err := fleet.Backup(context.Background(), fileNodes(cs, names, dir), fleet.Options{})
+	t.Logf("%v", err)
+	var fe *fleet.Error
+	if !errors.As(err, &fe) || fe.Node != "b" || !strings.Contains(err.Error(), "GRANT EXECUTE ON FUNCTION pg_create_restore_point(text)") {
+		t.Fatalf("error %v", err)
+	}
+	for _, n := range rep.Nodes {
+		if n.State != fleet.StatePending {
+			t.Errorf("node %s started: %s", n.Name, n.State)
+		}
+	}
+	noFinalFiles(t, dir)
+}
