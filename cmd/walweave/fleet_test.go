@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -188,6 +191,50 @@ func TestFleetCLIExec(t *testing.T) {
 		}
 		if len(b) < 4 || string(b[:4]) != "\x04\x22\x4d\x18" {
 			t.Fatalf("%s: not an lz4 frame", n)
+		}
+	}
+}
+
+// TestFleetCLISIGINT: SIGINT stops every node at once: exit 130, nothing kept, nothing left on
+// the servers, the --exec commands terminated.
+func TestFleetCLISIGINT(t *testing.T) {
+	cs := fleetClusters(t, 2)
+	dir := t.TempDir()
+	cmd := exec.Command(binary, "fleet", "backup", "--node", "a="+cs[0].DSN(), "--node", "b="+cs[1].DSN(),
+		"-c", "fast", "-r", "1M", "--exec", "cat > "+dir+"/{node}.part && mv "+dir+"/{node}.part "+dir+"/{node}.tar")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range cs {
+		for c.QueryValue(t, "select count(*) from pg_stat_replication where state in ('backup', 'streaming')") != "2" {
+			if time.Now().After(deadline) {
+				t.Fatal("backup did not start")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	start := time.Now()
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	_ = cmd.Wait()
+	t.Logf("exited %v after SIGINT; stderr:\n%s", time.Since(start), stderr.String())
+	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(stderr.String(), "interrupted; nothing was kept") {
+		t.Fatalf("exit %d", code)
+	}
+	for _, n := range []string{"a", "b"} {
+		if _, err := os.Stat(filepath.Join(dir, n+".tar")); err == nil {
+			t.Errorf("node %s: the command completed", n)
+		}
+	}
+	for _, c := range cs {
+		deadline := time.Now().Add(15 * time.Second)
+		for c.QueryValue(t, "select count(*) from pg_replication_slots") != "0" || c.QueryValue(t, "select count(*) from pg_stat_activity where backend_type = 'walsender'") != "0" {
+			if time.Now().After(deadline) {
+				t.Fatal("slots or walsenders left after SIGINT")
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 }
