@@ -431,6 +431,8 @@ func (f *fleet) fail(i int, err error) {
 	f.mu.Lock()
 	// In consistent mode, a node that fails after the first failure was cancelled by it.
 	cancelled := !f.opts.Independent && f.first != nil
+	// The caller's cancellation (an interrupt) stops every node: none failed on its own.
+	interrupted := f.ctx.Err() != nil && !errors.Is(context.Cause(f.ctx), errCancelled) && errors.Is(err, context.Cause(f.ctx))
 	if !errors.Is(err, errCancelled) {
 		var fe *Error
 		if !errors.As(err, &fe) {
@@ -443,7 +445,7 @@ func (f *fleet) fail(i int, err error) {
 	if i >= 0 {
 		r := &f.report.Nodes[i]
 		r.State = StateFailed
-		if cancelled {
+		if cancelled || interrupted {
 			r.State = StateCancelled
 		}
 		r.Err = err
