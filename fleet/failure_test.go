@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/walweave/walweave/fleet"
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/mux"
+	"github.com/walweave/walweave/restore"
 )
 
 func init() { zerolog.SetGlobalLevel(zerolog.Disabled) }
@@ -272,4 +275,43 @@ func TestPrecheck(t *testing.T) {
 		}
 	}
 	noFinalFiles(t, dir)
+}
+
+// TestRestoreFailOneCancelAll: one node's stream is broken; the restore fails naming it and
+// every node that did not finish is cancelled, its directory cleaned.
+func TestRestoreFailOneCancelAll(t *testing.T) {
+	cs, names := startFleet(t, 2, nil)
+	for _, c := range cs {
+		fill(t, c, 100000)
+	}
+	dir := t.TempDir()
+	if _, err := fleet.Backup(context.Background(), fileNodes(cs, names, dir), fleet.Options{Config: mux.Config{Checkpoint: mux.CheckpointFast}}); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	nodes := []fleet.RestoreNode{
+		{Name: "a", Dir: root + "/a", Open: fleet.OpenFile(dir + "/a.tar")},
+		{Name: "b", Dir: root + "/b", Open: fleet.OpenFile(dir + "/b.tar")},
+		{Name: "broken", Dir: root + "/broken", Open: func(context.Context) (io.ReadCloser, error) {
+			f, err := os.Open(dir + "/b.tar")
+			return struct {
+				io.Reader
+				io.Closer
+			}{io.LimitReader(f, 4<<20), f}, err
+		}},
+	}
+	rep, err := fleet.Restore(context.Background(), nodes, fleet.RestoreOptions{Restore: restore.Options{NoSync: true}})
+	var fe *fleet.Error
+	if !errors.As(err, &fe) || fe.Node != "broken" {
+		t.Fatalf("error %v does not name the broken node", err)
+	}
+	for _, n := range rep.Nodes {
+		t.Logf("%s: %s after %v, %d bytes: %s", n.Name, n.State, time.Duration(n.Duration), n.Bytes, n.Error)
+		if n.State == fleet.StateDone {
+			continue
+		}
+		if ents, _ := os.ReadDir(n.Dir); len(ents) != 0 {
+			t.Errorf("node %s: %d entries left in %s", n.Name, len(ents), n.Dir)
+		}
+	}
 }

@@ -117,10 +117,13 @@ func Restore(ctx context.Context, nodes []RestoreNode, opts RestoreOptions) (Res
 			r.State = StateFailed
 			if first != nil {
 				r.State = StateCancelled
+				if errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), errCancelled) {
+					err = context.Cause(ctx)
+				}
 			} else {
 				err = &Error{Node: n.Name, Err: err}
 				first = err
-				cancel(errCancelled)
+				cancel(cancelledBy(n.Name))
 			}
 			r.Err, r.Error = err, err.Error()
 		}()

@@ -140,3 +140,25 @@ func TestReportJSON(t *testing.T) {
 		t.Fatalf("round trip: %+v, %v", back, err)
 	}
 }
+
+// TestRateSplit: MaxRateTotal is split evenly, never below the server's 32 kB/s, and lowers a
+// larger per-node MaxRate only.
+func TestRateSplit(t *testing.T) {
+	dest := File(filepath.Join(t.TempDir(), "x.tar"))
+	nodes := []Node{{Name: "a", Dest: dest}, {Name: "b", Dest: dest}, {Name: "c", Dest: dest}, {Name: "d", Dest: dest}}
+	for _, c := range []struct{ perNode, total, want int64 }{
+		{0, 0, 0},
+		{0, 40 << 20, 10 << 20},
+		{4 << 20, 40 << 20, 4 << 20},
+		{20 << 20, 40 << 20, 10 << 20},
+		{0, 64 << 10, 32 << 10},
+	} {
+		f, err := newFleet(nodes, Options{Config: mux.Config{MaxRate: c.perNode}, MaxRateTotal: c.total})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.nodeConfig(2).MaxRate; got != c.want {
+			t.Errorf("per node %d, total %d: %d, want %d", c.perNode, c.total, got, c.want)
+		}
+	}
+}
