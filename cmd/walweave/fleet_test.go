@@ -238,3 +238,26 @@ func TestFleetCLISIGINT(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetNodesFileAndRerun: --nodes FILE is read (comments, blank lines, spaces in the
+// connection string), and the rerun command keeps every argument but --only, shell-quoted.
+func TestFleetNodesFileAndRerun(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "nodes")
+	os.WriteFile(p, []byte("# the shards\na host=db1 user=backup\n\nb   host=db2 user=backup\n"), 0o600)
+	var n nodeFlag
+	if err := n.readFile(p); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(n.names, ",") != "a,b" || n.conns["b"] != "host=db2 user=backup" {
+		t.Fatalf("read %v %v", n.names, n.conns)
+	}
+	got := rerunCommand([]string{"--nodes", p, "--only", "a,b", "-o", "/x/{node}.tar", "--exec=it's", "--only=c"}, []string{"b"})
+	want := "walweave fleet backup --nodes " + p + " -o '/x/{node}.tar' '--exec=it'\\''s' --only b"
+	if got != want {
+		t.Fatalf("rerun command\n got %s\nwant %s", got, want)
+	}
+	_, stderr, code := walweave(t, context.Background(), nil, "fleet", "backup", "--nodes", p, "--only", "z", "-o", "/tmp/{node}.tar")
+	if code != 2 || !strings.Contains(stderr, `--only: no node "z"`) {
+		t.Fatalf("exit %d, %s", code, stderr)
+	}
+}
