@@ -16,8 +16,10 @@
 //     before the fence, so the fence is held for one round trip); the fence is released.
 //  4. The restore point record is not flushed by pg_create_restore_point, and a walsender
 //     sends only flushed WAL: on every node a transaction with an xid commits with
-//     synchronous_commit on (its commit flushes the WAL before it, the point included), and
-//     pg_current_wal_flush_lsn() is checked to be past the point.
+//     synchronous_commit = local (its commit flushes the WAL before it, the point included,
+//     without waiting for synchronous standbys), and pg_current_wal_flush_lsn() is checked
+//     to be past the point. (pg_switch_wal() would flush too, but needs more privilege and
+//     ends the WAL segment early.)
 //  5. Each stream is extended (mux.Session.ExtendWAL) to its node's restore point LSN (the
 //     end of the record) and carries [RecoverySettings] and a recovery.signal after the WAL
 //     (mux.Session.AppendRecoveryConf): "tar -x" plus starting PostgreSQL replays the WAL in

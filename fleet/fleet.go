@@ -857,10 +857,10 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 	}
 	f.log.Info("restore points written", "name", f.rp)
 	// pg_create_restore_point inserts its record without flushing it, and a walsender sends
-	// only flushed WAL: commit a transaction with an xid (synchronous_commit on: its commit
+	// only flushed WAL: commit a transaction with an xid (synchronous_commit local: its commit
 	// flushes everything before it), then check the flush position.
 	if err := f.eachNode(func(i int) error {
-		if err := conns[i].Exec(ctx, "SET synchronous_commit TO on; SELECT pg_current_xact_id()").Close(); err != nil {
+		if err := conns[i].Exec(ctx, "SET synchronous_commit TO local; SELECT pg_current_xact_id()").Close(); err != nil {
 			return fmt.Errorf("flush the restore point: %w", err)
 		}
 		deadline := time.Now().Add(30 * time.Second)
