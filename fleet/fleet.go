@@ -861,7 +861,12 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 	// flushes everything before it), then check the flush position.
 	if err := f.eachNode(func(i int) error {
 		if err := conns[i].Exec(ctx, "SET synchronous_commit TO local; SELECT pg_current_xact_id()").Close(); err != nil {
-			return fmt.Errorf("flush the restore point: %w", err)
+			if ctx.Err() != nil {
+				return err
+			}
+			// (default_transaction_read_only, say): the WAL writer flushes on its own within
+			// wal_writer_delay; wait for it below.
+			f.log.Warn("could not commit a transaction to flush the restore point; waiting for the WAL writer", "node", f.nodes[i].Name, "err", err)
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for {
