@@ -1,10 +1,12 @@
 package fleet_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -313,5 +315,35 @@ func TestRestoreFailOneCancelAll(t *testing.T) {
 		if ents, _ := os.ReadDir(n.Dir); len(ents) != 0 {
 			t.Errorf("node %s: %d entries left in %s", n.Name, len(ents), n.Dir)
 		}
+	}
+}
+
+// TestFlushByWALWriter: when the flushing commit cannot run (here the role may not call
+// pg_current_xact_id), the restore point still reaches the stream once the WAL writer
+// flushes it.
+func TestFlushByWALWriter(t *testing.T) {
+	cs, names := startFleet(t, 1, nil)
+	cs[0].Exec(t, "REVOKE EXECUTE ON FUNCTION pg_current_xact_id() FROM PUBLIC")
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	rep, err := fleet.Backup(context.Background(), fileNodes(cs, names, dir), fleet.Options{Config: mux.Config{Checkpoint: mux.CheckpointFast}, RestorePoint: "walwriter",
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "waiting for the WAL writer") {
+		t.Fatalf("the flushing commit did not fail; logs: %s", logs.String())
+	}
+	t.Logf("restore point %s at %s, barrier to point delivered %v", rep.RestorePoint, rep.Nodes[0].RestorePointLSN, time.Duration(rep.RestorePointTime))
+	r := pgtest.StartOn(t, cs[0].Extract(t, dir+"/a.tar"), nil)
+	deadline := time.Now().Add(time.Minute)
+	for r.QueryValue(t, "select pg_is_in_recovery()") != "false" {
+		if time.Now().After(deadline) {
+			t.Fatalf("still in recovery:\n%s", r.LogTail(20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(r.Log(), `recovery stopping at restore point "walwriter"`) {
+		t.Fatalf("restore point not reached:\n%s", r.LogTail(20))
 	}
 }

@@ -864,7 +864,7 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return err
 			}
-			// (default_transaction_read_only, say): the WAL writer flushes on its own within
+			// (no EXECUTE on pg_current_xact_id, say): the WAL writer flushes on its own within
 			// wal_writer_delay; wait for it below.
 			f.log.Warn("could not commit a transaction to flush the restore point; waiting for the WAL writer", "node", f.nodes[i].Name, "err", err)
 		}
