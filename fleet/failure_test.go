@@ -152,11 +152,30 @@ func TestSlowNodeBudget(t *testing.T) {
 	for _, c := range cs {
 		loads = append(loads, c.StartLoad(t, 1))
 	}
+	// WAL segments come fast on a and b (a switch every 200 ms): without the budget their
+	// rings would fill to their 24 slots each while they wait for c at the barrier.
+	stopSwitch := make(chan struct{})
+	switched := make(chan struct{})
+	go func() {
+		defer close(switched)
+		for {
+			select {
+			case <-stopSwitch:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			for _, c := range cs[:2] {
+				_ = c.ExecContext(context.Background(), "SELECT pg_switch_wal()")
+			}
+		}
+	}()
 	const budget = 48 << 20
 	rep, err := fleet.Backup(context.Background(), nodes, fleet.Options{
 		Config:       mux.Config{Checkpoint: mux.CheckpointFast},
 		MemoryBudget: budget,
 	})
+	close(stopSwitch)
+	<-switched
 	for _, l := range loads {
 		_ = l.Stop()
 	}
@@ -169,6 +188,9 @@ func TestSlowNodeBudget(t *testing.T) {
 	t.Logf("budget: %+v", *rep.Budget)
 	if rep.Budget.HighWater > budget+int64(len(nodes))*16<<20 {
 		t.Fatalf("budget high water %d over the limit %d plus one segment per ring", rep.Budget.HighWater, budget)
+	}
+	if rep.Budget.Waits == 0 {
+		t.Fatal("the budget never made a ring wait: the test shows nothing")
 	}
 	var dirs []string
 	for i, n := range names {
