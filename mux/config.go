@@ -40,6 +40,9 @@ type Config struct {
 	MaxRate int64
 	// RingSlots is how many complete WAL segments may wait in memory (default 24).
 	RingSlots int
+	// Budget, when set, is a memory budget the ring shares with other backups' rings (a
+	// fleet backup): queued WAL counts against it as well as against RingSlots.
+	Budget *ringbuf.Budget
 	// SlotName uses an existing permanent physical replication slot instead of a temporary one.
 	SlotName string
 	// NoVerifyChecksums turns off the server's data checksum verification (on by default).

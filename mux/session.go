@@ -187,6 +187,9 @@ func (s *Session) begin() error {
 	s.log.Info("backup started", "start_lsn", st.StartLSN, "timeline", st.Timeline, "tablespaces", len(st.Tablespaces), "slot", s.res.SlotName)
 
 	s.ring = ringbuf.New(s.cfg.RingSlots)
+	if s.cfg.Budget != nil {
+		s.ring.SetBudget(s.cfg.Budget)
+	}
 	s.recvDone = make(chan error, 1)
 	go func() {
 		err := s.rcv.Stream(s.ctx, s.ring, st.StartLSN, st.Timeline, info.SystemID)

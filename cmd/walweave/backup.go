@@ -70,9 +70,8 @@ func boolFlag(fs *flag.FlagSet, p *bool, short, long string, help string) {
 	}
 }
 
-func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var f backupFlags
-	fs := flag.NewFlagSet("walweave backup", flag.ContinueOnError)
+// register registers walweave backup's flags on fs (walweave fleet backup shares them).
+func (f *backupFlags) register(fs *flag.FlagSet) {
 	strFlag(fs, &f.dbname, "d", "dbname", "", "connection string (keyword/value or URL); PG* variables and .pgpass apply")
 	strFlag(fs, &f.host, "h", "host", "", "server host or socket directory (overrides the connection string)")
 	strFlag(fs, &f.port, "p", "port", "", "server port")
@@ -91,6 +90,12 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.compress, "compress", "none", "compress the stream: none or lz4[:LEVEL] (LEVEL 0-9, several cores)")
 	fs.StringVar(&f.serverCompress, "server-compress", "none", "have the server send its archives lz4-compressed, decompressed here: none or lz4[:LEVEL] (LEVEL 1-12); less traffic, more CPU on both sides")
 	strFlag(fs, &f.output, "o", "output", "", "write to FILE (FILE.tmp, fsynced, renamed on success) instead of stdout")
+}
+
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f backupFlags
+	fs := flag.NewFlagSet("walweave backup", flag.ContinueOnError)
+	f.register(fs)
 	args, err := pgBasebackupHabits(fs, args)
 	if err != nil {
 		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
