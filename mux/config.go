@@ -22,14 +22,16 @@ const (
 )
 
 // Default network and progress bounds (Config.KeepaliveIdle ... Config.ProgressTimeout): with
-// them a dead peer or a cut network is noticed, on walweave's side and on the server's, within
-// about 45 s (DefaultTCPUserTimeout; keepalive probing starts after 15 s of silence), and a
-// server that stops sending on a live connection within DefaultProgressTimeout.
+// them a cut network or a dead host is noticed, on walweave's side and on the server's, within
+// about 50 s (DefaultTCPUserTimeout after the last answer, plus up to 10 s until the next
+// probe or status update is sent during the checkpoint; keepalive probing starts after 10 s of
+// silence), and a server that stops sending on a live connection within
+// DefaultProgressTimeout.
 const (
-	DefaultKeepaliveIdle     = 15 * time.Second
+	DefaultKeepaliveIdle     = 10 * time.Second
 	DefaultKeepaliveInterval = 5 * time.Second
 	DefaultKeepaliveCount    = 6
-	DefaultTCPUserTimeout    = 45 * time.Second
+	DefaultTCPUserTimeout    = 40 * time.Second
 	DefaultProgressTimeout   = 60 * time.Second
 )
 

@@ -139,10 +139,15 @@ func wantSide(t *testing.T, err error, side mux.Side, phase mux.Phase) {
 // checkpoint gets a cancel request.
 func TestStartCheckpointFaults(t *testing.T) {
 	c := spreadCheckpointCluster(t, pgtest.Options{})
+	var runCfg func(t *testing.T, cfg mux.Config, fault func(ctx context.CancelFunc, a, b int), side mux.Side, limit time.Duration)
 	run := func(t *testing.T, fault func(ctx context.CancelFunc, a, b int), side mux.Side) {
+		runCfg(t, mux.Config{}, fault, side, 5*time.Second)
+	}
+	runCfg = func(t *testing.T, cfg mux.Config, fault func(ctx context.CancelFunc, a, b int), side mux.Side, limit time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		done := backupAsync(ctx, mux.Config{ConnString: c.DSN()})
+		cfg.ConnString = c.DSN()
+		done := backupAsync(ctx, cfg)
 		a, b := walsenders(t, c, done, phaseCheckpoint, ".")
 		time.Sleep(time.Second) // well inside the checkpoint
 		if got := c.QueryValue(t, "select count(*) from pg_stat_progress_basebackup where phase = $1", phaseCheckpoint); got != "1" {
@@ -150,9 +155,9 @@ func TestStartCheckpointFaults(t *testing.T) {
 		}
 		at := time.Now()
 		fault(cancel, a, b)
-		err, _ := awaitFailure(t, done, at, 5*time.Second)
+		err, took := awaitFailure(t, done, at, limit)
 		wantSide(t, err, side, mux.PhaseCheckpoint)
-		assertGoneWithin(t, c, at, 5*time.Second)
+		assertGoneWithin(t, c, at, took+5*time.Second)
 		dirty(t, c)
 	}
 	terminate := func(which string) func(context.CancelFunc, int, int) {
@@ -168,6 +173,22 @@ func TestStartCheckpointFaults(t *testing.T) {
 	t.Run("terminate base backup walsender", func(t *testing.T) { run(t, terminate("A"), mux.SideBaseBackup) })
 	t.Run("cancel", func(t *testing.T) {
 		run(t, func(cancel context.CancelFunc, _, _ int) { cancel() }, mux.SideBaseBackup)
+	})
+	// Defect 17 during the checkpoint: a stopped WAL walsender does not answer the probe.
+	t.Run("stop WAL walsender", func(t *testing.T) {
+		var stopped int
+		t.Cleanup(func() {
+			if stopped != 0 {
+				_ = syscall.Kill(stopped, syscall.SIGCONT)
+			}
+		})
+		runCfg(t, mux.Config{ProgressTimeout: 5 * time.Second}, func(_ context.CancelFunc, _, b int) {
+			if err := syscall.Kill(b, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			stopped = b
+			go func() { time.Sleep(9 * time.Second); _ = syscall.Kill(b, syscall.SIGCONT) }()
+		}, mux.SideWAL, 9*time.Second)
 	})
 }
 

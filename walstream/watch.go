@@ -19,14 +19,14 @@ const DefaultProbeInterval = 10 * time.Second
 // connection's BASE_BACKUP waits for the server's start checkpoint (minutes with a spread
 // checkpoint). An idle walsender sends nothing, so without a reader its end would be noticed
 // only when streaming starts: Watch reads the connection, so that a terminated walsender's
-// FATAL (57P01) or a closed connection is reported at once, and sends IDENTIFY_SYSTEM every
-// probeEvery (0: DefaultProbeInterval), failing when its reply takes longer than replyTimeout
-// (0: Config.ProgressTimeout, else no bound), so that a network that black-holes the connection
-// is noticed too (TCP keepalives notice it as well, when set).
+// FATAL (57P01), a closed connection or one the kernel timed out (TCP keepalive, user timeout)
+// is reported at once, and sends IDENTIFY_SYSTEM every probeEvery (0: DefaultProbeInterval),
+// failing when its reply takes longer than replyTimeout (0: Config.ProgressTimeout, else no
+// bound): a walsender that hangs on a live connection is noticed too.
 //
-// onFail is called once, from Watch's goroutine, with the first failure. stop ends the watch,
-// waits for a probe in flight, leaves the connection ready for Stream and returns the failure
-// (nil if none). stop must be called before Stream or Close.
+// onFail is called once, from Watch's goroutine, with the first failure. stop ends the watch
+// (after the reply to a probe in flight), leaves the connection ready for Stream and returns
+// the failure (nil if none). stop must be called before Stream or Close.
 func (r *Receiver) Watch(probeEvery, replyTimeout time.Duration, onFail func(error)) (stop func() error) {
 	if probeEvery <= 0 {
 		probeEvery = DefaultProbeInterval
@@ -34,16 +34,19 @@ func (r *Receiver) Watch(probeEvery, replyTimeout time.Duration, onFail func(err
 	if replyTimeout <= 0 {
 		replyTimeout = r.cfg.ProgressTimeout
 	}
-	w := &watch{r: r, done: make(chan struct{})}
-	go w.run(probeEvery, replyTimeout, onFail)
+	w := &watch{r: r, done: make(chan struct{}), every: probeEvery, replyTimeout: replyTimeout}
+	go w.run(onFail)
 	return w.stop
 }
 
 type watch struct {
-	r        *Receiver
+	r            *Receiver
+	every        time.Duration
+	replyTimeout time.Duration
+
 	mu       sync.Mutex
 	stopped  bool
-	probing  bool
+	probing  bool // a probe's reply is outstanding: stop waits for it
 	done     chan struct{}
 	err      error
 	stopOnce sync.Once
@@ -62,84 +65,86 @@ func (w *watch) stop() error {
 	return w.err
 }
 
-func (w *watch) run(probeEvery, replyTimeout time.Duration, onFail func(error)) {
+func (w *watch) run(onFail func(error)) {
 	defer close(w.done)
 	nc := w.r.conn.Conn()
 	defer func() { _ = nc.SetReadDeadline(time.Time{}) }()
-	next := time.Now().Add(probeEvery)
+	fail := func(err error) {
+		w.err = err
+		if onFail != nil {
+			onFail(err)
+		}
+	}
+	next := time.Now().Add(w.every)
+	var sent time.Time
 	for {
 		w.mu.Lock()
-		if w.stopped {
+		if w.stopped && !w.probing {
 			w.mu.Unlock()
 			return
 		}
-		_ = nc.SetReadDeadline(next)
+		deadline := next
+		if w.probing {
+			deadline = time.Time{}
+			if w.replyTimeout > 0 {
+				deadline = sent.Add(w.replyTimeout)
+			}
+		}
+		_ = nc.SetReadDeadline(deadline)
 		w.mu.Unlock()
 		msg, err := w.r.conn.ReceiveMessage(context.Background())
 		if err != nil {
-			w.mu.Lock()
-			stopped := w.stopped
-			w.mu.Unlock()
-			if stopped && pgrepl.IsDeadline(err) {
-				return
-			}
 			if !pgrepl.IsDeadline(err) {
-				w.fail(onFail, w.r.serverError("wait for the start checkpoint", err))
+				fail(w.r.serverError("wait for the start checkpoint", err))
 				return
 			}
-			if err := w.probe(replyTimeout); err != nil {
-				w.fail(onFail, err)
+			w.mu.Lock()
+			probing, stopped := w.probing, w.stopped
+			w.mu.Unlock()
+			switch {
+			case probing:
+				fail(fmt.Errorf("walstream: the idle WAL connection did not answer a probe (IDENTIFY_SYSTEM) within %v while the base backup waited for the start checkpoint (progress timeout): the walsender or a proxy hangs; check the server, then run the backup again", time.Since(sent).Round(time.Millisecond)))
+				return
+			case stopped:
 				return
 			}
-			next = time.Now().Add(probeEvery)
+			if err := w.probe(); err != nil {
+				fail(w.r.connError(err))
+				return
+			}
+			sent = time.Now()
 			continue
 		}
 		switch m := msg.(type) {
-		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
+		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus,
+			*pgproto3.RowDescription, *pgproto3.DataRow, *pgproto3.CommandComplete:
+			// The probe's reply, or nothing to act on.
+		case *pgproto3.ReadyForQuery:
+			w.mu.Lock()
+			w.probing = false
+			w.mu.Unlock()
+			next = time.Now().Add(w.every)
 		case *pgproto3.ErrorResponse:
-			w.fail(onFail, w.r.serverError("wait for the start checkpoint", pgconn.ErrorResponseToPgError(m)))
+			fail(w.r.serverError("wait for the start checkpoint", pgconn.ErrorResponseToPgError(m)))
 			return
 		default:
-			w.fail(onFail, fmt.Errorf("walstream: unexpected message %T from the idle WAL connection during the start checkpoint", msg))
+			fail(fmt.Errorf("walstream: unexpected message %T on the idle WAL connection during the start checkpoint", msg))
 			return
 		}
 	}
 }
 
-// probe runs IDENTIFY_SYSTEM, bounded by timeout.
-func (w *watch) probe(timeout time.Duration) error {
+// probe sends IDENTIFY_SYSTEM; run reads the reply with everything else.
+func (w *watch) probe() error {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.stopped {
-		w.mu.Unlock()
 		return nil
 	}
 	w.probing = true
-	_ = w.r.conn.Conn().SetReadDeadline(time.Time{})
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		w.probing = false
-		w.mu.Unlock()
-	}()
-	ctx := context.Background()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	start := time.Now()
-	if _, err := pgrepl.IdentifySystem(ctx, w.r.conn); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("walstream: the idle WAL connection did not answer a probe (IDENTIFY_SYSTEM) within %v while the base backup waited for the start checkpoint (progress timeout): the network, a proxy or the walsender hangs; run the backup again", time.Since(start).Round(time.Millisecond))
-		}
-		return w.r.serverError("probe the WAL connection during the start checkpoint", err)
-	}
-	return nil
-}
-
-func (w *watch) fail(onFail func(error), err error) {
-	w.err = err
-	if onFail != nil {
-		onFail(err)
-	}
+	_ = w.r.conn.Conn().SetWriteDeadline(time.Now().Add(max(w.replyTimeout, time.Second)))
+	defer func() { _ = w.r.conn.Conn().SetWriteDeadline(time.Time{}) }()
+	fe := w.r.conn.Frontend()
+	fe.Send(&pgproto3.Query{String: "IDENTIFY_SYSTEM"})
+	return fe.Flush()
 }
