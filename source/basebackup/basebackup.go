@@ -236,7 +236,7 @@ func (b *Source) recv() (byte, []byte, error) {
 			case errors.As(err, &stalled):
 				return 0, nil, err
 			case pgrepl.TimedOut(err):
-				return 0, nil, fmt.Errorf("connection lost: %w (%v)", pgrepl.ErrConnTimedOut, err)
+				return 0, nil, fmt.Errorf("connection lost: %w (%v); check the network to the server (and a firewall or proxy between), then run the backup again", pgrepl.ErrConnTimedOut, err)
 			}
 			return 0, nil, fmt.Errorf("connection lost: %w", err)
 		}
@@ -255,7 +255,11 @@ func (b *Source) recv() (byte, []byte, error) {
 			if err := e.Decode(body); err != nil {
 				return 0, nil, fmt.Errorf("malformed error from the server: %w", err)
 			}
-			return 0, nil, pgconn.ErrorResponseToPgError(&e)
+			pgErr := pgconn.ErrorResponseToPgError(&e)
+			if pgErr.Code == "57P01" {
+				return 0, nil, fmt.Errorf("the base backup's walsender was terminated (pg_terminate_backend or a server shutdown): %w; run the backup again", pgErr)
+			}
+			return 0, nil, pgErr
 		}
 		return typ, body, nil
 	}
