@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,8 +39,11 @@ func ApplyTCP(cfg *pgconn.Config, t TCP) {
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}
+	// The server applies startup parameters after the options parameter's -c settings: a
+	// setting the user gave there is left alone.
+	options := strings.ReplaceAll(cfg.RuntimeParams["options"], "-", "_")
 	set := func(name string, v int64) {
-		if _, ok := cfg.RuntimeParams[name]; !ok && v > 0 {
+		if _, ok := cfg.RuntimeParams[name]; !ok && v > 0 && !strings.Contains(options, name) {
 			cfg.RuntimeParams[name] = strconv.FormatInt(v, 10)
 		}
 	}
