@@ -2,6 +2,7 @@ package mux_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -175,5 +176,97 @@ func TestBlackHole(t *testing.T) {
 	// The defaults: noticed, and cleaned up on the server, within about DefaultTCPUserTimeout.
 	t.Run("defaults/checkpoint/WAL", func(t *testing.T) {
 		checkpoint(t, mux.Config{}, mux.SideWAL, mux.DefaultTCPUserTimeout+15*time.Second, 30*time.Second)
+	})
+}
+
+// TestProxyBlackHole (issue 16, defects 16 and 17): a proxy that stops forwarding without
+// closing (Toxiproxy's timeout toxic with timeout 0, on every connection) keeps TCP alive on
+// both sides, so keepalives see nothing wrong: the progress timeout notices it, in every
+// phase, with a message that says so. Once walweave closes its connections the proxy closes
+// the server's, and the server drops the walsenders and the slot; only a walsender waiting for
+// the start checkpoint stays until the checkpoint ends, as the cancel request cannot pass the
+// proxy either (TestBlackHole covers a real network cut, where it does).
+func TestProxyBlackHole(t *testing.T) {
+	c := spreadCheckpointCluster(t, pgtest.Options{})
+	const timeout = 5 * time.Second
+	run := func(t *testing.T, phase mux.Phase, cfg mux.Config, setup func(t *testing.T, dsn string) (<-chan error, func() int)) {
+		p, dsn := proxyTo(t, c)
+		cfg.ConnString = dsn
+		done, ready := setup(t, dsn)
+		waitPID := ready()
+		addToxic(t, p, `{"name":"bh-down","type":"timeout","stream":"downstream","toxicity":1,"attributes":{"timeout":0}}`)
+		addToxic(t, p, `{"name":"bh-up","type":"timeout","stream":"upstream","toxicity":1,"attributes":{"timeout":0}}`)
+		at := time.Now()
+		err, took := awaitFailure(t, done, at, timeout+5*time.Second)
+		var me *mux.Error
+		if !errors.As(err, &me) || me.Phase != phase {
+			t.Errorf("error is not a *mux.Error of phase %q: %v", phase, err)
+		}
+		if !strings.Contains(err.Error(), "progress timeout") {
+			t.Errorf("error does not name the progress timeout: %v", err)
+		}
+		if phase == mux.PhaseCheckpoint {
+			// The WAL side's walsender and slot go with the closed connection.
+			deadline := time.Now().Add(10 * time.Second)
+			for c.QueryValue(t, "select count(*) from pg_replication_slots") != "0" ||
+				c.QueryValue(t, "select count(*) from pg_stat_activity where pid = $1", waitPID) != "0" {
+				if time.Now().After(deadline) {
+					t.Fatal("the WAL side's walsender or slot is left on the server")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Logf("the WAL side's walsender and slot gone %v after the cut", time.Since(at).Round(time.Millisecond))
+			return
+		}
+		assertGoneWithin(t, c, at, took+10*time.Second)
+	}
+	t.Run("checkpoint", func(t *testing.T) {
+		dirty(t, c)
+		run(t, mux.PhaseCheckpoint, mux.Config{}, func(t *testing.T, dsn string) (<-chan error, func() int) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			t.Cleanup(cancel)
+			done := backupAsync(ctx, mux.Config{ConnString: dsn, ProgressTimeout: timeout})
+			return done, func() int { _, b := walsenders(t, c, done, phaseCheckpoint, "."); return b }
+		})
+	})
+	t.Run("streaming", func(t *testing.T) {
+		run(t, mux.PhaseStreaming, mux.Config{}, func(t *testing.T, dsn string) (<-chan error, func() int) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			t.Cleanup(cancel)
+			done := backupAsync(ctx, mux.Config{ConnString: dsn, ProgressTimeout: timeout,
+				Checkpoint: mux.CheckpointFast, MaxRate: 32 << 10})
+			return done, func() int {
+				_, b := walsenders(t, c, done, "streaming database files", "streaming")
+				time.Sleep(time.Second)
+				return b
+			}
+		})
+	})
+	t.Run("finishing", func(t *testing.T) {
+		run(t, mux.PhaseFinishing, mux.Config{}, func(t *testing.T, dsn string) (<-chan error, func() int) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			t.Cleanup(cancel)
+			s, err := mux.Start(ctx, io.Discard, mux.Config{ConnString: dsn, ProgressTimeout: timeout, Checkpoint: mux.CheckpointFast})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.CopyData(ctx); err != nil {
+				t.Fatal(err)
+			}
+			far, err := pgrepl.ParseLSN(c.QueryValue(t, "select pg_current_wal_insert_lsn() + 1024*1024*1024"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ExtendWAL(far); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := s.Finish(ctx)
+				s.Close()
+				done <- err
+			}()
+			return done, func() int { time.Sleep(time.Second); return 0 }
+		})
 	})
 }

@@ -119,7 +119,9 @@ type Config struct {
 	// side from the end of the start checkpoint to its end (the checkpoint itself sends
 	// nothing, however long it takes), the WAL side while streaming (the receiver asks for a
 	// keepalive at least every third of it) and during the checkpoint (an IDENTIFY_SYSTEM probe
-	// must be answered within it). 0 means DefaultProgressTimeout, negative turns it off.
+	// must be answered within it). 0 means DefaultProgressTimeout; negative turns it off (the
+	// WAL side then gives up after twice the server's wal_sender_timeout of silence, and the
+	// TCP settings above still notice a dead network).
 	ProgressTimeout time.Duration
 	// StandbyConfig is StandbyKeep (default) or StandbyDrop: what a backup of a standby does
 	// with the standby's standby.signal and primary_conninfo (see StandbyDrop).
