@@ -16,7 +16,8 @@ import (
 
 // spreadCheckpointCluster starts a cluster whose next spread checkpoint lasts minutes: every
 // page of pgbench_accounts is dirty and the checkpoint may spread over 27 minutes, so it
-// writes about one buffer per 100 ms (CheckpointWriteDelay), some 3 minutes for them all.
+// writes about one buffer per 100 ms (CheckpointWriteDelay), some 3 minutes for them all
+// (measured: the backup still waits for it 60 s after it started).
 func spreadCheckpointCluster(t *testing.T, opts pgtest.Options) *pgtest.Cluster {
 	t.Helper()
 	if opts.Settings == nil {
