@@ -145,28 +145,7 @@ func TestBlackHole(t *testing.T) {
 		defer cancel()
 		cfg := withConn(shortTCP)
 		cfg.Checkpoint = mux.CheckpointFast
-		s, err := mux.Start(ctx, io.Discard, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		if _, err := s.CopyData(ctx); err != nil {
-			t.Fatal(err)
-		}
-		// WAL that does not exist yet: Finish waits for it.
-		far, err := pgrepl.ParseLSN(c.QueryValue(t, "select pg_current_wal_insert_lsn() + 1024*1024*1024"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.ExtendWAL(far); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() {
-			_, err := s.Finish(ctx)
-			s.Close() // as Backup does
-			done <- err
-		}()
+		done := finishing(ctx, t, c, cfg)
 		time.Sleep(time.Second)
 		b := c.QueryValue(t, "select pid from pg_stat_replication where state = 'streaming'")
 		pid, _ := strconv.Atoi(b)
@@ -247,27 +226,37 @@ func TestProxyBlackHole(t *testing.T) {
 		run(t, mux.PhaseFinishing, mux.Config{}, func(t *testing.T, dsn string) (<-chan error, func() int) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			t.Cleanup(cancel)
-			s, err := mux.Start(ctx, io.Discard, mux.Config{ConnString: dsn, ProgressTimeout: timeout, Checkpoint: mux.CheckpointFast})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.CopyData(ctx); err != nil {
-				t.Fatal(err)
-			}
-			far, err := pgrepl.ParseLSN(c.QueryValue(t, "select pg_current_wal_insert_lsn() + 1024*1024*1024"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.ExtendWAL(far); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() {
-				_, err := s.Finish(ctx)
-				s.Close()
-				done <- err
-			}()
+			done := finishing(ctx, t, c, mux.Config{ConnString: dsn, ProgressTimeout: timeout, Checkpoint: mux.CheckpointFast})
 			return done, func() int { time.Sleep(time.Second); return 0 }
 		})
 	})
+}
+
+// finishing takes a backup's data and has Finish wait for WAL that does not exist yet (1 GiB
+// ahead) in a goroutine; the channel gets Finish's error, after Close as Backup does.
+func finishing(ctx context.Context, t *testing.T, c *pgtest.Cluster, cfg mux.Config) <-chan error {
+	t.Helper()
+	s, err := mux.Start(ctx, io.Discard, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CopyData(ctx); err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	far, err := pgrepl.ParseLSN(c.QueryValue(t, "select pg_current_wal_insert_lsn() + 1024*1024*1024"))
+	if err == nil {
+		err = s.ExtendWAL(far)
+	}
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Finish(ctx)
+		s.Close()
+		done <- err
+	}()
+	return done
 }
