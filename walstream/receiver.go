@@ -120,6 +120,7 @@ type Receiver struct {
 
 	st struct {
 		received, messages, keepalives, segments, history, status, blockedStatus, timeouts atomic.Int64
+		probes                                                                             atomic.Int64 // Watch's IDENTIFY_SYSTEM probes answered
 		write, flush                                                                       atomic.Uint64
 	}
 

@@ -123,6 +123,7 @@ func (w *watch) run(onFail func(error)) {
 			w.mu.Lock()
 			w.probing = false
 			w.mu.Unlock()
+			w.r.st.probes.Add(1)
 			next = time.Now().Add(w.every)
 		case *pgproto3.ErrorResponse:
 			fail(w.r.serverError("wait for the start checkpoint", pgconn.ErrorResponseToPgError(m)))
