@@ -26,5 +26,11 @@
 // bench/README.md for what that saves). With Config.ServerCompression the server sends each
 // archive as an LZ4 frame, decoded on the fly (internal/lz4frame): the stream is the same.
 //
+// Both connections get TCP keepalives and a TCP user timeout on both ends (Config.KeepaliveIdle
+// ... TCPUserTimeout), so that a cut network ends them, and the server's walsenders and slot,
+// within about 50 s; a server that stops sending on a live connection fails its side after
+// Config.ProgressTimeout. During the start checkpoint the idle WAL connection is watched, and a
+// BASE_BACKUP abandoned while it waits for the checkpoint gets a cancel request.
+//
 // Backup logs nothing unless Config.Logger is set and never writes to a terminal.
 package mux
