@@ -21,16 +21,16 @@
 // tablespaces, with allow_in_place_tablespaces = on and one comment line per tablespace
 // recording its original location appended to postgresql.auto.conf.
 //
-// Connection A is read through a 1 MiB buffer, with a socket low-water mark during the copy
-// stream so that the kernel wakes the reader once per MiB rather than per 8 KiB segment (see
-// bench/README.md for what that saves). With Config.ServerCompression the server sends each
-// archive as an LZ4 frame, decoded on the fly (internal/lz4frame): the stream is the same.
-//
 // Both connections get TCP keepalives and a TCP user timeout on both ends (Config.KeepaliveIdle
 // ... TCPUserTimeout), so that a cut network ends them, and the server's walsenders and slot,
 // within about 50 s; a server that stops sending on a live connection fails its side after
 // Config.ProgressTimeout. During the start checkpoint the idle WAL connection is watched, and a
 // BASE_BACKUP abandoned while it waits for the checkpoint gets a cancel request.
+//
+// Connection A is read through a 1 MiB buffer, with a socket low-water mark during the copy
+// stream so that the kernel wakes the reader once per MiB rather than per 8 KiB segment (see
+// bench/README.md for what that saves). With Config.ServerCompression the server sends each
+// archive as an LZ4 frame, decoded on the fly (internal/lz4frame): the stream is the same.
 //
 // Backup logs nothing unless Config.Logger is set and never writes to a terminal.
 package mux
