@@ -50,6 +50,7 @@ type backupFlags struct {
 	compress                 string
 	serverCompress           string
 	output                   string
+	incremental, manifestOut string
 }
 
 // strFlag and boolFlag register a flag under a short and a long name.
@@ -90,6 +91,8 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.compress, "compress", "none", "compress the stream: none or lz4[:LEVEL] (LEVEL 0-9, several cores)")
 	fs.StringVar(&f.serverCompress, "server-compress", "none", "have the server send its archives lz4-compressed, decompressed here: none or lz4[:LEVEL] (LEVEL 1-12); less traffic, more CPU on both sides")
 	strFlag(fs, &f.output, "o", "output", "", "write to FILE (FILE.tmp, fsynced, renamed on success) instead of stdout")
+	fs.StringVar(&f.incremental, "incremental", "", "take an incremental backup (PostgreSQL 17+, summarize_wal = on) on top of PRIOR: its backup_manifest file, or the prior stream (plain, lz4, zstd)")
+	fs.StringVar(&f.manifestOut, "manifest-out", "", "also write the backup's manifest to FILE when the backup succeeds (the next --incremental's PRIOR)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -104,6 +107,12 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
 		return exitUsage
+	}
+	if f.incremental != "" {
+		if cfg.IncrementalFrom, err = loadPriorManifest(f.incremental, nil); err != nil {
+			fmt.Fprintf(stderr, "walweave backup: --incremental: %v\n", err)
+			return exitUsage
+		}
 	}
 	password := ""
 	if pc, err := pgconn.ParseConfig(cfg.ConnString); err == nil {
@@ -176,6 +185,9 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				}
 			}
 		}
+	}
+	if err == nil && f.manifestOut != "" {
+		err = writeManifestOut(f.manifestOut, res.Manifest)
 	}
 	if prog != nil {
 		prog.finish(err == nil)
