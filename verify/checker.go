@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/walweave/walweave/pgformat"
 )
 
 // DefaultMaxProblems is the number of problems a Report keeps when Options.MaxProblems is 0.
@@ -102,6 +104,7 @@ type member struct {
 	overflow  bool
 	truncated bool
 	skipped   bool // refused by Begin: content not checked
+	inc       *incMember
 }
 
 type backupLabel struct {
@@ -139,6 +142,8 @@ type Checker struct {
 	labelSeen    bool
 	controlID    uint64
 	controlSeen  bool
+	controlHead  []byte
+	incs         []*incMember
 	wal          *walState
 	trailer      bool
 	aborted      bool
@@ -370,6 +375,9 @@ func (c *Checker) Begin(h *tar.Header) error {
 			c.problem(name, "unexpected file in pg_wal")
 		}
 	}
+	if rel, ok := pgformat.IsIncrementalName(name); ok {
+		m.inc = &incMember{name: name, rel: rel, size: h.Size}
+	}
 	switch name {
 	case "backup_label":
 		m.special = spLabel
@@ -419,6 +427,9 @@ func (c *Checker) Write(p []byte) (int, error) {
 			m.buf = append(m.buf, p...)
 		}
 	}
+	if m.inc != nil {
+		m.inc.write(p)
+	}
 	if m.kind == kindWAL && !c.opts.SkipWAL {
 		for _, msg := range c.wal.write(p) {
 			c.problem(m.name, msg)
@@ -450,6 +461,10 @@ func (c *Checker) End() {
 	if m.truncated {
 		return
 	}
+	if m.inc != nil {
+		m.inc.n = m.n
+		c.incs = append(c.incs, m.inc)
+	}
 	switch m.special {
 	case spLabel:
 		c.parseLabel(m)
@@ -466,6 +481,7 @@ func (c *Checker) End() {
 	case spControl:
 		if len(m.buf) >= 8 {
 			c.controlID, c.controlSeen = binary.LittleEndian.Uint64(m.buf[:8]), true
+			c.controlHead = m.buf
 		}
 	case spVersion:
 		if v, err := strconv.Atoi(strings.TrimSpace(string(m.buf))); err == nil {
@@ -521,7 +537,21 @@ func (c *Checker) parseLabel(m *member) {
 			}
 			l.tli, l.hasTLI = uint32(t), true
 		case "INCREMENTAL FROM LSN":
-			c.problem(m.name, "an incremental backup: it must be combined with pg_combinebackup, it cannot be restored alone")
+			v, err := ParseLSN(strings.TrimSpace(val))
+			if err != nil {
+				c.problem(m.name, "invalid INCREMENTAL FROM LSN "+strconv.Quote(val))
+				continue
+			}
+			c.rep.IncrementalFromLSN = v
+			c.rep.Incremental = true
+		case "INCREMENTAL FROM TLI":
+			t, err := strconv.ParseUint(strings.TrimSpace(val), 10, 32)
+			if err != nil || t == 0 {
+				c.problem(m.name, "invalid INCREMENTAL FROM TLI "+strconv.Quote(val))
+				continue
+			}
+			c.rep.IncrementalFromTLI = uint32(t)
+			c.rep.Incremental = true
 		}
 	}
 	if !haveStart {
@@ -576,6 +606,7 @@ func (c *Checker) Finish() *Report {
 	}
 	c.checkLabel(man, trusted)
 	c.checkControl(man, trusted)
+	c.checkIncremental()
 	if !c.opts.SkipWAL && trusted {
 		c.wal.finish(c, man.WALRanges)
 		if c.wal.magic != 0 && c.rep.PGVersion != 0 {
@@ -619,7 +650,7 @@ func (c *Checker) fillReport(man *Manifest, trusted bool) {
 		r.SystemID = c.controlID
 	}
 	if c.label != nil {
-		r.StartLSN, r.CheckpointLSN = c.label.start, c.label.ckpt
+		r.StartLSN, r.CheckpointLSN, r.StartTimeline = c.label.start, c.label.ckpt, c.label.tli
 	}
 	if trusted {
 		if r.StartLSN == 0 {
