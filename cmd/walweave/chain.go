@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/walweave/walweave/internal/lz4frame"
 	"github.com/walweave/walweave/pgformat"
+	"github.com/walweave/walweave/restore"
+	"github.com/walweave/walweave/verify"
 )
 
 // chainInput opens one argument of a chain (verify or restore with several streams, backup
@@ -135,4 +138,91 @@ func writeManifestOut(path string, manifest []byte) error {
 		return fmt.Errorf("--manifest-out: %w", err)
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// openChain opens every argument of a chain ("-" once, for stdin).
+func openChain(args []string, stdin io.Reader) ([]verify.ChainStream, func(), error) {
+	ci := &chainInput{stdin: stdin}
+	var streams []verify.ChainStream
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	for _, a := range args {
+		r, c, err := ci.open(a)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("%s: %w", a, err)
+		}
+		name := a
+		if a == "-" {
+			name = "stdin"
+		}
+		streams = append(streams, verify.ChainStream{Name: name, R: r})
+		closers = append(closers, c)
+	}
+	return streams, closeAll, nil
+}
+
+// verifyChain is walweave verify FULL INC1 INC2 ...: each stream checked, then the chain.
+func verifyChain(ctx context.Context, args []string, opts verify.Options, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
+	streams, closeAll, err := openChain(args, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "walweave verify: %v\n", err)
+		return exitUsage
+	}
+	defer closeAll()
+	reps, err := verify.Chain(ctx, streams, opts)
+	bad := 0
+	for i, rep := range reps {
+		if rep == nil {
+			continue
+		}
+		if !rep.OK() {
+			bad++
+		}
+		if !rep.OK() || !quiet {
+			fmt.Fprintf(stdout, "%s: %s\n", streams[i].Name, rep.String())
+		}
+	}
+	if err != nil && !errors.Is(err, verify.ErrChain) {
+		return fail(ctx, stderr, "verify", err)
+	}
+	if err != nil {
+		fmt.Fprintf(stdout, "chain: FAILED: %v\n", err)
+		fmt.Fprintf(stderr, "walweave: verify failed: the streams do not form a chain\n")
+		return exitFailure
+	}
+	if bad > 0 {
+		fmt.Fprintf(stderr, "walweave: verify failed: %d of %d streams have problems (listed above)\n", bad, len(reps))
+		return exitFailure
+	}
+	if !quiet {
+		fmt.Fprintf(stdout, "chain: OK: %d backups, a full backup and %d incremental backups of system %d\n", len(reps), len(reps)-1, reps[0].SystemID)
+	}
+	return exitOK
+}
+
+// restoreChain is walweave restore -D DIR FULL INC1 INC2 ...
+func restoreChain(ctx context.Context, args []string, opts restore.Options, stdin io.Reader, stdout, stderr io.Writer) int {
+	streams, closeAll, err := openChain(args, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "walweave restore: %v\n", err)
+		return exitUsage
+	}
+	defer closeAll()
+	cr, err := restore.Chain(ctx, streams, opts)
+	for i, rep := range cr.Reports {
+		if rep != nil && (err != nil && !rep.OK() || err == nil) {
+			fmt.Fprintf(stdout, "%s: %s\n", streams[i].Name, rep.String())
+		}
+	}
+	if err != nil {
+		return fail(ctx, stderr, "restore", err)
+	}
+	fmt.Fprintf(stdout, "chain restored: %d backups; %d INCREMENTAL files applied (%d blocks), %d files replaced, %d removed; backup_manifest lists %d files\n",
+		len(streams), cr.Patched, cr.BlocksWritten, cr.Replaced, cr.Removed, cr.ManifestFiles)
+	return exitOK
 }

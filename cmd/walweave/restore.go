@@ -12,6 +12,7 @@ import (
 )
 
 const restoreUsage = `Usage: walweave restore -D DIR [flags] [FILE|-]
+       walweave restore -D DIR [flags] FULL INC1 INC2 ...   (a chain, in the order taken; one may be -)
 
 Extracts a walweave stream (stdin when FILE is - or missing; lz4 frames are decoded) into a
 new or empty data directory, checking it while it writes (the same checks as walweave
@@ -80,6 +81,9 @@ func runRestore(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		opts.Recovery = &rec
 	}
 	opts.Logger = debugLogger(stderr, verbose)
+	if fs.NArg() > 1 {
+		return restoreChain(ctx, fs.Args(), opts, stdin, stdout, stderr)
+	}
 	in, closeIn, code := openStreamArg("restore", fs, stdin, stderr)
 	if closeIn == nil {
 		return code

@@ -15,6 +15,7 @@ import (
 )
 
 const verifyUsage = `Usage: walweave verify [flags] [FILE|-]
+       walweave verify [flags] FULL INC1 INC2 ...   (a chain: each stream, then the links)
 
 Reads a walweave stream once (stdin when FILE is - or missing), in bounded memory, and
 checks it without extracting it: the tar, the manifest and its checksum, every file's size
@@ -46,6 +47,9 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return exitUsage
 	}
 	opts.Logger = debugLogger(stderr, verbose)
+	if fs.NArg() > 1 {
+		return verifyChain(ctx, fs.Args(), opts, quiet, stdin, stdout, stderr)
+	}
 	in, closeIn, code := openStreamArg("verify", fs, stdin, stderr)
 	if closeIn == nil {
 		return code
