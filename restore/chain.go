@@ -334,7 +334,7 @@ func (cs *chainState) applyLabel(body io.Reader, size int64) error {
 func (cs *chainState) patch(name, rel string, body io.Reader) error {
 	x := cs.x
 	p := x.diskPath(rel)
-	if !cs.have[rel] {
+	if dir, ok := cs.have[rel]; !ok || dir {
 		return fmt.Errorf("restore: %w: %s patches %s, which no earlier backup of the chain has (a backup of the chain is missing, or the backups are out of order)", verify.ErrChain, name, rel)
 	}
 	blcksz := int64(cs.ctl.BlockSize)

@@ -47,7 +47,7 @@ func CheckChain(names []string, reports []*Report) error {
 					ErrChain, name(i), name(j), r.IncrementalFromLSN, r.IncrementalFromTLI, name(i-1), prev.StartLSN, prev.StartTimeline)
 			}
 		}
-		hint := "a backup between them is missing"
+		hint := "a backup between them is missing, or the backups are out of order"
 		if r.IncrementalFromLSN < prev.StartLSN {
 			hint = "it was taken from an older backup than " + name(i-1) + ", or the order is wrong"
 		}
