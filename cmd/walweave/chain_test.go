@@ -323,6 +323,48 @@ func TestIncrementalChainDrill(t *testing.T) {
 		t.Logf("%s refused: %s", bad.name, strings.TrimSpace(stderr))
 	}
 
+	// A chain restore that stops midway (inc2 cut short, --no-clean) leaves a directory
+	// PostgreSQL refuses, with a file saying why.
+	{
+		b, err := os.ReadFile(inc2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := filepath.Join(dir, "inc2-cut.tar")
+		if err := os.WriteFile(cut, b[:len(b)/2], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		base, err := c.NewDir("cut")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdir := filepath.Join(base, "data")
+		if _, stderr, code := walweave(t, ctx, nil, "restore", "-D", rdir, "--no-clean", "--no-sync", full, inc1, cut); code == 0 {
+			t.Fatal("a chain with a truncated stream was restored")
+		} else {
+			t.Logf("truncated inc2: %s", strings.TrimSpace(stderr))
+		}
+		marker, err := os.ReadFile(filepath.Join(rdir, "walweave_restore_incomplete"))
+		if err != nil {
+			t.Fatalf("no marker after a failed chain restore: %v", err)
+		}
+		t.Logf("marker: %s", marker)
+		if err := pgtest.Chown(base); err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		out, err := c.Command(sctx, "postgres", "-D", rdir, "-p", "1", "-c", "listen_addresses=", "-k", base).CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out), "incremental backup") {
+			t.Fatalf("PostgreSQL on the half-restored directory: %v\n%s", err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "FATAL") {
+				t.Logf("PostgreSQL refuses it: %s", l)
+			}
+		}
+	}
+
 	// Restore full + inc1 + inc2 (the last taken under load) from pipes; it must start,
 	// reach consistency and pass pgbench's invariant and pg_amcheck.
 	for _, chain := range []struct {
