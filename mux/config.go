@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
@@ -115,10 +116,10 @@ type Result struct {
 	StartTimeline, EndTimeline uint32
 	Timelines                  []uint32 // every timeline whose WAL the stream holds
 	SystemID                   string
-	ServerVersion              int // server_version_num, e.g. 150018
-	BytesWritten               int64
-	DataFiles                  int // regular files from the server's archives
-	WALSegments                int // pg_wal segments in the stream
+	ServerVersion              int   // server_version_num, e.g. 150018
+	BytesWritten               int64 // bytes the io.Writer accepted (on failure: what went out before it)
+	DataFiles                  int   // regular files from the server's archives
+	WALSegments                int   // pg_wal segments in the stream
 	HistoryFiles               int
 	Tablespaces                int
 	SlotName                   string
@@ -136,9 +137,6 @@ type Result struct {
 	// it to take the next incremental backup without reading the stream back.
 	Manifest []byte
 }
-
-// manifestAlgorithms are the names BASE_BACKUP's MANIFEST_CHECKSUMS accepts.
-var manifestAlgorithms = []string{"NONE", "CRC32C", "SHA224", "SHA256", "SHA384", "SHA512"}
 
 // Validate reports the first invalid setting of c, as Backup does before it connects. It
 // changes nothing in c.
@@ -167,13 +165,9 @@ func (c *Config) normalize() error {
 	if c.ManifestChecksums == "" {
 		c.ManifestChecksums = "CRC32C"
 	}
-	alg := strings.ToUpper(c.ManifestChecksums)
-	ok := false
-	for _, a := range manifestAlgorithms {
-		ok = ok || a == alg
-	}
-	if !ok {
-		return fmt.Errorf("mux: manifest checksum algorithm %q is not one of %s", c.ManifestChecksums, strings.Join(manifestAlgorithms, ", "))
+	alg, err := pgformat.CanonicalChecksum(c.ManifestChecksums)
+	if err != nil {
+		return fmt.Errorf("mux: manifest checksum algorithm %q is not one of %s", c.ManifestChecksums, strings.Join(pgformat.ChecksumAlgorithms, ", "))
 	}
 	c.ManifestChecksums = alg
 	if _, _, err := basebackup.ParseCompression(c.ServerCompression); err != nil {

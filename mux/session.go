@@ -139,6 +139,7 @@ func (s *Session) begin() error {
 	if err != nil {
 		return fmt.Errorf("mux: connection string: %w", err)
 	}
+	applyReplicationPassfile(connCfg, s.cfg.ConnString)
 	s.src = s.cfg.Source
 	if s.src == nil {
 		s.src = basebackup.New(basebackup.Config{
@@ -276,7 +277,9 @@ func (s *Session) ExtendWAL(lsn pgrepl.LSN) error {
 // AppendRecoveryConf has the stream carry settings appended to postgresql.auto.conf plus a
 // recovery.signal, both written after the WAL (a later member replaces an earlier one on
 // extraction): for recovery targets known only after the data, such as a fleet's restore
-// point. Called after CopyData and before Finish.
+// point. Called after CopyData and before Finish. PostgreSQL refuses recovery.signal without
+// a restore_command: give one that finds nothing ("restore_command = 'false'") to have
+// recovery read only the stream's pg_wal, or the archive's command.
 func (s *Session) AppendRecoveryConf(settings string) error {
 	if err := s.usable(); err != nil {
 		return err
@@ -369,9 +372,6 @@ func (s *Session) abort(err error) error {
 		s.ring.Abort(err)
 	}
 	s.cancel(err)
-	if s.tw != nil {
-		s.setResult(func(r *Result) { r.BytesWritten = s.tw.Written() })
-	}
 	s.phase(PhaseFailed)
 	return err
 }
@@ -421,7 +421,7 @@ func (s *Session) Result() Result {
 		sortTimelines(r.Timelines)
 	}
 	if s.tw != nil {
-		r.BytesWritten = s.tw.Written()
+		r.BytesWritten = s.tw.Flushed() // what reached w (all of it after Finish)
 	}
 	return r
 }

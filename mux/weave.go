@@ -8,17 +8,19 @@ import (
 	"path"
 	"time"
 
+	"github.com/walweave/walweave/internal/readerr"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
 )
 
 // Lines walweave appends to the stream's postgresql.auto.conf when the backup has
-// tablespaces (docs/stream-contract.md, item 1). Restore tools that relocate tablespaces
-// remove exactly these lines.
+// tablespaces (docs/stream-contract.md, item 1); pgformat owns them. Restore tools that
+// relocate tablespaces remove exactly these lines.
 const (
-	TablespaceCommentPrefix = "# walweave: tablespace "
-	InPlaceTablespaceLine   = "allow_in_place_tablespaces = on"
+	TablespaceCommentPrefix = pgformat.TablespaceCommentPrefix
+	InPlaceTablespaceLine   = pgformat.InPlaceTablespaceLine
 )
 
 // maxAutoConfSize bounds the postgresql.auto.conf held in memory to append settings to.
@@ -107,30 +109,15 @@ func (w *weaver) copyData(ctx context.Context, src source.Source) error {
 			return w.fail(SideOutput, "write "+h.Name, err)
 		}
 		if h.Size > 0 {
-			in := &readErr{r: m.Data}
+			in := &readerr.Reader{R: m.Data}
 			if _, err := io.Copy(w.tw, in); err != nil {
-				if in.err != nil {
+				if in.Err != nil {
 					return w.fail(SideBaseBackup, "copy "+h.Name, err)
 				}
 				return w.fail(SideOutput, "write "+h.Name, err)
 			}
 		}
 	}
-}
-
-// readErr remembers its reader's error, to tell a failing source from a failing writer after
-// io.Copy.
-type readErr struct {
-	r   io.Reader
-	err error
-}
-
-func (e *readErr) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		e.err = err
-	}
-	return n, err
 }
 
 // mainMember applies the main directory's transformations: pg_tblspc symlinks become
@@ -189,19 +176,16 @@ func (w *weaver) rewriteAutoConf() bool { return len(w.tablespaces) > 0 || w.rec
 
 // appendAutoConf appends walweave's settings to postgresql.auto.conf's content.
 func (w *weaver) appendAutoConf(content []byte) []byte {
-	var b bytes.Buffer
-	b.Write(content)
-	if len(content) > 0 && content[len(content)-1] != '\n' {
-		b.WriteByte('\n')
+	out := append([]byte(nil), content...)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
 	}
-	if len(w.tablespaces) > 0 {
-		for _, ts := range w.tablespaces {
-			fmt.Fprintf(&b, "%s%s was at %s\n", TablespaceCommentPrefix, ts.OID, ts.Location)
-		}
-		b.WriteString(InPlaceTablespaceLine + "\n")
+	ts := make([]pgformat.TablespaceLocation, len(w.tablespaces))
+	for i, t := range w.tablespaces {
+		ts[i] = pgformat.TablespaceLocation{OID: t.OID, Location: t.Location}
 	}
-	b.Write(w.recoveryConf)
-	return b.Bytes()
+	out = pgformat.AppendTablespaceLines(out, ts)
+	return append(out, w.recoveryConf...)
 }
 
 func (w *weaver) injectRecovery() error {

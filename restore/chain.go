@@ -581,6 +581,11 @@ func (cs *chainState) writeManifest() error {
 	if err := os.Rename(tmp, filepath.Join(x.root, "backup_manifest")); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	if o := x.opts.Owner; o != nil {
+		if err := os.Lchown(filepath.Join(x.root, "backup_manifest"), o.UID, o.GID); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
 	cs.cr.ManifestFiles = b.Files()
 	return nil
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -11,79 +9,45 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/klauspost/compress/zstd"
-
-	"github.com/walweave/walweave/internal/lz4frame"
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/restore"
 	"github.com/walweave/walweave/verify"
 )
 
-// chainInput opens one argument of a chain (verify or restore with several streams, backup
-// --incremental): a file, or "-" for stdin (once), decompressed by its magic (zstd, gzip,
-// lz4 frames).
+// chainInput opens the arguments of a chain (verify or restore with several streams) one
+// by one with openInput: a file, or "-" for stdin (once), decompressed by its magic.
 type chainInput struct {
 	stdin     io.Reader
 	stdinUsed bool
 }
 
 func (c *chainInput) open(arg string) (io.Reader, func(), error) {
-	var src io.Reader
-	closeFn := func() {}
 	if arg == "-" {
 		if c.stdinUsed {
 			return nil, nil, errors.New(`"-" (stdin) may be given once`)
 		}
 		c.stdinUsed = true
-		src = c.stdin
-	} else {
-		f, err := os.Open(arg)
-		if err != nil {
-			return nil, nil, err
-		}
-		if fi, err := f.Stat(); err == nil && fi.IsDir() {
-			f.Close()
-			return nil, nil, fmt.Errorf("%s is a directory; give a backup stream (a tar file)", arg)
-		}
-		src, closeFn = f, func() { f.Close() }
 	}
-	p := newPeekReader(src)
-	magic, _ := p.peek(4)
-	switch {
-	case bytes.HasPrefix(magic, []byte("\x28\xb5\x2f\xfd")):
-		zr, err := zstd.NewReader(p, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			closeFn()
-			return nil, nil, err
-		}
-		return zr.IOReadCloser(), func() { zr.Close(); closeFn() }, nil
-	case bytes.HasPrefix(magic, []byte("\x1f\x8b")):
-		zr, err := gzip.NewReader(p)
-		if err != nil {
-			closeFn()
-			return nil, nil, err
-		}
-		return zr, closeFn, nil
-	case bytes.HasPrefix(magic, []byte("\x04\x22\x4d\x18")):
-		return lz4frame.NewReader(p), closeFn, nil
+	in, err := openInput([]string{arg}, c.stdin)
+	if err != nil {
+		return nil, nil, err
 	}
-	return p, closeFn, nil
+	return in, in.close, nil
 }
 
 // loadPriorManifest reads the manifest an incremental backup starts from: PRIOR is a
 // backup_manifest file, or a prior walweave stream (plain, lz4, zstd or gzip) whose
 // backup_manifest member is taken, byte for byte.
-func loadPriorManifest(prior string, stdin io.Reader) ([]byte, error) {
-	if prior == "-" && stdin == nil {
-		return nil, errors.New("PRIOR cannot be stdin here; give a file")
+func loadPriorManifest(prior string) ([]byte, error) {
+	if prior == "-" {
+		return nil, errors.New("PRIOR cannot be stdin (the backup writes to stdout); give a file")
 	}
-	ci := &chainInput{stdin: stdin}
-	r, closeFn, err := ci.open(prior)
+	in, err := openInput([]string{prior}, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer closeFn()
-	br := newPeekReader(r)
+	defer in.close()
+	br := newPeekReader(in)
 	head, _ := br.peek(1)
 	if len(head) == 1 && head[0] == '{' {
 		_, raw, err := pgformat.ReadManifest(br, pgformat.MaxManifestSize)

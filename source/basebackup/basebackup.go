@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/walweave/walweave/internal/lz4frame"
+	"github.com/walweave/walweave/internal/readerr"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
@@ -528,19 +529,19 @@ func archiveCompression(name string) string {
 // the compressed data apart from errors of the connection.
 type lz4Archive struct {
 	name string
-	src  *readErr // the archive reader under the decompressor
+	src  *readerr.Reader // the archive reader under the decompressor
 	zr   *lz4frame.Reader
 }
 
 func (z *lz4Archive) reset(name string, r io.Reader) {
 	z.name = name
-	z.src = &readErr{r: r}
+	z.src = &readerr.Reader{R: r}
 	z.zr.Reset(z.src)
 }
 
 func (z *lz4Archive) Read(p []byte) (int, error) {
 	n, err := z.zr.Read(p)
-	if err != nil && err != io.EOF && z.src.err == nil {
+	if err != nil && err != io.EOF && z.src.Err == nil {
 		err = fmt.Errorf("decompress the server's archive %s: %w", z.name, err)
 	}
 	return n, err
