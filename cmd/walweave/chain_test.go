@@ -385,10 +385,21 @@ func TestIncrementalChainDrill(t *testing.T) {
 			}
 			rdir := filepath.Join(base, "data")
 			start := time.Now()
-			pipes := fifos(t, chain.files...)
-			out, stderr, code := walweave(t, ctx, nil, append([]string{"restore", "-D", rdir}, pipes...)...)
-			if code != 0 {
-				t.Fatalf("walweave restore: exit %d\n%s%s", code, out, stderr)
+			// Every stream through a named pipe, the second one on standard input ("-").
+			args := append([]string{"restore", "-D", rdir}, fifos(t, chain.files...)...)
+			args[4] = "-"
+			stdin, err := os.Open(chain.files[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stdin.Close()
+			cmd := exec.CommandContext(ctx, binary, args...)
+			var so, se strings.Builder
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &so, &se
+			err = cmd.Run()
+			out := so.String()
+			if err != nil {
+				t.Fatalf("walweave %s: %v\n%s%s", strings.Join(args, " "), err, out, se.String())
 			}
 			t.Logf("restored in %s:\n%s", time.Since(start).Round(time.Millisecond), out)
 			if _, err := os.Stat(filepath.Join(rdir, "walweave_restore_incomplete")); err == nil {
