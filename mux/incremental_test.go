@@ -131,3 +131,19 @@ func fileSize(t *testing.T, p string) int64 {
 	}
 	return fi.Size()
 }
+
+// TestIncrementalUnsupported: before PostgreSQL 17, an incremental backup is refused before
+// anything is uploaded.
+func TestIncrementalUnsupported(t *testing.T) {
+	if s, err := pgtest.Selected(); err == nil && s.Major >= 17 {
+		t.Skipf("%s takes incremental backups", s)
+	}
+	c := pgtest.Start(t, pgtest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := mux.Backup(ctx, io.Discard, mux.Config{ConnString: c.ReplicationDSN(), Checkpoint: mux.CheckpointFast, IncrementalFrom: []byte("{}")})
+	if !errors.Is(err, mux.ErrIncrementalUnsupported) {
+		t.Fatalf("got %v", err)
+	}
+	t.Log(err)
+}
