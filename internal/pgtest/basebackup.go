@@ -37,9 +37,6 @@ func (c *Cluster) ClientCanBackUp() bool {
 // it can back up this server (ClientCanBackUp), else with the same BASE_BACKUP command sent by
 // this package, each archive stored exactly as the server sent it.
 func (c *Cluster) TarBackup(ctx context.Context, out string, o TarBackupOptions) error {
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		return err
-	}
 	if c.ClientCanBackUp() {
 		args := []string{"-Ft", "-c", "fast", "-D", out, "-X", "none"}
 		if o.WAL {
@@ -69,6 +66,9 @@ func (c *Cluster) TarBackup(ctx context.Context, out string, o TarBackupOptions)
 		if o.ManifestChecksums != "" {
 			opts = append(opts, fmt.Sprintf("MANIFEST_CHECKSUMS '%s'", o.ManifestChecksums))
 		}
+	}
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return err
 	}
 	conn, err := pgconn.Connect(ctx, c.SocketDSN("postgres")+" replication=true")
 	if err != nil {

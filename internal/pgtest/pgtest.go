@@ -61,6 +61,8 @@ type Options struct {
 	// NoChecksums initialises without data checksums (initdb --no-data-checksums on 18+,
 	// where checksums are on by default).
 	NoChecksums bool
+	// WALSegmentSizeMB is initdb's --wal-segsize (a power of two, 1..1024; 0 = 16).
+	WALSegmentSizeMB int
 	// Unsupported allows a server older than MinMajor (for refusal tests).
 	Unsupported bool
 }
@@ -424,6 +426,9 @@ func (c *Cluster) init() error {
 	}
 	if c.opts.GroupAccess {
 		args = append(args, "--allow-group-access")
+	}
+	if c.opts.WALSegmentSizeMB != 0 {
+		args = append(args, "--wal-segsize="+strconv.Itoa(c.opts.WALSegmentSizeMB))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
