@@ -51,6 +51,9 @@ func CheckChain(names []string, reports []*Report) error {
 		if r.IncrementalFromLSN < prev.StartLSN {
 			hint = "it was taken from an older backup than " + name(i-1) + ", or the order is wrong"
 		}
+		if r.SystemID == 0 || first.SystemID == 0 {
+			hint += ", or it is a backup of another cluster"
+		}
 		return fmt.Errorf("%w: %s does not follow %s: it was taken from the backup that starts at %s on timeline %d, %s starts at %s on timeline %d (%s)",
 			ErrChain, name(i), name(i-1), r.IncrementalFromLSN, r.IncrementalFromTLI, name(i-1), prev.StartLSN, prev.StartTimeline, hint)
 	}
