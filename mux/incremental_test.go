@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,6 +122,33 @@ func TestIncrementalRefusals(t *testing.T) {
 		t.Errorf("another timeline: got %v", err)
 	}
 	t.Logf("another timeline: %v", err)
+
+	// The WAL summaries since a backup of this server removed: the server cannot say what
+	// changed.
+	cfg.IncrementalFrom = nil
+	_, prior, err := backupToFile(t, ctx, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Exec(t, "create table s as select generate_series(1, 10000) g")
+	other.Exec(t, "select pg_switch_wal()")
+	other.Exec(t, "checkpoint")
+	deadline := time.Now().Add(30 * time.Second)
+	for other.QueryValue(t, "select count(*) from pg_available_wal_summaries()") == "0" && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	sums, _ := filepath.Glob(filepath.Join(other.DataDir, "pg_wal", "summaries", "*.summary"))
+	for _, f := range sums {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.IncrementalFrom = prior.Manifest
+	_, err = mux.Backup(ctx, io.Discard, cfg)
+	if !errors.Is(err, mux.ErrSummariesMissing) {
+		t.Errorf("summaries removed (%d files): got %v", len(sums), err)
+	}
+	t.Logf("summaries missing: %v", err)
 }
 
 func fileSize(t *testing.T, p string) int64 {

@@ -121,6 +121,12 @@ func classifyIncremental(err error) error {
 		return err
 	}
 	msg := pgErr.Message
+	if pgErr.Detail != "" {
+		err = fmt.Errorf("%w; DETAIL: %s", err, pgErr.Detail)
+	}
+	if pgErr.Hint != "" {
+		err = fmt.Errorf("%w; HINT: %s", err, pgErr.Hint)
+	}
 	switch pgErr.Code {
 	case "XX000":
 		if !strings.Contains(strings.ToLower(msg), "manifest") {
