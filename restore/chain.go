@@ -590,30 +590,14 @@ func (cs *chainState) writeManifest() error {
 	return nil
 }
 
-// writeAtomic replaces file name in the data directory (name.tmp, fsynced, renamed).
+// writeAtomic replaces file name in the data directory (name.tmp written and fsynced, then
+// renamed over it).
 func (cs *chainState) writeAtomic(name string, data []byte, perm os.FileMode) error {
 	x := cs.x
-	p := filepath.Join(x.root, name)
-	tmp := p + ".tmp"
-	_ = os.Remove(tmp)
-	f, err := createFile(tmp, perm)
-	if err != nil {
+	if err := x.writeFile(name+".tmp", data, perm); err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("restore: write %s: %w", tmp, err)
-	}
-	if !x.opts.NoSync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("restore: fsync %s: %w", tmp, err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := os.Rename(filepath.Join(x.root, name+".tmp"), filepath.Join(x.root, name)); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if !x.opts.NoSync {
