@@ -177,6 +177,12 @@ func restoreChain(ctx context.Context, args []string, opts restore.Options, stdi
 		return exitUsage
 	}
 	defer closeAll()
+	ownerDesc := ""
+	if opts.Owner == nil && os.Geteuid() == 0 {
+		if o, from, ok := restore.DirOwner(opts.Dir); ok {
+			opts.Owner, ownerDesc = &o, restore.DescribeOwner(o)+", the owner of "+from
+		}
+	}
 	cr, err := restore.Chain(ctx, streams, opts)
 	for i, rep := range cr.Reports {
 		if rep != nil && (err != nil && !rep.OK() || err == nil) {
@@ -188,5 +194,8 @@ func restoreChain(ctx context.Context, args []string, opts restore.Options, stdi
 	}
 	fmt.Fprintf(stdout, "chain restored: %d backups; %d INCREMENTAL files applied (%d blocks), %d files replaced, %d removed; backup_manifest lists %d files\n",
 		len(streams), cr.Patched, cr.BlocksWritten, cr.Replaced, cr.Removed, cr.ManifestFiles)
+	if ownerDesc != "" {
+		fmt.Fprintf(stderr, "walweave restore: files owned by %s (--owner USER[:GROUP] to choose)\n", ownerDesc)
+	}
 	return exitOK
 }

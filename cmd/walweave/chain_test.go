@@ -218,7 +218,7 @@ func TestIncrementalChainDrill(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	c.PgbenchInit(t, 5)
-	_, _ = c.CreateTablespace(t, "ts1")
+	_, ts1Loc := c.CreateTablespace(t, "ts1")
 	c.Exec(t, "create table in_ts1 tablespace ts1 as select g, md5(g::text) v from generate_series(1, 50000) g")
 	c.Exec(t, "create table drop_me as select g from generate_series(1, 10000) g")
 	c.Exec(t, "create table trunc_me as select g, repeat('t', 100) pad from generate_series(1, 20000) g")
@@ -386,8 +386,14 @@ func TestIncrementalChainDrill(t *testing.T) {
 			rdir := filepath.Join(base, "data")
 			start := time.Now()
 			// Every stream through a named pipe, the second one on standard input ("-").
-			args := append([]string{"restore", "-D", rdir}, fifos(t, chain.files...)...)
-			args[4] = "-"
+			// The chain to inc2 relocates ts1 (-T), the other keeps it in place.
+			args := []string{"restore", "-D", rdir}
+			ts1New := filepath.Join(base, "ts1-new")
+			if !chain.compare {
+				args = append(args, "-T", ts1Loc+"="+ts1New)
+			}
+			args = append(args, fifos(t, chain.files...)...)
+			args[len(args)-len(chain.files)+1] = "-"
 			stdin, err := os.Open(chain.files[1])
 			if err != nil {
 				t.Fatal(err)
@@ -433,6 +439,14 @@ func TestIncrementalChainDrill(t *testing.T) {
 			}
 			if got := r.QueryValue(t, "select pg_relation_size('vac_me') / current_setting('block_size')::int"); got != vacBlocks {
 				t.Errorf("vac_me is %s blocks, %s on the source", got, vacBlocks)
+			}
+			if !chain.compare {
+				if got := r.QueryValue(t, "select pg_tablespace_location(oid) from pg_tablespace where spcname = 'ts1'"); got != ts1New {
+					t.Fatalf("ts1 is at %q, want %q", got, ts1New)
+				}
+			}
+			if got := r.QueryValue(t, "select count(*) from in_ts1 where v = 'changed'"); got != "500" {
+				t.Fatalf("in_ts1 has %s changed rows", got)
 			}
 			if got := r.QueryValue(t, "select t.spcname from pg_class c join pg_tablespace t on t.oid = c.reltablespace where c.relname = 'move_me'"); got != "ts2" {
 				t.Fatalf("move_me is in %q", got)
