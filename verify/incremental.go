@@ -60,6 +60,9 @@ func (m *incMember) write(p []byte) {
 // RELSEG_SIZE, and the backup_label's INCREMENTAL lines against the members.
 func (c *Checker) checkIncremental() {
 	c.rep.IncrementalFiles = len(c.incs)
+	if c.rep.Incremental {
+		c.rep.Warnings = append(c.rep.Warnings, "an incremental backup: it cannot be restored alone; restore it after the backups it depends on (walweave restore -D DIR FULL INC1 ... THIS)")
+	}
 	if len(c.incs) > 0 && !c.rep.Incremental {
 		c.problem("backup_label", fmt.Sprintf("no INCREMENTAL FROM lines, but the stream has %d INCREMENTAL files", len(c.incs)))
 	}
