@@ -185,7 +185,13 @@ func (cs *chainState) apply(ctx context.Context, i int) error {
 	if err := cs.writeAtomic("backup_label", refused.Bytes(), x.filePerm(0o600)); err != nil {
 		return err
 	}
-	chk, err := verify.NewChecker(x.opts.Verify)
+	vopts := x.opts.Verify
+	if vopts.Algorithm == "" && strings.HasPrefix(cs.cr.Reports[i-1].ChecksumAlgorithm, "SHA") {
+		// The chain's backups are taken alike: compute the previous backup's SHA algorithm
+		// while this stream is read (an INCREMENTAL file cannot be read back from disk).
+		vopts.Algorithm = cs.cr.Reports[i-1].ChecksumAlgorithm
+	}
+	chk, err := verify.NewChecker(vopts)
 	if err != nil {
 		return err
 	}
@@ -204,7 +210,7 @@ func (cs *chainState) apply(ctx context.Context, i int) error {
 		err = cs.mustLink
 	}
 	if err == nil && chk.ProblemCount() == 0 && rep.ChecksumsNotVerified > 0 {
-		err = fmt.Errorf("restore: %d checksums of the incremental backup could not be verified while it was read (set Options.Verify.Algorithm to the manifest's algorithm)", rep.ChecksumsNotVerified)
+		err = fmt.Errorf("restore: %d %s checksums of the incremental backup could not be verified while it was read (set Options.Verify.Algorithm to it)", rep.ChecksumsNotVerified, rep.ChecksumAlgorithm)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.Name, err)

@@ -25,13 +25,15 @@ func stream17(t *testing.T, b *fixture.Chain17) []byte {
 	return s.Bytes()
 }
 
-func synthChain(t *testing.T) (full, inc []byte) {
-	f := &fixture.Chain17{Start: 0x2000028}
+func synthChain(t *testing.T) (full, inc []byte) { return synthChainAlg(t, "") }
+
+func synthChainAlg(t *testing.T, alg string) (full, inc []byte) {
+	f := &fixture.Chain17{Start: 0x2000028, Algorithm: alg}
 	f.Add("base/5/16384", fixture.Blocks("abc"))
 	f.Add("base/5/16385", fixture.Blocks("de"))
 	f.Add("base/5/16386", fixture.Blocks("g"))
 	f.Add("base/5/16387_fsm", fixture.Blocks("f"))
-	i := &fixture.Chain17{Start: 0x4000028, From: 0x2000028}
+	i := &fixture.Chain17{Start: 0x4000028, From: 0x2000028, Algorithm: alg}
 	// 16384: block 1 changed, block 3 new past the old end (block 2 kept); truncation length 3.
 	i.Add("base/5/INCREMENTAL.16384", fixture.IncrementalFile(3, []uint32{1, 3}, "BD"))
 	// 16385: truncated to one block, nothing changed in it.
@@ -156,5 +158,22 @@ func TestChainSynthMidway(t *testing.T) {
 	label, _ := os.ReadFile(filepath.Join(dir, "backup_label"))
 	if l, err := pgformat.ParseBackupLabel(label); err != nil || !l.Incremental() {
 		t.Fatalf("backup_label after a failure midway must keep INCREMENTAL lines: %v\n%s", err, label)
+	}
+}
+
+// TestChainSynthSHA: with SHA-256 manifests (and nothing said in Options.Verify), the full
+// backup's checksums are checked by reading its files back, the incremental backup's while
+// it streams (the full backup's algorithm is taken for it).
+func TestChainSynthSHA(t *testing.T) {
+	full, inc := synthChainAlg(t, "SHA256")
+	dir := filepath.Join(t.TempDir(), "data")
+	cr, err := restore.Chain(context.Background(), streams(full, inc), chainOpts(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range cr.Reports {
+		if r.ChecksumAlgorithm != "SHA256" || r.ChecksumsNotVerified != 0 || r.ChecksumsVerified == 0 {
+			t.Errorf("%s", r)
+		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 // them. There is no WAL: check with Options.SkipWAL.
 type Chain17 struct {
 	Start, From pgformat.LSN
+	// Algorithm is the manifest's checksum algorithm (default CRC32C).
+	Algorithm string
 	names       []string
 	files       map[string][]byte
 }
@@ -72,7 +74,7 @@ func (b *Chain17) Stream() (*Stream, error) {
 	}
 	s := &Stream{}
 	var man bytes.Buffer
-	mb, err := pgformat.NewManifestBuilder(&man, pgformat.ManifestOptions{SystemIdentifier: ctl.SystemIdentifier})
+	mb, err := pgformat.NewManifestBuilder(&man, pgformat.ManifestOptions{SystemIdentifier: ctl.SystemIdentifier, Algorithm: b.Algorithm})
 	if err != nil {
 		return nil, err
 	}
