@@ -19,8 +19,8 @@ type Chain17 struct {
 	Start, From pgformat.LSN
 	// Algorithm is the manifest's checksum algorithm (default CRC32C).
 	Algorithm string
-	names       []string
-	files       map[string][]byte
+	names     []string
+	files     map[string][]byte
 }
 
 // Block is one 8 kB block filled with b.
