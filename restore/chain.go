@@ -196,6 +196,9 @@ func (cs *chainState) apply(ctx context.Context, i int) error {
 		return err
 	}
 	rep, err := chk.Scan(ctx, s.R, cs.member)
+	if rep != nil {
+		rep.DropIncrementalWarning()
+	}
 	cs.cr.Reports = append(cs.cr.Reports, rep)
 	switch {
 	case errors.Is(err, errStop):

@@ -74,6 +74,9 @@ func Chain(ctx context.Context, streams []ChainStream, opts Options) ([]*Report,
 	var names []string
 	for _, s := range streams {
 		rep, err := Stream(ctx, s.R, opts)
+		if rep != nil && len(reps) > 0 {
+			rep.DropIncrementalWarning()
+		}
 		reps = append(reps, rep)
 		names = append(names, s.Name)
 		if err != nil {

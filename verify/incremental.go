@@ -56,12 +56,27 @@ func (m *incMember) write(p []byte) {
 	}
 }
 
+// WarningIncremental is the warning of an incremental backup's report; a chain's check, which
+// puts the backup in its place, drops it (Report.DropIncrementalWarning).
+const WarningIncremental = "an incremental backup: it cannot be restored alone; restore it after the backups it depends on (walweave restore -D DIR FULL INC1 ... THIS)"
+
+// DropIncrementalWarning removes WarningIncremental from the report's warnings.
+func (r *Report) DropIncrementalWarning() {
+	w := r.Warnings[:0]
+	for _, s := range r.Warnings {
+		if s != WarningIncremental {
+			w = append(w, s)
+		}
+	}
+	r.Warnings = w
+}
+
 // checkIncremental checks the INCREMENTAL members against pg_control's block size and
 // RELSEG_SIZE, and the backup_label's INCREMENTAL lines against the members.
 func (c *Checker) checkIncremental() {
 	c.rep.IncrementalFiles = len(c.incs)
 	if c.rep.Incremental {
-		c.rep.Warnings = append(c.rep.Warnings, "an incremental backup: it cannot be restored alone; restore it after the backups it depends on (walweave restore -D DIR FULL INC1 ... THIS)")
+		c.rep.Warnings = append(c.rep.Warnings, WarningIncremental)
 	}
 	if len(c.incs) > 0 && !c.rep.Incremental {
 		c.problem("backup_label", fmt.Sprintf("no INCREMENTAL FROM lines, but the stream has %d INCREMENTAL files", len(c.incs)))

@@ -245,8 +245,14 @@ func TestIncrementalChainDrill(t *testing.T) {
 	if err := load.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	// PRIOR as the manifest written beside the full backup.
-	backupCLI(t, c, inc1, "--incremental", filepath.Join(dir, "full.manifest"), "--manifest-out", filepath.Join(dir, "inc1.manifest"))
+	// --manifest-out wrote the stream's manifest, byte for byte.
+	if m, err := exec.Command("tar", "-xOf", fullTar, "backup_manifest").Output(); err != nil {
+		t.Fatal(err)
+	} else if out, _ := os.ReadFile(filepath.Join(dir, "full.manifest")); string(out) != string(m) {
+		t.Fatal("--manifest-out differs from the stream's backup_manifest")
+	}
+	// PRIOR as the zstd-compressed full stream (inc2: a plain stream; inc3: a manifest file).
+	backupCLI(t, c, inc1, "--incremental", full, "--manifest-out", filepath.Join(dir, "inc1.manifest"))
 
 	load = c.StartLoad(t, 2)
 	_, _ = c.CreateTablespace(t, "ts2")
