@@ -12,7 +12,7 @@ demo:
 # Every test, against a real PostgreSQL started by internal/pgtest.
 test:
 	./scripts/setup.sh
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(GOTESTFLAGS) ./...
 
 # Every real-server package against each PostgreSQL in PG_MATRIX (15 is Debian's; 16, 17 and 18
 # are fetched into .cache/pg by scripts/setup-pg-matrix.sh), then the refusal test against 14.

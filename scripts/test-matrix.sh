@@ -4,6 +4,7 @@
 # test against PostgreSQL 14 when 14 is in the list.
 #
 # Usage: scripts/test-matrix.sh [VERSION...]   (default: 15 16 17 18 14)
+#        go test -v ... | scripts/test-matrix.sh --filter   (only the console filter below)
 # VERSION is what WALWEAVE_PG takes: a major (15 is Debian's, the others come from
 # scripts/setup-pg-matrix.sh) or a bin directory. A missing server is a failure
 # (WALWEAVE_REQUIRE_PG=1). Full `go test -v` output goes to .cache/test-matrix/<version>.log;
@@ -11,6 +12,29 @@
 # SKIP line, the message of each failure or skip, and the time taken.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Console filter: package results, test results, the first server line of each package, and
+# the output of each failed or skipped test (go test -v prints a test's log lines before its
+# --- line, and with parallel tests after === CONT/NAME markers).
+filter() {
+  awk '
+    /^=== (RUN|CONT|NAME|PAUSE)/ { n = 0; next }
+    /^ *--- (FAIL|SKIP)/ { print; for (i = 0; i < n; i++) if (buf[i] !~ /: PostgreSQL [0-9.]+ \(/) print "    " buf[i]; n = 0; next }
+    /^ *--- PASS/ { print; n = 0; next }
+    /^(ok|FAIL)/ { print; seen = 0; n = 0; next }
+    /^panic:/ { print; panicking = 1; next }
+    /^(# |make|[^ ].*\.go:[0-9]+:[0-9]+: )/ { print; next }
+    panicking { print; next }
+    /: PostgreSQL [0-9]+(\.[0-9]+)? \(/ && !seen { line = $0; sub(/^ +/, "", line); print "server: " line; seen = 1 }
+    { sub(/^ +/, ""); buf[n++] = $0 }
+  '
+}
+
+if [ "${1:-}" = --filter ]; then
+  filter
+  exit 0
+fi
+
+
 GO=${GO:-go}
 TEST_TIMEOUT=${TEST_TIMEOUT:-30m}
 versions=("$@")
@@ -26,21 +50,6 @@ mkdir -p "$logdir"
 failed=()
 summary=()
 start_all=$(date +%s)
-
-# Console filter: package results, test results, the first server line of each package, and
-# the indented lines under a FAIL or SKIP (their messages).
-filter() {
-  awk '
-    /^(ok|FAIL|PASS$|panic:|---|=== RUN)/ { under = 0 }
-    /^=== RUN/ { next }
-    /^ *--- (FAIL|SKIP)/ { print; under = 1; next }
-    /^ *--- PASS/ { print; next }
-    /^(ok|FAIL)/ { print; seen = 0; next }
-    /^panic:/ { print; under = 1; next }
-    under { print; next }
-    /: PostgreSQL [0-9]+(\.[0-9]+)? \(/ && !seen { sub(/^ +/, ""); print "server: " $0; seen = 1 }
-  '
-}
 
 for v in "${versions[@]}"; do
   log="$logdir/$(echo "$v" | tr '/' '_').log"
