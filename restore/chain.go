@@ -384,17 +384,27 @@ func (cs *chainState) patch(name, rel string, body io.Reader) error {
 	return nil
 }
 
+// filePath makes the directories of member name (base and rel from target) and returns the
+// path of its file, refusing one outside base.
+func (x *extractor) filePath(name, base, rel string) (string, error) {
+	dir, file := filepath.Split(filepath.FromSlash(rel))
+	if err := x.mkdirAll(base, filepath.ToSlash(filepath.Clean(dir)), x.implicitDirPerm(), false); err != nil {
+		return "", err
+	}
+	p := filepath.Join(base, filepath.Clean(dir), file)
+	if !within(base, p) {
+		return "", fmt.Errorf("restore: %s would be outside %s", name, base)
+	}
+	return p, nil
+}
+
 // replace writes a file the incremental backup carries whole.
 func (cs *chainState) replace(name string, h *tar.Header, body io.Reader) error {
 	x := cs.x
 	base, rel, _ := x.target(name)
-	dir, file := filepath.Split(filepath.FromSlash(rel))
-	if err := x.mkdirAll(base, filepath.ToSlash(filepath.Clean(dir)), x.implicitDirPerm(), false); err != nil {
+	p, err := x.filePath(name, base, rel)
+	if err != nil {
 		return err
-	}
-	p := filepath.Join(base, filepath.Clean(dir), file)
-	if !within(base, p) {
-		return fmt.Errorf("restore: %s would be outside %s", name, base)
 	}
 	if fi, err := os.Lstat(p); err == nil {
 		if fi.IsDir() {

@@ -393,13 +393,9 @@ func (x *extractor) member(name string, h *tar.Header, body io.Reader) error {
 		}
 		return nil
 	}
-	dir, file := filepath.Split(filepath.FromSlash(rel))
-	if err := x.mkdirAll(base, filepath.ToSlash(filepath.Clean(dir)), x.implicitDirPerm(), false); err != nil {
+	p, err := x.filePath(name, base, rel)
+	if err != nil {
 		return err
-	}
-	p := filepath.Join(base, filepath.Clean(dir), file)
-	if !within(base, p) {
-		return fmt.Errorf("restore: %s would be outside %s", name, base)
 	}
 	perm := x.filePerm(h.Mode)
 	if h.Size <= smallFile {
