@@ -29,6 +29,12 @@
 // tablespaces, with allow_in_place_tablespaces = on and one comment line per tablespace
 // recording its original location appended to postgresql.auto.conf.
 //
+// Both connections get TCP keepalives and a TCP user timeout on both ends (Config.KeepaliveIdle
+// ... TCPUserTimeout), so that a cut network ends them, and the server's walsenders and slot,
+// within about 50 s; a server that stops sending on a live connection fails its side after
+// Config.ProgressTimeout. During the start checkpoint the idle WAL connection is watched, and a
+// BASE_BACKUP abandoned while it waits for the checkpoint gets a cancel request.
+//
 // Backup logs nothing unless Config.Logger is set. It writes wherever w goes: refusing a
 // terminal is the CLI's promise, not the library's.
 package mux

@@ -50,6 +50,9 @@ type weaver struct {
 	// standbySignal adds standby.signal before global/pg_control.
 	recoveryConf  []byte
 	standbySignal bool
+	// dropStandby leaves the server's standby.signal out and removes primary_conninfo and
+	// primary_slot_name from its postgresql.auto.conf (Config.StandbyConfig "drop").
+	dropStandby bool
 	// fail attributes an error to a side and step.
 	fail func(side Side, step string, err error) error
 	// progress is called at member boundaries.
@@ -128,6 +131,8 @@ func (w *weaver) mainMember(m *tarw.Member, data io.Reader) (written bool, err e
 	case m.Type == tarw.TypeSymlink && path.Dir(m.Name) == "pg_tblspc":
 		m.Type, m.Linkname, m.Mode = tarw.TypeDir, "", w.dirMode
 		return false, nil
+	case w.dropStandby && m.Name == "standby.signal" && m.Type == tarw.TypeFile:
+		return true, nil
 	case m.Name == "postgresql.auto.conf" && m.Type == tarw.TypeFile:
 		// Held in memory (it is small) so that settings can be appended now and, for a
 		// recovery target known only at the end, again in the tail.
@@ -172,10 +177,16 @@ func (w *weaver) writeAutoConf(mode int64, mtime time.Time, content []byte) erro
 	return nil
 }
 
-func (w *weaver) rewriteAutoConf() bool { return len(w.tablespaces) > 0 || w.recoveryConf != nil }
+func (w *weaver) rewriteAutoConf() bool {
+	return len(w.tablespaces) > 0 || w.recoveryConf != nil || w.dropStandby
+}
 
-// appendAutoConf appends walweave's settings to postgresql.auto.conf's content.
+// appendAutoConf appends walweave's settings to postgresql.auto.conf's content (without a
+// standby's primary_conninfo and primary_slot_name with dropStandby).
 func (w *weaver) appendAutoConf(content []byte) []byte {
+	if w.dropStandby {
+		content = dropSettings(content, "primary_conninfo", "primary_slot_name")
+	}
 	out := append([]byte(nil), content...)
 	if len(out) > 0 && out[len(out)-1] != '\n' {
 		out = append(out, '\n')
@@ -290,4 +301,25 @@ func (w *weaver) finish(manifest []byte) error {
 		return w.fail(SideOutput, "finish the archive", err)
 	}
 	return nil
+}
+
+// dropSettings removes the lines of postgresql.auto.conf content that set one of names.
+func dropSettings(content []byte, names ...string) []byte {
+	var out []byte
+	for len(content) > 0 {
+		line, rest, _ := bytes.Cut(content, []byte{'\n'})
+		content = rest
+		key := bytes.TrimLeft(line, " \t")
+		if i := bytes.IndexAny(key, " \t="); i >= 0 {
+			key = key[:i]
+		}
+		drop := false
+		for _, n := range names {
+			drop = drop || bytes.EqualFold(key, []byte(n))
+		}
+		if !drop {
+			out = append(append(out, line...), '\n')
+		}
+	}
+	return out
 }

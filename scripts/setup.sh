@@ -14,6 +14,9 @@ done
 command -v tar >/dev/null || need+=(tar)
 command -v lz4 >/dev/null || need+=(lz4)
 command -v zstd >/dev/null || need+=(zstd)
+# tc and ip for the black-hole test (a private network namespace drops one connection's packets).
+command -v tc >/dev/null || need+=(iproute2)
+command -v unshare >/dev/null || need+=(util-linux)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

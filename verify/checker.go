@@ -147,6 +147,7 @@ type Checker struct {
 	aborted      bool
 	finished     bool
 	unverified   map[string]ManifestFile
+	tailConf     bool // the recovery tail's postgresql.auto.conf was seen
 }
 
 // NewChecker returns a Checker. It fails only on an unknown Options.Algorithm.
@@ -294,7 +295,14 @@ func (c *Checker) Begin(h *tar.Header) error {
 	if h.Typeflag == tar.TypeDir {
 		kind = 'd'
 	}
-	if prev, dup := c.names[name]; dup {
+	// The recovery tail (mux.Session.AppendRecoveryConf, a fleet's restore point) writes
+	// postgresql.auto.conf a second time, once, after the data (pg_control) and the WAL: the
+	// later member replaces the earlier.
+	prev, dup := c.names[name]
+	if dup && name == "postgresql.auto.conf" && prev == 'f' && kind == 'f' && c.controlSeen && !c.tailConf {
+		c.tailConf, dup = true, false
+	}
+	if dup {
 		what := "file"
 		if prev == 'd' {
 			what = "directory"

@@ -10,14 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pierrec/lz4/v4"
 	"golang.org/x/term"
 
 	"github.com/walweave/walweave/internal/humanize"
@@ -53,7 +52,10 @@ type backupFlags struct {
 	compress                 string
 	serverCompress           string
 	output                   string
-	incremental, manifestOut string
+	tcpUserTimeout           time.Duration
+	progressTimeout          time.Duration
+	standbyConfig            string
+	incremental, manifestOut string // walweave backup only (not fleet)
 }
 
 // strFlag and boolFlag register a flag under a short and a long name.
@@ -71,9 +73,8 @@ func boolFlag(fs *flag.FlagSet, p *bool, short, long string, help string) {
 	}
 }
 
-func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var f backupFlags
-	fs := flag.NewFlagSet("walweave backup", flag.ContinueOnError)
+// register registers walweave backup's flags on fs (walweave fleet backup shares them).
+func (f *backupFlags) register(fs *flag.FlagSet) {
 	strFlag(fs, &f.dbname, "d", "dbname", "", "connection string (keyword/value or URL); PG* variables and .pgpass apply")
 	strFlag(fs, &f.host, "h", "host", "", "server host or socket directory (overrides the connection string)")
 	strFlag(fs, &f.port, "p", "port", "", "server port")
@@ -91,7 +92,16 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.IntVar(&f.ringSlots, "ring-slots", 24, "WAL segments that may wait in memory while a data file is copied")
 	fs.StringVar(&f.compress, "compress", "none", "compress the stream: none or lz4[:LEVEL] (LEVEL 0-9, several cores)")
 	fs.StringVar(&f.serverCompress, "server-compress", "none", "have the server send its archives lz4-compressed, decompressed here: none or lz4[:LEVEL] (LEVEL 1-12); less traffic, more CPU on both sides")
+	fs.DurationVar(&f.tcpUserTimeout, "tcp-user-timeout", mux.DefaultTCPUserTimeout, "end a connection whose peer stopped acknowledging (cut network, dead host) after this long, on both ends; keepalive probes start after "+mux.DefaultKeepaliveIdle.String()+" of silence; negative: no user timeout")
+	fs.DurationVar(&f.progressTimeout, "progress-timeout", mux.DefaultProgressTimeout, "fail a side whose server sends nothing (not even a requested keepalive) for this long on a live connection; the start checkpoint's wait is not counted; negative: off")
+	fs.StringVar(&f.standbyConfig, "standby-config", "keep", "backing up a standby: keep its standby.signal and primary_conninfo (the copy starts as a standby of the same primary), or drop them (the copy starts as a primary)")
 	strFlag(fs, &f.output, "o", "output", "", "write to FILE (FILE.tmp, fsynced, renamed on success) instead of stdout")
+}
+
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f backupFlags
+	fs := flag.NewFlagSet("walweave backup", flag.ContinueOnError)
+	f.register(fs)
 	fs.StringVar(&f.incremental, "incremental", "", "take an incremental backup (PostgreSQL 17+, summarize_wal = on) on top of PRIOR: its backup_manifest file, or the prior stream (plain, lz4, zstd, gzip)")
 	fs.StringVar(&f.manifestOut, "manifest-out", "", "also write the backup's manifest to FILE when the backup succeeds (the next --incremental's PRIOR)")
 	args, err := pgBasebackupHabits(fs, args)
@@ -178,12 +188,8 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	var cw io.WriteCloser
 	if compress >= 0 {
-		zw := lz4.NewWriter(out)
-		opts := []lz4.Option{lz4.ConcurrencyOption(runtime.GOMAXPROCS(0)), lz4.BlockSizeOption(lz4.Block4Mb)}
-		if compress > 0 {
-			opts = append(opts, lz4.CompressionLevelOption(lz4.CompressionLevel(1<<(8+compress))))
-		}
-		if err := zw.Apply(opts...); err != nil {
+		zw, err := newLZ4Output(out, compress)
+		if err != nil {
 			cleanup()
 			return fail(ctx, stderr, "backup", err)
 		}
@@ -193,9 +199,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	res, err := mux.Backup(ctx, out, cfg)
 	if err == nil && cw != nil {
-		if err = cw.Close(); err != nil {
-			err = fmt.Errorf("finish lz4 frame: %w", err)
-		}
+		err = cw.Close()
 	}
 	if err == nil && file != nil {
 		if err = file.Sync(); err == nil {
@@ -311,7 +315,12 @@ func (f *backupFlags) config() (mux.Config, error) {
 		RingSlots: f.ringSlots, SlotName: f.slot, NoVerifyChecksums: f.noVerifyChecksums,
 		ManifestChecksums: f.manifestChecksums, WriteRecoveryConf: f.writeRecoveryConf,
 		ServerCompression:    f.serverCompress,
-		RecoveryConfPassword: f.recoveryPassword}
+		RecoveryConfPassword: f.recoveryPassword,
+		TCPUserTimeout:       f.tcpUserTimeout, ProgressTimeout: f.progressTimeout,
+		StandbyConfig: mux.StandbyConfig(f.standbyConfig)}
+	if f.tcpUserTimeout == 0 || f.progressTimeout == 0 {
+		return mux.Config{}, errors.New("--tcp-user-timeout and --progress-timeout must not be 0 (a negative value turns them off)")
+	}
 	if err := cfg.Validate(); err != nil {
 		return mux.Config{}, errors.New(strings.TrimPrefix(err.Error(), "mux: "))
 	}

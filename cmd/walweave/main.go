@@ -66,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runVerify(ctx, args[1:], stdin, stdout, stderr)
 	case "restore":
 		return runRestore(ctx, args[1:], stdin, stdout, stderr)
+	case "fleet":
+		return runFleet(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "walweave", versionString())
 		return exitOK

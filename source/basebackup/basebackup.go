@@ -65,6 +65,11 @@ type Config struct {
 	// IncrementalFrom, when not nil, makes the backup incremental (PostgreSQL 17+): the prior
 	// backup's backup_manifest, uploaded byte for byte before BASE_BACKUP (INCREMENTAL).
 	IncrementalFrom []byte
+	// ProgressTimeout fails the copy when the server sends nothing for that long once the copy
+	// stream is open (from the end of the start checkpoint to the end of the command): a
+	// stopped walsender or a proxy that holds the connection. 0 turns it off. The checkpoint
+	// itself sends nothing and is not bounded by it.
+	ProgressTimeout time.Duration
 	Logger          *slog.Logger // nil logs nothing
 }
 
@@ -95,6 +100,7 @@ type Source struct {
 	lz4          *lz4Archive // reused for every compressed archive
 	tr           *tarw.Reader
 	curArchive   *archive
+	running      bool // BASE_BACKUP was sent and its ReadyForQuery not read yet
 }
 
 // archive is one server tar archive.
@@ -237,6 +243,13 @@ func (b *Source) recv() (byte, []byte, error) {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
+			var stalled *pgrepl.StalledError
+			switch {
+			case errors.As(err, &stalled):
+				return 0, nil, err
+			case pgrepl.TimedOut(err):
+				return 0, nil, fmt.Errorf("connection lost: %w (%v); check the network to the server (and a firewall or proxy between), then run the backup again", pgrepl.ErrConnTimedOut, err)
+			}
 			return 0, nil, fmt.Errorf("connection lost: %w", err)
 		}
 		switch typ {
@@ -254,7 +267,11 @@ func (b *Source) recv() (byte, []byte, error) {
 			if err := e.Decode(body); err != nil {
 				return 0, nil, fmt.Errorf("malformed error from the server: %w", err)
 			}
-			return 0, nil, pgconn.ErrorResponseToPgError(&e)
+			pgErr := pgconn.ErrorResponseToPgError(&e)
+			if pgErr.Code == "57P01" {
+				return 0, nil, fmt.Errorf("the base backup's walsender was terminated (pg_terminate_backend or a server shutdown): %w; run the backup again", pgErr)
+			}
+			return 0, nil, pgErr
 		}
 		return typ, body, nil
 	}
@@ -301,6 +318,7 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	}
 	cmd := b.command()
 	b.log.Debug("sending", "command", cmd)
+	b.running = true
 	query, err := (&pgproto3.Query{String: cmd}).Encode(nil)
 	if err != nil {
 		return source.Start{}, fmt.Errorf("encode BASE_BACKUP: %w", err)
@@ -361,6 +379,7 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	if !b.bc.Batch(true) {
 		b.log.Debug("reading the copy stream without a socket low-water mark")
 	}
+	b.bc.SetStallTimeout(b.cfg.ProgressTimeout)
 	return st, nil
 }
 
@@ -616,15 +635,31 @@ func (b *Source) End(ctx context.Context) (source.End, error) {
 			return end, fmt.Errorf("finish base backup: %w", err)
 		}
 		if typ == msgReadyForQuery {
+			b.running = false
+			b.bc.SetStallTimeout(0)
 			return end, nil
 		}
 	}
 }
 
-// Close closes the connection; a backup still running on the server is aborted by it.
+// cancelTimeout bounds the cancel request Close sends for a backup still running.
+const cancelTimeout = 2 * time.Second
+
+// Close closes the connection. A backup still running on the server gets a cancel request
+// first: a walsender waiting for the start checkpoint notices neither a closed socket nor a
+// dead network before the checkpoint ends (minutes with a spread checkpoint), and would hold
+// its walsender slot until then.
 func (b *Source) Close() error {
 	if b.stopWatch != nil {
 		b.stopWatch()
+	}
+	if b.running && b.conn != nil {
+		b.running = false
+		if err := pgrepl.CancelBackend(b.conn, cancelTimeout); err != nil {
+			b.log.Debug("cancel request for the base backup", "err", err)
+		} else {
+			b.log.Debug("cancel request sent for the base backup", "pid", b.conn.PID())
+		}
 	}
 	if b.nc == nil {
 		if b.conn == nil {
