@@ -133,8 +133,10 @@ func TestIncrementalRefusals(t *testing.T) {
 	other.Exec(t, "create table s as select generate_series(1, 10000) g")
 	other.Exec(t, "select pg_switch_wal()")
 	other.Exec(t, "checkpoint")
+	// Wait until the summarizer has passed the prior backup (it lags behind the WAL).
+	target := prior.EndLSN.String()
 	deadline := time.Now().Add(30 * time.Second)
-	for other.QueryValue(t, "select count(*) from pg_available_wal_summaries()") == "0" && time.Now().Before(deadline) {
+	for other.QueryValue(t, "select summarized_lsn >= $1::pg_lsn from pg_get_wal_summarizer_state()", target) != "true" && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	sums, _ := filepath.Glob(filepath.Join(other.DataDir, "pg_wal", "summaries", "*.summary"))
