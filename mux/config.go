@@ -135,6 +135,15 @@ type Config struct {
 	// up that same server (Backup checks the system identifiers). The options above that
 	// configure BASE_BACKUP (Label, Checkpoint, MaxRate, ...) do not reach a caller's Source.
 	Source source.Source
+	// IncrementalFrom, when not nil, takes an incremental backup (PostgreSQL 17+ with
+	// summarize_wal = on) relative to the prior backup whose backup_manifest this is, byte for
+	// byte as the server wrote it (Result.Manifest of the prior backup, or the stream's
+	// backup_manifest member). The stream then holds INCREMENTAL.<name> members for relation
+	// files that changed little; restore applies it on top of the prior backup's restore
+	// (restore.Chain). Refusals are *basebackup.IncrementalError (errors.Is with
+	// ErrSummarizeWALOff, ErrSummariesMissing, ErrPriorOtherSystem, ErrPriorTimeline,
+	// ErrPriorManifest, ErrIncrementalUnsupported).
+	IncrementalFrom []byte
 }
 
 // Phase is the stage a backup is in.
@@ -184,6 +193,11 @@ type Result struct {
 	Duration             time.Duration
 	// CheckpointWait is the time the server's start checkpoint took (PhaseCheckpoint).
 	CheckpointWait time.Duration
+	// Incremental is true for an incremental backup (Config.IncrementalFrom).
+	Incremental bool
+	// Manifest is the backup_manifest written at the end of the stream (set by Finish): keep
+	// it to take the next incremental backup without reading the stream back.
+	Manifest []byte
 }
 
 // Validate reports the first invalid setting of c, as Backup does before it connects. It
@@ -220,6 +234,9 @@ func (c *Config) normalize() error {
 	c.ManifestChecksums = alg
 	if _, _, err := basebackup.ParseCompression(c.ServerCompression); err != nil {
 		return fmt.Errorf("mux: %w", err)
+	}
+	if c.IncrementalFrom != nil && c.Source != nil {
+		return fmt.Errorf("mux: IncrementalFrom configures the BASE_BACKUP source; a caller's Source takes incremental backups its own way")
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = time.Second

@@ -147,8 +147,9 @@ func (s *Session) begin() error {
 			ConnConfig: connCfg.Copy(), Label: s.cfg.Label, Checkpoint: string(s.cfg.Checkpoint),
 			MaxRate: s.cfg.MaxRate, NoVerifyChecksums: s.cfg.NoVerifyChecksums,
 			ManifestChecksums: s.cfg.ManifestChecksums, Compression: s.cfg.ServerCompression,
-			Progress: s.cfg.Progress != nil, Logger: s.log, ProgressTimeout: s.cfg.progressTimeout(),
+			Progress: s.cfg.Progress != nil, IncrementalFrom: s.cfg.IncrementalFrom, Logger: s.log, ProgressTimeout: s.cfg.progressTimeout(),
 		})
+		s.res.Incremental = s.cfg.IncrementalFrom != nil
 	}
 	info, err := s.src.Open(s.ctx)
 	s.res.ServerVersion = info.ServerVersion
@@ -342,6 +343,7 @@ func (s *Session) Finish(ctx context.Context) (Result, error) {
 	if err := s.wv.finish(s.end.Manifest); err != nil {
 		return s.Result(), s.abort(err)
 	}
+	s.res.Manifest = s.end.Manifest
 	s.finished = true
 	s.Close()
 	s.phase(PhaseDone)

@@ -19,4 +19,10 @@
 // pg_tblspc/<oid> a symbolic link to it; once no in-place tablespace remains, walweave's
 // lines are removed from postgresql.auto.conf. Options.Recovery writes standby.signal or
 // recovery.signal and recovery settings.
+//
+// Chain restores a chain of backups, a full backup then the incremental backups taken after
+// it (PostgreSQL 17+), applying each stream in order as it is read: INCREMENTAL files patch
+// the relation files in place, whole files replace, what a newer backup lacks is removed,
+// and the result gets the newest backup_label without its INCREMENTAL lines and a
+// regenerated backup_manifest. Extract refuses an incremental stream on its own.
 package restore

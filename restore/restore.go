@@ -92,6 +92,11 @@ type extractor struct {
 	group     bool
 	stopped   bool
 	cleanOnce sync.Once
+
+	// For Chain: record is told every member written (stream names), and deferFinish leaves
+	// the relocation, postgresql.auto.conf and signal files to the end of the chain.
+	record      func(name string, dir bool)
+	deferFinish bool
 }
 
 // Extract reads a walweave backup stream from r and writes it into opts.Dir, checking it on
@@ -269,6 +274,9 @@ func (x *extractor) run(ctx context.Context, r io.Reader) (*verify.Report, error
 	if !rep.OK() {
 		return rep, rep.Err()
 	}
+	if x.deferFinish {
+		return rep, nil
+	}
 	if err := x.finish(); err != nil {
 		return rep, err
 	}
@@ -349,6 +357,9 @@ func (x *extractor) member(name string, h *tar.Header, body io.Reader) error {
 		return nil
 	}
 	base, rel, rootOID := x.target(name)
+	if x.record != nil && (h.Typeflag == tar.TypeDir || h.Typeflag == tar.TypeReg) {
+		x.record(name, h.Typeflag == tar.TypeDir)
+	}
 	switch h.Typeflag {
 	case tar.TypeDir:
 		if rootOID != "" {
@@ -358,6 +369,12 @@ func (x *extractor) member(name string, h *tar.Header, body io.Reader) error {
 	case tar.TypeReg:
 	default:
 		return nil
+	}
+	if name == "backup_label" {
+		var err error
+		if body, err = refuseIncremental(body, h.Size); err != nil {
+			return err
+		}
 	}
 	if name == "PG_VERSION" && h.Mode&0o040 != 0 {
 		x.group = true
@@ -376,13 +393,9 @@ func (x *extractor) member(name string, h *tar.Header, body io.Reader) error {
 		}
 		return nil
 	}
-	dir, file := filepath.Split(filepath.FromSlash(rel))
-	if err := x.mkdirAll(base, filepath.ToSlash(filepath.Clean(dir)), x.implicitDirPerm(), false); err != nil {
+	p, err := x.filePath(name, base, rel)
+	if err != nil {
 		return err
-	}
-	p := filepath.Join(base, filepath.Clean(dir), file)
-	if !within(base, p) {
-		return fmt.Errorf("restore: %s would be outside %s", name, base)
 	}
 	perm := x.filePerm(h.Mode)
 	if h.Size <= smallFile {

@@ -102,6 +102,7 @@ type member struct {
 	overflow  bool
 	truncated bool
 	skipped   bool // refused by Begin: content not checked
+	inc       *incMember
 }
 
 type backupLabel struct {
@@ -139,6 +140,8 @@ type Checker struct {
 	labelSeen    bool
 	controlID    uint64
 	controlSeen  bool
+	controlHead  []byte
+	incs         []*incMember
 	wal          *walState
 	trailer      bool
 	aborted      bool
@@ -372,6 +375,9 @@ func (c *Checker) Begin(h *tar.Header) error {
 			c.problem(name, "unexpected file in pg_wal")
 		}
 	}
+	if rel, ok := pgformat.IsIncrementalName(name); ok {
+		m.inc = &incMember{name: name, rel: rel, size: h.Size}
+	}
 	switch name {
 	case "backup_label":
 		m.special = spLabel
@@ -421,6 +427,9 @@ func (c *Checker) Write(p []byte) (int, error) {
 			m.buf = append(m.buf, p...)
 		}
 	}
+	if m.inc != nil {
+		m.inc.write(p)
+	}
 	if m.kind == kindWAL && !c.opts.SkipWAL {
 		for _, msg := range c.wal.write(p) {
 			c.problem(m.name, msg)
@@ -452,6 +461,10 @@ func (c *Checker) End() {
 	if m.truncated {
 		return
 	}
+	if m.inc != nil {
+		m.inc.n = m.n
+		c.incs = append(c.incs, m.inc)
+	}
 	switch m.special {
 	case spLabel:
 		c.parseLabel(m)
@@ -468,6 +481,7 @@ func (c *Checker) End() {
 	case spControl:
 		if len(m.buf) >= 8 {
 			c.controlID, c.controlSeen = binary.LittleEndian.Uint64(m.buf[:8]), true
+			c.controlHead = m.buf
 		}
 	case spVersion:
 		if v, err := strconv.Atoi(strings.TrimSpace(string(m.buf))); err == nil {
@@ -498,8 +512,9 @@ func (c *Checker) parseLabel(m *member) {
 		c.problem(m.name, strings.TrimPrefix(err.Error(), "backup_label: "))
 		return
 	}
-	if pl.IncrementalFromLSN != 0 {
-		c.problem(m.name, "an incremental backup: it must be combined with pg_combinebackup, it cannot be restored alone")
+	if pl.Incremental() {
+		c.rep.Incremental = true
+		c.rep.IncrementalFromLSN, c.rep.IncrementalFromTLI = pl.IncrementalFromLSN, pl.IncrementalFromTLI
 	}
 	l := &backupLabel{start: pl.StartLSN, startFile: pl.StartSegment, ckpt: pl.CheckpointLSN, tli: pl.StartTimeline, hasTLI: pl.StartTimeline != 0}
 	if !l.hasTLI {
@@ -550,6 +565,7 @@ func (c *Checker) Finish() *Report {
 	}
 	c.checkLabel(man, trusted)
 	c.checkControl(man, trusted)
+	c.checkIncremental()
 	if !c.opts.SkipWAL && trusted {
 		c.wal.finish(c, man.WALRanges)
 		if c.wal.magic != 0 && c.rep.PGVersion != 0 {
@@ -593,7 +609,7 @@ func (c *Checker) fillReport(man *Manifest, trusted bool) {
 		r.SystemID = c.controlID
 	}
 	if c.label != nil {
-		r.StartLSN, r.CheckpointLSN = c.label.start, c.label.ckpt
+		r.StartLSN, r.CheckpointLSN, r.StartTimeline = c.label.start, c.label.ckpt, c.label.tli
 	}
 	if trusted {
 		if r.StartLSN == 0 {

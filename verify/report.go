@@ -52,6 +52,17 @@ type Report struct {
 	// StartLSN and EndLSN are the backup's start and end (from backup_label and the
 	// manifest); CheckpointLSN is backup_label's CHECKPOINT LOCATION.
 	StartLSN, EndLSN, CheckpointLSN LSN
+	// StartTimeline is backup_label's START TIMELINE.
+	StartTimeline uint32
+	// Incremental is true for an incremental backup (PostgreSQL 17+): backup_label has
+	// INCREMENTAL FROM lines, the prior backup's start (IncrementalFromLSN and
+	// IncrementalFromTLI). IncrementalFiles counts the INCREMENTAL.<name> members. Such a
+	// stream cannot be restored alone: restore.Chain applies it on top of the backups
+	// it depends on.
+	Incremental        bool
+	IncrementalFromLSN LSN
+	IncrementalFromTLI uint32
+	IncrementalFiles   int
 	// SystemID is the system identifier from global/pg_control (0 if not seen).
 	SystemID uint64
 	// PGVersion is the major version from PG_VERSION (0 if not seen).
@@ -150,6 +161,9 @@ func (r *Report) String() string {
 	}
 	if r.PGVersion != 0 {
 		fmt.Fprintf(&b, ", PostgreSQL %d", r.PGVersion)
+	}
+	if r.Incremental {
+		fmt.Fprintf(&b, ", incremental from %s on timeline %d (%d INCREMENTAL files)", r.IncrementalFromLSN, r.IncrementalFromTLI, r.IncrementalFiles)
 	}
 	if r.ChecksumAlgorithm != "" {
 		fmt.Fprintf(&b, ", %d %s checksums verified", r.ChecksumsVerified, r.ChecksumAlgorithm)

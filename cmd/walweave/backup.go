@@ -55,6 +55,7 @@ type backupFlags struct {
 	tcpUserTimeout           time.Duration
 	progressTimeout          time.Duration
 	standbyConfig            string
+	incremental, manifestOut string // walweave backup only (not fleet)
 }
 
 // strFlag and boolFlag register a flag under a short and a long name.
@@ -101,6 +102,8 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var f backupFlags
 	fs := flag.NewFlagSet("walweave backup", flag.ContinueOnError)
 	f.register(fs)
+	fs.StringVar(&f.incremental, "incremental", "", "take an incremental backup (PostgreSQL 17+, summarize_wal = on) on top of PRIOR: its backup_manifest file, or the prior stream (plain, lz4, zstd, gzip)")
+	fs.StringVar(&f.manifestOut, "manifest-out", "", "also write the backup's manifest to FILE when the backup succeeds (the next --incremental's PRIOR)")
 	args, err := pgBasebackupHabits(fs, args)
 	if err != nil {
 		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
@@ -130,6 +133,12 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
 		return exitUsage
+	}
+	if f.incremental != "" {
+		if cfg.IncrementalFrom, err = loadPriorManifest(f.incremental); err != nil {
+			fmt.Fprintf(stderr, "walweave backup: --incremental: %v\n", err)
+			return exitUsage
+		}
 	}
 	toFile := f.output != "" && f.output != "-"
 	if toFile {
@@ -201,6 +210,9 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				}
 			}
 		}
+	}
+	if err == nil && f.manifestOut != "" {
+		err = writeManifestOut(f.manifestOut, res.Manifest)
 	}
 	if prog != nil {
 		prog.finish(err == nil)

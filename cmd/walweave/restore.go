@@ -13,6 +13,7 @@ import (
 )
 
 const restoreUsage = `Usage: walweave restore -D DIR [flags] [FILE|-]
+       walweave restore -D DIR [flags] FULL INC1 INC2 ...   (a chain, in the order taken; one may be -)
 
 Extracts a walweave stream (stdin when FILE is - or missing; zstd, gzip and lz4 input is
 decompressed) into a new or empty data directory, checking it while it writes (the same
@@ -105,6 +106,10 @@ func runRestore(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		ownerSpec, ownerDesc = &o, desc+", from --owner"
 	}
 	opts.Logger = debugLogger(stderr, verbose)
+	if len(pos) > 1 {
+		opts.Owner = ownerSpec
+		return restoreChain(ctx, pos, opts, stdin, stdout, stderr)
+	}
 	in, err := openInput(pos, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "walweave restore: %v\n", err)

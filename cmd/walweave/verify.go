@@ -12,6 +12,7 @@ import (
 )
 
 const verifyUsage = `Usage: walweave verify [flags] [FILE|-]
+       walweave verify [flags] FULL INC1 INC2 ...   (a chain: each stream, then the links)
 
 Reads a walweave stream (stdin when FILE is - or missing), in bounded memory, and checks it
 without extracting it: the tar, the manifest and its checksum, every file's size and
@@ -50,6 +51,9 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return exitUsage
 	}
 	opts.Logger = debugLogger(stderr, verbose)
+	if len(pos) > 1 {
+		return verifyChain(ctx, pos, opts, quiet, stdin, stdout, stderr)
+	}
 	in, err := openInput(pos, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "walweave verify: %v\n", err)

@@ -62,6 +62,9 @@ type Config struct {
 	Compression string
 	// Progress asks the server to estimate the backup's size first (BASE_BACKUP's PROGRESS).
 	Progress bool
+	// IncrementalFrom, when not nil, makes the backup incremental (PostgreSQL 17+): the prior
+	// backup's backup_manifest, uploaded byte for byte before BASE_BACKUP (INCREMENTAL).
+	IncrementalFrom []byte
 	// ProgressTimeout fails the copy when the server sends nothing for that long once the copy
 	// stream is open (from the end of the start checkpoint to the end of the command): a
 	// stopped walsender or a proxy that holds the connection. 0 turns it off. The checkpoint
@@ -140,6 +143,11 @@ func (b *Source) Open(ctx context.Context) (source.Info, error) {
 		return info, err
 	}
 	info.GroupAccess = mode == "0750"
+	if b.cfg.IncrementalFrom != nil {
+		if err := b.prepareIncremental(ctx, conn, info.ServerVersion, info.SystemID); err != nil {
+			return info, err
+		}
+	}
 	return info, nil
 }
 
@@ -164,6 +172,9 @@ func (b *Source) command() string {
 	}
 	if b.cfg.Progress {
 		opts = append(opts, "PROGRESS")
+	}
+	if b.cfg.IncrementalFrom != nil {
+		opts = append(opts, "INCREMENTAL")
 	}
 	if kb := MaxRateKB(b.cfg.MaxRate); kb > 0 {
 		opts = append(opts, "MAX_RATE "+strconv.FormatInt(kb, 10))
@@ -320,6 +331,9 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	}
 	rows, err := b.readResultSet("backup start position")
 	if err != nil {
+		if b.cfg.IncrementalFrom != nil {
+			err = classifyIncremental(err)
+		}
 		return source.Start{}, fmt.Errorf("start base backup: %w", err)
 	}
 	if len(rows) != 1 || len(rows[0]) < 2 {
