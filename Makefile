@@ -33,8 +33,12 @@ bench:
 	./scripts/setup.sh
 	$(GO) run ./bench
 
+# Every fuzzer for FUZZTIME each (a parser that reads input from outside: tar, protocol
+# messages, PostgreSQL's formats, the checker, the lz4 decoder).
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzReader -fuzztime 60s ./tarw/
-	$(GO) test -run XXX -fuzz FuzzMessageReader -fuzztime 60s ./pgrepl/
-	$(GO) test -run XXX -fuzz FuzzVerify -fuzztime 60s ./verify/
-	$(GO) test -run XXX -fuzz FuzzWAL -fuzztime 60s ./verify/
+	@set -e; for pkg in ./tarw ./pgrepl ./pgformat ./verify ./internal/lz4frame; do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
