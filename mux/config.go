@@ -46,13 +46,15 @@ type Config struct {
 	// ManifestChecksums is the manifest's file checksum algorithm: NONE, CRC32C (default),
 	// SHA224, SHA256, SHA384 or SHA512.
 	ManifestChecksums string
-	// ServerCompression has the server compress each archive before sending it: "lz4", or
-	// "lz4:N" for level N (1..12; the default is lz4's fast mode). walweave decompresses the
-	// archives as they arrive, so the stream it writes is the same plain tar; what changes is
-	// the traffic (pgbench data: a tenth) and the work: the server compresses, the client
-	// decompresses. "" or "none" (the default) sends the archives as they are. The server must
-	// be built with lz4 (Debian's and PGDG's packages are). MaxRate then limits compressed
-	// bytes.
+	// ServerCompression has the server compress each archive before sending it: "lz4", "lz4:N"
+	// (level 1..12; the default is lz4's fast mode), "zstd", or "zstd:level=N,workers=W"
+	// (level -131072..22, default 3; W server threads compress, 0 = in the walsender itself;
+	// ",long" for long-distance matching, 16+). walweave decompresses the archives as they
+	// arrive, so the stream it writes is the same plain tar; what changes is the traffic
+	// (pgbench data: a tenth with lz4, less with zstd) and the work: the server compresses,
+	// the client decompresses. "" or "none" (the default) sends the archives as they are.
+	// The server must be built with the library (Debian's and PGDG's packages have both).
+	// MaxRate then limits compressed bytes.
 	ServerCompression string
 	// WriteRecoveryConf adds standby.signal and primary_conninfo (and primary_slot_name with
 	// SlotName) so the restored copy starts as a streaming standby of the source.
