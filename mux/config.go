@@ -69,6 +69,16 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Logger receives debug and info logs; nil logs nothing.
 	Logger *slog.Logger
+	// Jobs, when 2 or more, reads the data files over SQL instead of BASE_BACKUP: a
+	// non-exclusive backup (pg_backup_start/pg_backup_stop) and pg_read_binary_file over Jobs
+	// ordinary connections, each fetching ahead (package source/sqlfetch). On a link that caps
+	// each TCP flow this multiplies the throughput; the WAL still streams on the replication
+	// connection. It needs full_page_writes on, a primary, and superuser or EXECUTE on
+	// pg_backup_start, pg_backup_stop, pg_ls_dir, pg_stat_file and pg_read_binary_file (Backup
+	// says which GRANTs are missing before anything starts). backup_label then comes at the end
+	// of the data, and the manifest is built by walweave. MaxRate and ServerCompression apply
+	// to BASE_BACKUP only. 0 or 1: BASE_BACKUP.
+	Jobs int
 	// Source replaces the data side (nil: BASE_BACKUP on a replication connection built from
 	// ConnString). The WAL side always streams from ConnString's server; the source must back
 	// up that same server (Backup checks the system identifiers). The options above that
@@ -166,6 +176,17 @@ func (c *Config) normalize() error {
 	c.ManifestChecksums = alg
 	if _, _, err := basebackup.ParseCompression(c.ServerCompression); err != nil {
 		return fmt.Errorf("mux: %w", err)
+	}
+	if c.Jobs < 0 || c.Jobs > 256 {
+		return fmt.Errorf("mux: %d jobs: want 0..256", c.Jobs)
+	}
+	if c.Jobs >= 2 && c.Source == nil {
+		if method, _, _ := basebackup.ParseCompression(c.ServerCompression); method != "" {
+			return fmt.Errorf("mux: server compression %q applies to BASE_BACKUP, not to reading files over SQL with %d jobs; choose one", c.ServerCompression, c.Jobs)
+		}
+		if c.MaxRate > 0 {
+			return fmt.Errorf("mux: max rate applies to BASE_BACKUP, not to reading files over SQL with %d jobs", c.Jobs)
+		}
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = time.Second

@@ -15,6 +15,7 @@ import (
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/source/basebackup"
+	"github.com/walweave/walweave/source/sqlfetch"
 	"github.com/walweave/walweave/tarw"
 	"github.com/walweave/walweave/walstream"
 )
@@ -140,6 +141,13 @@ func (s *Session) begin() error {
 		return fmt.Errorf("mux: connection string: %w", err)
 	}
 	s.src = s.cfg.Source
+	if s.src == nil && s.cfg.Jobs >= 2 {
+		s.src = sqlfetch.New(sqlfetch.Config{
+			ConnString: s.cfg.ConnString, Jobs: s.cfg.Jobs, Label: s.cfg.Label,
+			Fast: s.cfg.Checkpoint == CheckpointFast, ManifestChecksums: s.cfg.ManifestChecksums,
+			NoVerifyChecksums: s.cfg.NoVerifyChecksums, Logger: s.log,
+		})
+	}
 	if s.src == nil {
 		s.src = basebackup.New(basebackup.Config{
 			ConnConfig: connCfg.Copy(), Label: s.cfg.Label, Checkpoint: string(s.cfg.Checkpoint),

@@ -1,0 +1,211 @@
+package mux_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/mux"
+	"github.com/walweave/walweave/source/sqlfetch"
+	"github.com/walweave/walweave/verify"
+)
+
+// grantJobs gives the test's replication role what --jobs needs (EXECUTE on the file and
+// backup functions), except the functions in except.
+func grantJobs(t *testing.T, c *pgtest.Cluster, except ...string) {
+	t.Helper()
+	for _, fn := range []string{
+		"pg_backup_start(text, boolean)", "pg_backup_stop(boolean)", "pg_ls_dir(text, boolean, boolean)",
+		"pg_stat_file(text, boolean)", "pg_read_binary_file(text, bigint, bigint, boolean)",
+	} {
+		skip := false
+		for _, e := range except {
+			skip = skip || strings.HasPrefix(fn, e+"(")
+		}
+		if !skip {
+			c.Exec(t, "grant execute on function pg_catalog."+fn+" to "+pgtest.ReplicationUser)
+		}
+	}
+}
+
+// checkJobsLayout checks the order --jobs produces: backup_label after global/pg_control,
+// the last data member, and before the manifest.
+func checkJobsLayout(t *testing.T, list []pgtest.TarMember) {
+	t.Helper()
+	firstWAL, lastData := checkLayout(t, list)
+	if firstWAL > lastData {
+		t.Errorf("no WAL segment woven in before the last data member (first WAL %d, last data %d)", firstWAL, lastData)
+	}
+	if list[lastData].Name != "backup_label" {
+		t.Errorf("last data member %s, want backup_label", list[lastData].Name)
+	}
+	ctl := -1
+	for i, m := range list {
+		if m.Name == "global/pg_control" {
+			ctl = i
+		}
+	}
+	if ctl < 0 || ctl > lastData {
+		t.Errorf("global/pg_control at %d, backup_label at %d", ctl, lastData)
+	}
+}
+
+func verifyStream(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := verify.Stream(context.Background(), f, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("walweave verify: %v", rep.Problems)
+	}
+}
+
+// TestJobsRestoreDrill: --jobs 4 (files over SQL, 4 connections) under write load, with a
+// tablespace, an unlogged table and a slow consumer; the stream restores (tar,
+// pg_verifybackup with walweave's own manifest, start, invariant, amcheck) and walweave
+// verify accepts it.
+func TestJobsRestoreDrill(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	grantJobs(t, c)
+	c.CreateTablespace(t, "ts1")
+	c.Exec(t, `create table in_ts (i int) tablespace ts1;
+		insert into in_ts select generate_series(1, 1234);
+		create unlogged table scratch (i int); insert into scratch select generate_series(1, 100);`)
+	c.PgbenchInit(t, 5)
+	load := c.StartLoad(t, 4)
+	stop := walSwitcher(t, c, 300*time.Millisecond)
+
+	sw := &slowWriter{paused: make(chan struct{})}
+	go func() {
+		for sw.writes.Load() == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second)
+		close(sw.paused)
+	}()
+	var last mux.Progress
+	cfg := mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 4,
+		Progress: func(p mux.Progress) { last = p }}
+	path, res, err := backupToFile(t, context.Background(), func(f *os.File) ioWriter { sw.w = f; return sw }, cfg)
+	stop()
+	if err := load.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	t.Logf("result: %+v", res)
+	if res.StartLSN == 0 || res.EndLSN <= res.StartLSN || res.WALSegments == 0 || res.Tablespaces != 1 || res.ArchiveBytesReceived < 50<<20 {
+		t.Fatalf("implausible result %+v", res)
+	}
+	if last.Phase != mux.PhaseDone || last.TotalBytes == 0 || last.BytesDone == 0 {
+		t.Fatalf("last progress %+v", last)
+	}
+	checkJobsLayout(t, pgtest.ListTar(t, path))
+	verifyStream(t, path)
+	r := c.RestoreDrill(t, path, pgtest.Drill{Pgbench: true, Queries: map[string]string{
+		"select count(*) from in_ts":                               "1234",
+		"select count(*) from scratch":                             "0",
+		"select count(*) from pg_tablespace where spcname = 'ts1'": "1",
+	}})
+	if got := r.QueryValue(t, "select pg_tablespace_location(oid) like 'pg_tblspc/%' from pg_tablespace where spcname = 'ts1'"); got != "true" {
+		t.Fatalf("tablespace location in the copy: %s", got)
+	}
+	assertNothingLeft(t, c)
+	if n := c.QueryValue(t, "select count(*) from pg_stat_activity where application_name = 'walweave'"); n != "0" {
+		t.Fatalf("%s walweave sessions left", n)
+	}
+}
+
+// TestJobsConcurrentDDL: a table dropped, a table truncated and a relation created while the
+// files are read (the writer is held so that the listing is older than the changes); the
+// restored copy is consistent and shows the state at the backup's end.
+func TestJobsConcurrentDDL(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	grantJobs(t, c)
+	c.PgbenchInit(t, 3)
+	c.Exec(t, `create table gone (i int, pad text); insert into gone select g, repeat('x', 200) from generate_series(1, 200000) g;
+		create table cut (i int, pad text); insert into cut select g, repeat('y', 200) from generate_series(1, 200000) g;
+		checkpoint;`)
+	sw := &slowWriter{paused: make(chan struct{})}
+	var once sync.Once
+	ddl := make(chan error, 1)
+	go func() {
+		for sw.writes.Load() == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		// The backup has started and listed its files; change them under it.
+		err := c.ExecContext(context.Background(), `drop table gone; truncate cut; insert into cut values (42, 'kept');
+			create table born (i int); insert into born select generate_series(1, 5000); select pg_switch_wal();`)
+		ddl <- err
+		once.Do(func() { close(sw.paused) })
+	}()
+	path, res, err := backupToFile(t, context.Background(), func(f *os.File) ioWriter { sw.w = f; return sw },
+		mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 3})
+	once.Do(func() { close(sw.paused) })
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	if err := <-ddl; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("result: %+v", res)
+	checkJobsLayout(t, pgtest.ListTar(t, path))
+	verifyStream(t, path)
+	c.RestoreDrill(t, path, pgtest.Drill{Pgbench: true, Queries: map[string]string{
+		"select count(*) from pg_class where relname = 'gone'": "0",
+		"select count(*) from cut":                             "1",
+		"select i from cut":                                    "42",
+		"select count(*) from born":                            "5000",
+	}})
+	assertNothingLeft(t, c)
+}
+
+// TestJobsPreflight: a role missing one grant is told the GRANT it needs, before anything
+// starts on the server or is written; full_page_writes off is refused the same way.
+func TestJobsPreflight(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	grantJobs(t, c, "pg_read_binary_file")
+	var out strings.Builder
+	_, err := mux.Backup(context.Background(), &out, mux.Config{ConnString: c.DSN(), Jobs: 2})
+	var pe *sqlfetch.PrivilegeError
+	if !errors.As(err, &pe) || !errors.Is(err, sqlfetch.ErrPrivileges) {
+		t.Fatalf("err = %v, want a *sqlfetch.PrivilegeError", err)
+	}
+	t.Logf("error: %v", err)
+	want := "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO walweave;"
+	if len(pe.Grants) != 1 || pe.Grants[0] != want {
+		t.Fatalf("grants %q, want [%s]", pe.Grants, want)
+	}
+	if out.Len() != 0 {
+		t.Fatalf("%d bytes written before the preflight failed", out.Len())
+	}
+	// The GRANT it printed is the one that fixes it.
+	c.Exec(t, strings.Replace(pe.Grants[0], "TO walweave", "TO "+pgtest.ReplicationUser, 1))
+
+	c.Exec(t, "alter system set full_page_writes = off")
+	c.Exec(t, "select pg_reload_conf()")
+	time.Sleep(200 * time.Millisecond)
+	_, err = mux.Backup(context.Background(), &out, mux.Config{ConnString: c.DSN(), Jobs: 2})
+	if !errors.Is(err, sqlfetch.ErrFullPageWrites) || out.Len() != 0 {
+		t.Fatalf("full_page_writes off: err = %v, %d bytes written", err, out.Len())
+	}
+	c.Exec(t, "alter system reset full_page_writes")
+	c.Exec(t, "select pg_reload_conf()")
+	time.Sleep(200 * time.Millisecond)
+	if _, err := mux.Backup(context.Background(), &out, mux.Config{ConnString: c.DSN(), Jobs: 2, Checkpoint: mux.CheckpointFast}); err != nil {
+		t.Fatalf("with the grant: %v", err)
+	}
+	assertNothingLeft(t, c)
+}
