@@ -49,6 +49,7 @@ type backupFlags struct {
 	ringSlots                int
 	compress                 string
 	serverCompress           string
+	jobs                     int
 	output                   string
 }
 
@@ -89,6 +90,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.IntVar(&f.ringSlots, "ring-slots", 24, "WAL segments that may wait in memory while a data file is copied")
 	fs.StringVar(&f.compress, "compress", "none", "compress the stream: none or lz4[:LEVEL] (LEVEL 0-9, several cores)")
 	fs.StringVar(&f.serverCompress, "server-compress", "none", "have the server send its archives compressed, decompressed here: none, lz4[:LEVEL] (LEVEL 1-12) or zstd[:level=N][,workers=N] (N server threads); less traffic, more CPU on both sides")
+	fs.IntVar(&f.jobs, "jobs", 0, "read the data files over SQL on N connections (N >= 2; pg_read_binary_file inside pg_backup_start/stop) instead of BASE_BACKUP: N TCP flows for links that cap each one; needs superuser or the EXECUTE grants it names")
 	strFlag(fs, &f.output, "o", "output", "", "write to FILE (FILE.tmp, fsynced, renamed on success) instead of stdout")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -224,6 +226,7 @@ func (f *backupFlags) config() (mux.Config, error) {
 		RingSlots: f.ringSlots, SlotName: f.slot, NoVerifyChecksums: f.noVerifyChecksums,
 		ManifestChecksums: f.manifestChecksums, WriteRecoveryConf: f.writeRecoveryConf,
 		ServerCompression:    f.serverCompress,
+		Jobs:                 f.jobs,
 		RecoveryConfPassword: f.recoveryPassword}
 	if err := cfg.Validate(); err != nil {
 		return mux.Config{}, errors.New(strings.TrimPrefix(err.Error(), "mux: "))
