@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/mux"
+	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/source/sqlfetch"
 	"github.com/walweave/walweave/verify"
 )
@@ -204,8 +206,59 @@ func TestJobsPreflight(t *testing.T) {
 	c.Exec(t, "alter system reset full_page_writes")
 	c.Exec(t, "select pg_reload_conf()")
 	time.Sleep(200 * time.Millisecond)
+
+	// A standby is refused with a message that says what to do instead.
+	sb := c.Standby(t)
+	_, err = mux.Backup(context.Background(), &out, mux.Config{ConnString: sb.DSN(), Jobs: 2})
+	if !errors.Is(err, sqlfetch.ErrStandby) || out.Len() != 0 {
+		t.Fatalf("standby: err = %v, %d bytes written", err, out.Len())
+	}
+	t.Logf("standby: %v", err)
+	sb.Close()
 	if _, err := mux.Backup(context.Background(), &out, mux.Config{ConnString: c.DSN(), Jobs: 2, Checkpoint: mux.CheckpointFast}); err != nil {
 		t.Fatalf("with the grant: %v", err)
 	}
 	assertNothingLeft(t, c)
+}
+
+// TestJobsChecksumFailure: a page whose checksum does not match (and whose LSN is older than
+// the backup's start) fails a --jobs backup with the typed checksum error naming the file,
+// as BASE_BACKUP's would; with verification off the backup succeeds.
+func TestJobsChecksumFailure(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	grantJobs(t, c)
+	c.Exec(t, "create table victim (i int, pad text); insert into victim select g, repeat('x', 100) from generate_series(1, 1000) g; checkpoint")
+	rel := c.QueryValue(t, "select pg_relation_filepath('victim')")
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(c.DataDir, rel)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[8192+4000] ^= 0xff // inside page 1's tuples
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartAgain(); err != nil {
+		t.Fatal(err)
+	}
+	path, _, err := backupToFile(t, context.Background(), nil, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 2})
+	var ce *source.ChecksumError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v, want a *source.ChecksumError", err)
+	}
+	t.Logf("error: %v", err)
+	if len(ce.Files) != 1 || !strings.HasSuffix(ce.Files[0], rel) || ce.Failures != 1 {
+		t.Fatalf("checksum error names %v (%d failures), want %s once", ce.Files, ce.Failures, rel)
+	}
+	data, _ := os.ReadFile(path)
+	if strings.Contains(string(data), "PostgreSQL-Backup-Manifest-Version") {
+		t.Fatal("a failed backup's stream holds a manifest")
+	}
+	assertNothingLeft(t, c)
+	if _, _, err := backupToFile(t, context.Background(), nil, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 2, NoVerifyChecksums: true}); err != nil {
+		t.Fatalf("backup without checksum verification: %v", err)
+	}
 }
