@@ -184,6 +184,19 @@ type target struct {
 // targets are the goals that apply to the set.
 func (s *set) targets() []target {
 	var ts []target
+	if s.link {
+		// The loopback targets (A against pg_basebackup) do not apply through the link.
+		if s.has("A") && s.has("A-j4") {
+			// A throughput target: the limit is on the inverse ratio, A-j4 / A wall <= 1/3.5.
+			rt := s.pairRatios("A-j4", "A")
+			ts = append(ts, target{"A-j4/A wall on the capped link (1/3.5 = 0.29 is --jobs 4 at 3.5x BASE_BACKUP's throughput)", rt.wallMed, 1 / 3.5, len(rt.wall) > 0})
+		}
+		if s.has("A-j4") {
+			st := s.summarize("A-j4")
+			ts = append(ts, target{"peak RSS of A-j4, MiB (max over runs; 16 MiB of it is the fetch window)", st.rssMax, 64, st.ok > 0})
+		}
+		return ts
+	}
 	if s.has("A") && s.has("B") {
 		limit := 0.75
 		if s.loaded {
@@ -194,11 +207,6 @@ func (s *set) targets() []target {
 	}
 	if s.loaded {
 		return ts
-	}
-	if s.link && s.has("A") && s.has("A-j4") {
-		// A throughput target: the limit is on the inverse ratio, A-j4 / A wall <= 1/3.5.
-		rt := s.pairRatios("A-j4", "A")
-		ts = append(ts, target{"A-j4/A wall on the capped link (1/3.5 = 0.29 is --jobs 4 at 3.5x BASE_BACKUP's throughput)", rt.wallMed, 1 / 3.5, len(rt.wall) > 0})
 	}
 	if s.has("A") && s.has("D") {
 		rt := s.pairRatios("A", "D")
