@@ -3,8 +3,10 @@ package mux_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -153,8 +155,9 @@ func TestJobsConcurrentDDL(t *testing.T) {
 		ddl <- err
 		once.Do(func() { close(sw.paused) })
 	}()
+	var logs syncBuffer
 	path, res, err := backupToFile(t, context.Background(), func(f *os.File) ioWriter { sw.w = f; return sw },
-		mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 3})
+		mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 3, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	once.Do(func() { close(sw.paused) })
 	if err != nil {
 		t.Fatalf("backup: %v", err)
@@ -163,6 +166,13 @@ func TestJobsConcurrentDDL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("result: %+v", res)
+	// The files of the dropped and the truncated table were listed before the change and read
+	// after it: left out or zero-padded.
+	m := regexp.MustCompile(`vanished=(\d+) zero_padded=(\d+)`).FindStringSubmatch(logs.String())
+	if m == nil || m[1]+m[2] == "00" {
+		t.Fatalf("no file vanished or shrank under the backup: %v\n%s", m, logs.String())
+	}
+	t.Logf("vanished %s, zero-padded %s", m[1], m[2])
 	checkJobsLayout(t, pgtest.ListTar(t, path))
 	verifyStream(t, path)
 	c.RestoreDrill(t, path, pgtest.Drill{Pgbench: true, Queries: map[string]string{
@@ -172,6 +182,23 @@ func TestJobsConcurrentDDL(t *testing.T) {
 		"select count(*) from born":                            "5000",
 	}})
 	assertNothingLeft(t, c)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestJobsPreflight: a role missing one grant is told the GRANT it needs, before anything

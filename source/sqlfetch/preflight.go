@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrPrivileges is wrapped by the error of a role that lacks what the source needs
@@ -46,9 +44,15 @@ func (e *PrivilegeError) Unwrap() error { return ErrPrivileges }
 // and the role's privileges (superuser, or EXECUTE on each function; REPLICATION for the WAL
 // side).
 func (s *Source) preflight(ctx context.Context) error {
-	rows, err := s.rows(ctx, `SELECT pg_catalog.pg_is_in_recovery()::text, pg_catalog.current_setting('full_page_writes'),
-		r.rolsuper::text, r.rolreplication::text, current_user, pg_catalog.current_database()
-		FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`)
+	// One round trip: on a distant server every query costs a round trip.
+	q := `SELECT pg_catalog.pg_is_in_recovery()::text, pg_catalog.current_setting('full_page_writes'),
+		r.rolsuper::text, r.rolreplication::text, current_user, pg_catalog.current_database(),
+		pg_catalog.current_setting('data_directory_mode')`
+	for i := range neededFunctions {
+		q += fmt.Sprintf(", pg_catalog.has_function_privilege(current_user, $%d, 'EXECUTE')::text", i+1)
+	}
+	q += " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user"
+	rows, err := s.rows(ctx, q, neededFunctions...)
 	if err != nil {
 		return fmt.Errorf("preflight: %w", err)
 	}
@@ -63,16 +67,13 @@ func (s *Source) preflight(ctx context.Context) error {
 		return fmt.Errorf("%w: --jobs copies data files while they are written, and only the full-page images in the WAL repair a page read half-written; set full_page_writes = on (ALTER SYSTEM SET full_page_writes = on; SELECT pg_reload_conf()) or back up without --jobs", ErrFullPageWrites)
 	}
 	super, repl, role, db := r[2] == "true", r[3] == "true", r[4], r[5]
+	s.groupAccess = r[6] == "0750"
 	if super {
 		return nil
 	}
 	pe := &PrivilegeError{Role: role, Database: db}
-	for _, fn := range neededFunctions {
-		ok, err := s.value(ctx, "SELECT pg_catalog.has_function_privilege(current_user, $1, 'EXECUTE')::text", fn)
-		if err != nil {
-			return fmt.Errorf("preflight: %w", err)
-		}
-		if ok != "true" {
+	for i, fn := range neededFunctions {
+		if r[7+i] != "true" {
 			pe.Grants = append(pe.Grants, fmt.Sprintf("GRANT EXECUTE ON FUNCTION %s TO %s;", fn, quoteIdent(role)))
 		}
 	}
@@ -97,18 +98,4 @@ func quoteIdent(s string) string {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
-}
-
-// isPgError reports whether err is a server error with one of the codes.
-func isPgError(err error, codes ...string) bool {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return false
-	}
-	for _, c := range codes {
-		if pe.Code == c {
-			return true
-		}
-	}
-	return false
 }

@@ -53,7 +53,7 @@ const MinServerVersion = 150000
 const (
 	DefaultChunkSize = 1 << 20
 	DefaultWindow    = 4
-	DefaultDepth     = 2
+	DefaultDepth     = 3
 	maxBatchFiles    = 256
 )
 
@@ -70,7 +70,7 @@ type Config struct {
 	ChunkSize int
 	// Window is how many tasks each connection may fetch ahead of the writer (default 4).
 	Window int
-	// Depth is how many queries each connection keeps in flight (default 2).
+	// Depth is how many queries each connection keeps in flight (default 3).
 	Depth int
 	// Label is the backup label; Fast asks for an immediate checkpoint.
 	Label string
@@ -121,6 +121,8 @@ type Source struct {
 	label     []byte
 	checksum  source.ChecksumError
 	failFiles map[string]int
+	vanished  int // files listed that no longer existed when read
+	padded    int // files that shrank while read, zero-padded
 
 	closeOnce sync.Once
 }
@@ -248,11 +250,6 @@ func (s *Source) Open(ctx context.Context) (source.Info, error) {
 	if err := s.preflight(ctx); err != nil {
 		return info, err
 	}
-	mode, err := s.value(ctx, "SELECT pg_catalog.current_setting('data_directory_mode')")
-	if err != nil {
-		return info, err
-	}
-	s.groupAccess = mode == "0750"
 	info.GroupAccess = s.groupAccess
 	ctl, err := s.readControl(ctx)
 	if err != nil {
@@ -581,6 +578,7 @@ func (s *Source) Next(ctx context.Context) (source.Member, error) {
 					return source.Member{}, err
 				}
 				s.log.Debug("file vanished, left out", "path", m.path)
+				s.vanished++
 				continue
 			}
 		}
@@ -731,6 +729,7 @@ type fileReader struct {
 	pad     int64 // zeros to serve after cur
 	got     int   // pieces taken
 	missing bool
+	padded  bool
 	hash    hash.Hash
 	err     error
 }
@@ -752,6 +751,11 @@ func (r *fileReader) nextPiece(ctx context.Context) error {
 	}
 	r.cur = data
 	r.pad = p.n - int64(len(data)) // shrunk (or deleted) while read: zeros, as the server sends
+	if r.pad > 0 && !r.padded {
+		r.padded = true
+		r.s.padded++
+		r.s.log.Debug("file shrank while read, zero-padded to its listed size", "path", r.m.path)
+	}
 	return nil
 }
 
@@ -869,6 +873,8 @@ func (s *Source) End(ctx context.Context) (source.End, error) {
 	s.fetch.mu.Lock()
 	end.WireBytes = s.fetch.wire
 	s.fetch.mu.Unlock()
+	s.log.Info("files read over SQL", "files", s.mb.Files(), "bytes", end.WireBytes, "vanished", s.vanished,
+		"zero_padded", s.padded, "jobs", s.cfg.Jobs, "memory_bound", s.cfg.MemoryBound())
 	if s.checksum.Failures > 0 {
 		ce := s.checksum
 		for f, n := range s.failFiles {
