@@ -49,6 +49,7 @@ type config struct {
 	dsn         string
 	sqlDSN      string
 	pgbin       string
+	pg          string
 	init        bool
 	load        bool
 	skipIdle    bool
@@ -79,7 +80,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.warmup, "warmup", 1, "unmeasured warm-up rounds before the measured ones")
 	fs.StringVar(&c.dsn, "d", "", "use this server instead of a scratch cluster: DSN of a role with REPLICATION")
 	fs.StringVar(&c.sqlDSN, "sql-dsn", "", "with -d: DSN for pgbench, CHECKPOINT and size queries (default: -d)")
-	fs.StringVar(&c.pgbin, "pgbin", "", "directory of pg_basebackup and pgbench (default: the newest PostgreSQL 15+ found)")
+	fs.StringVar(&c.pgbin, "pgbin", "", "directory of pg_basebackup and pgbench (default: the installed client programs, Debian's 15)")
+	fs.StringVar(&c.pg, "pg", "", "scratch cluster's server: 15 (default), 16, 17, 18 or a bin directory, as WALWEAVE_PG for the tests (16-18 from scripts/setup-pg-matrix.sh)")
 	fs.BoolVar(&c.init, "init", true, "run pgbench -i at -scale first (with -d: drops and recreates the pgbench tables)")
 	fs.BoolVar(&c.load, "load", false, "also run the rounds under a pgbench write load")
 	fs.BoolVar(&c.skipIdle, "skip-idle", false, "with -load: run only the loaded rounds")

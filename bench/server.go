@@ -33,13 +33,20 @@ var scratchSettings = map[string]string{"wal_keep_size": "4GB"}
 
 // openServer starts a scratch cluster, or wraps the server given with -d.
 func openServer(ctx context.Context, cfg *config) (*server, error) {
+	if cfg.pg != "" {
+		if cfg.dsn != "" {
+			return nil, fmt.Errorf("-pg picks the scratch cluster's server; it does not go with -d")
+		}
+		os.Setenv(pgtest.EnvPG, cfg.pg) // read by pgtest.Selected
+	}
 	binDir := cfg.pgbin
 	if binDir == "" {
-		dir, _, err := pgtest.BinDir()
+		// The client programs: the server builds of the version matrix have none.
+		cl, err := pgtest.Client()
 		if err != nil && cfg.dsn == "" {
 			return nil, err
 		}
-		binDir = dir
+		binDir = cl.BinDir
 	}
 	if cfg.dsn != "" {
 		return &server{backupDSN: cfg.dsn, sqlDSN: cfg.sqlDSN, binDir: binDir, close: func() {}}, nil
@@ -49,10 +56,16 @@ func openServer(ctx context.Context, cfg *config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.pgbin == "" {
-		binDir = c.BinDir
+	if v, err := programMajor(filepath.Join(binDir, "pg_basebackup")); err == nil && v < c.Version {
+		for _, k := range cfg.only {
+			if strings.HasPrefix(k, "A") {
+				continue
+			}
+			c.Close()
+			return nil, fmt.Errorf("contender %s needs pg_basebackup, and %s's (%d) refuses PostgreSQL %d: give a newer one with -pgbin, or run only walweave (-only A)", k, binDir, v, c.Version)
+		}
 	}
-	logf("cluster up on port %d (%s)", c.Port, c.DataDir)
+	logf("cluster up on port %d (%s, %s)", c.Port, c.Server, c.DataDir)
 	srv := &server{
 		backupDSN: c.DSN(),
 		sqlDSN:    c.SuperDSN("postgres"),
@@ -71,6 +84,20 @@ func openServer(ctx context.Context, cfg *config) (*server, error) {
 		}
 	}
 	return srv, nil
+}
+
+// programMajor returns the major version a PostgreSQL program reports with --version.
+func programMajor(path string) (int, error) {
+	out, err := exec.Command(path, "--version").Output()
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 3 {
+		return 0, fmt.Errorf("%s --version: %q", path, out)
+	}
+	major, _, _ := strings.Cut(f[2], ".")
+	return strconv.Atoi(major)
 }
 
 // bin returns the path of a PostgreSQL client program.

@@ -194,6 +194,7 @@ func TestRestoreDrill(t *testing.T) {
 // tablespace's archive (compressed on its own) comes back too.
 func TestServerCompression(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
+	c.SkipWithoutServerLZ4(t)
 	c.CreateTablespace(t, "ts1")
 	c.Exec(t, `create table in_ts (i int) tablespace ts1; insert into in_ts select generate_series(1, 4321);`)
 	c.PgbenchInit(t, 5)
@@ -340,6 +341,9 @@ func TestFailures(t *testing.T) {
 	}{{mux.PhaseConnecting, ""}, {mux.PhaseCheckpoint, ""}, {mux.PhaseStreaming, ""}, {mux.PhaseFinishing, ""}, {mux.PhaseStreaming, "lz4"}} {
 		phase := tc.phase
 		t.Run(withComp("cancel while "+string(phase), tc.comp), func(t *testing.T) {
+			if tc.comp != "" {
+				c.SkipWithoutServerLZ4(t)
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var w failingWriter
@@ -365,6 +369,9 @@ func TestFailures(t *testing.T) {
 	for _, tc := range []struct{ who, comp string }{{"backup", ""}, {"streaming", ""}, {"backup", "lz4"}} {
 		who := tc.who
 		t.Run(withComp("walsender terminated: "+who, tc.comp), func(t *testing.T) {
+			if tc.comp != "" {
+				c.SkipWithoutServerLZ4(t)
+			}
 			sw := &slowWriter{paused: make(chan struct{})}
 			done := make(chan struct{})
 			go func() {

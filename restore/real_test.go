@@ -162,6 +162,12 @@ func TestExtractRealMutations(t *testing.T) {
 			if !mu.pgVerify {
 				return
 			}
+			if !c.FullPGVerifyBackup() {
+				// Debian's pg_verifybackup (15) reads neither 17+'s manifests nor 16+'s WAL:
+				// it would reject every stream, or miss WAL damage, for its own reasons.
+				t.Logf("pg_verifybackup cannot fully check %s's backups: not compared", c.Server)
+				return
+			}
 			// The same stream extracted by GNU tar: pg_verifybackup must reject it too.
 			tarPath := filepath.Join(parent, "stream.tar")
 			if err := os.WriteFile(tarPath, stream, 0o644); err != nil {

@@ -216,24 +216,14 @@ func startStallCluster(t *testing.T) *pgtest.Cluster {
 		return stallCluster
 	}
 	pgtest.Require(t)
-	c, err := pgtest.StartMain(pgtest.Options{Settings: baseSettings(map[string]string{"wal_sender_timeout": "2s"})})
+	// 1 MiB segments: the stall moves 16 times less data, which matters under the race
+	// detector. (initdb's --wal-segsize, not pg_resetwal: the installed pg_resetwal is
+	// Debian's 15 and refuses the matrix's newer data directories.)
+	c, err := pgtest.StartMain(pgtest.Options{Settings: baseSettings(map[string]string{"wal_sender_timeout": "2s"}), WALSegmentSizeMB: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	stallCluster = c // closed by TestMain
-	// 1 MiB segments (pg_resetwal --wal-segsize; initdb's option is not in the harness): the
-	// stall moves 16 times less data, which matters under the race detector.
-	if err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := c.Run(ctx, "pg_resetwal", "--wal-segsize=1", "-D", c.DataDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StartAgain(); err != nil {
-		t.Fatal(err)
-	}
 	c.PgbenchInit(t, 1)
 	return c
 }
@@ -443,17 +433,42 @@ func TestCloseWhileStreaming(t *testing.T) {
 }
 
 // TestPromotedStandby streams from a promoted standby starting on timeline 1, before the
-// promotion: a segment of each timeline and 00000002.history arrive.
+// promotion: timeline 1's WAL up to the switch point, 00000002.history, then timeline 2.
+//
+// Timeline 1 ends just before the switch point, so its last segment is the one holding the
+// switch point's previous byte (padded after the switch point), not necessarily the one holding
+// the switch point: when the switch point falls on a segment start (the last replayed record
+// was a WAL switch, every run on 18), timeline 1 has no byte in that segment, the server streams
+// nothing of it, and the first timeline-2 segment (which holds timeline 1's WAL up to the
+// switch point, as PostgreSQL writes it) is the one recovery reads. The receiver hands over
+// what the server sends; the test expects it from the switch point. Both shapes are made on
+// purpose: a promotion in the middle of a segment, and one right after a WAL switch.
 func TestPromotedStandby(t *testing.T) {
+	t.Run("mid-segment", func(t *testing.T) { testPromotedStandby(t, false) })
+	t.Run("at-segment-start", func(t *testing.T) { testPromotedStandby(t, true) })
+}
+
+func testPromotedStandby(t *testing.T, atSegmentStart bool) {
 	p := sharedCluster(t)
 	s := p.Standby(t)
-	p.Exec(t, "create table if not exists before_promotion (i int); insert into before_promotion select generate_series(1, 10000)")
-	primaryLSN := p.QueryValue(t, "select pg_current_wal_lsn()")
-	waitUntil(t, 30*time.Second, "the standby to replay", func() bool {
-		return s.QueryValue(t, "select pg_last_wal_replay_lsn() >= $1::pg_lsn", primaryLSN) == "true"
-	})
-	// The start: an LSN on timeline 1, in the segment where the switch will happen.
-	start := lsnOf(t, s, "select pg_last_wal_replay_lsn()")
+	var start pgrepl.LSN
+	if !atSegmentStart {
+		// The start: an LSN on timeline 1 before WAL that the standby replays and that
+		// precedes the promotion, so timeline 1 has WAL after it in the same segment.
+		p.Exec(t, "create table if not exists before_promotion (i int)")
+		start = lsnOf(t, p, "select pg_current_wal_insert_lsn()")
+		p.Exec(t, "insert into before_promotion select generate_series(1, 10000)")
+		// The insert position, not pg_current_wal_lsn(): that is the write position, which
+		// under synchronous_commit=off can still be before the rows (at the segment start the
+		// standby already replayed up to), and the standby would be promoted without them:
+		// that is how the old version of this test fell on the segment-start edge by accident.
+		primaryLSN := p.QueryValue(t, "select pg_current_wal_insert_lsn()")
+		waitUntil(t, 30*time.Second, "the standby to replay", func() bool {
+			return s.QueryValue(t, "select pg_last_wal_replay_lsn() >= $1::pg_lsn", primaryLSN) == "true"
+		})
+	}
+	// atSegmentStart: promoted at once, the standby has replayed exactly its base backup's WAL,
+	// which ends with pg_backup_stop's WAL switch: timeline 1 ends on a segment start.
 	s.Promote(t)
 	s.Exec(t, "create table after_promotion (i int); insert into after_promotion select generate_series(1, 10000)")
 	s.Exec(t, "select pg_switch_wal()")
@@ -467,50 +482,79 @@ func TestPromotedStandby(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("start %s, switch %s, end %s", start, switchPoint, end)
-
-	r := connectT(t, connCfg(t, s, "", 0))
-	if r.Timeline() != 2 {
-		t.Fatalf("timeline %d", r.Timeline())
+	seg := pgrepl.LSN(0)
+	if atSegmentStart {
+		start = pgrepl.SegmentStart(switchPoint-1, 16<<20)
 	}
-	ring := ringbuf.New(4)
-	col := newCollector(ring, s.DataDir, false)
-	r.SetEnd(end, 2)
+	t.Logf("start %s, switch %s, end %s", start, switchPoint, end)
+	if start >= switchPoint {
+		t.Fatalf("start %s is not before the switch point %s", start, switchPoint)
+	}
+	if onStart := switchPoint == pgrepl.SegmentStart(switchPoint, 16<<20); onStart != atSegmentStart {
+		t.Logf("switch point %s on a segment start: %v, wanted %v (the test still checks what it got)", switchPoint, onStart, atSegmentStart)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := r.Stream(ctx, ring, start, 1, r.SystemID()); err != nil {
-		t.Fatal(err)
+	// stream runs a receiver from (from, tli) to end on timeline 2 and checks what it hands
+	// over: timeline 1's segments from from's segment to the one holding switchPoint-1 (none
+	// when from's segment starts at the switch point), the history file, timeline 2's segments.
+	stream := func(from pgrepl.LSN) {
+		t.Helper()
+		r := connectT(t, connCfg(t, s, "", 0))
+		if r.Timeline() != 2 {
+			t.Fatalf("timeline %d", r.Timeline())
+		}
+		seg = pgrepl.LSN(r.SegmentSize())
+		ring := ringbuf.New(4)
+		col := newCollector(ring, s.DataDir, false)
+		r.SetEnd(end, 2)
+		if err := r.Stream(ctx, ring, from, 1, r.SystemID()); err != nil {
+			t.Fatal(err)
+		}
+		segs, err := col.wait(t, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, sg := range segs {
+			names = append(names, sg.Name)
+		}
+		t.Logf("from %s on timeline 1, handed over: %v", from, names)
+		var old []taken
+		for len(segs) > 0 && segs[0].Kind == ringbuf.KindSegment && segs[0].Timeline == 1 {
+			old, segs = append(old, segs[0]), segs[1:]
+		}
+		if pgrepl.SegmentStart(from, int(seg)) < switchPoint {
+			// Timeline 1, up to the segment holding its last byte, padded after the switch point.
+			checkSegments(t, old, 1, from, switchPoint, int(seg))
+			last := old[len(old)-1]
+			if last.FirstDiff == -2 {
+				t.Fatalf("no server file for %s", last.Name)
+			}
+			checkPadded(t, last, int(switchPoint-last.StartLSN))
+		} else if len(old) != 0 {
+			t.Fatalf("timeline 1 segments %v from %s: timeline 1 ends at %s", old, from, switchPoint)
+		}
+		// Then the history file, equal to the server's.
+		if len(segs) < 2 || segs[0].Kind != ringbuf.KindHistory || segs[0].Name != "00000002.history" || segs[0].Timeline != 2 {
+			t.Fatalf("after timeline 1: %+v, want 00000002.history", segs)
+		}
+		if got := string(col.history["00000002.history"]); got != string(history) {
+			t.Fatalf("history %q, want %q", got, history)
+		}
+		// Then timeline 2 from the switch segment to the end.
+		checkSegments(t, segs[1:], 2, switchPoint, end, int(seg))
+		checkPadded(t, segs[len(segs)-1], int(end-segs[len(segs)-1].StartLSN))
+		if st := r.Stats(); len(st.Timelines) != 2 || st.Timelines[0] != 1 || st.Timelines[1] != 2 || st.HistoryFiles != 1 {
+			t.Errorf("stats %+v", st)
+		}
 	}
-	segs, err := col.wait(t, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, sg := range segs {
-		names = append(names, sg.Name)
-	}
-	t.Logf("handed over: %v", names)
-	seg := r.SegmentSize()
-	// Timeline 1: the segment holding the switch point, padded after it.
-	old := segs[0]
-	if old.Name != pgrepl.WALFileName(1, switchPoint, seg) || old.Timeline != 1 || old.FirstDiff == -2 {
-		t.Fatalf("first segment %+v, want %s", old, pgrepl.WALFileName(1, switchPoint, seg))
-	}
-	t.Logf("old timeline segment compared with %s", old.File)
-	checkPadded(t, old, int(switchPoint-old.StartLSN))
-	// Then the history file, equal to the server's.
-	if segs[1].Kind != ringbuf.KindHistory || segs[1].Name != "00000002.history" || segs[1].Timeline != 2 {
-		t.Fatalf("second item %+v", segs[1])
-	}
-	if got := string(col.history["00000002.history"]); got != string(history) {
-		t.Fatalf("history %q, want %q", got, history)
-	}
-	// Then timeline 2 from the switch segment to the end.
-	checkSegments(t, segs[2:], 2, switchPoint, end, seg)
-	checkPadded(t, segs[len(segs)-1], int(end-segs[len(segs)-1].StartLSN))
-	if st := r.Stats(); len(st.Timelines) != 2 || st.Timelines[0] != 1 || st.Timelines[1] != 2 || st.HistoryFiles != 1 {
-		t.Errorf("stats %+v", st)
-	}
+	stream(start)
+	// The edge: starting exactly at the switch point on timeline 1. When it is a segment start,
+	// the server switches timelines at once without streaming timeline 1 (walsender's
+	// StartReplication: start == the historic timeline's end).
+	stream(switchPoint)
 
 	// Starting on timeline 2 pushes its history file first.
 	r2 := connectT(t, connCfg(t, s, "", 0))
@@ -527,7 +571,7 @@ func TestPromotedStandby(t *testing.T) {
 	if len(segs2) != 2 || segs2[0].Name != "00000002.history" {
 		t.Fatalf("from timeline 2: %+v", segs2)
 	}
-	checkSegments(t, segs2[1:], 2, end-1, end, seg)
+	checkSegments(t, segs2[1:], 2, end-1, end, int(seg))
 }
 
 // TestPermanentSlot: a missing slot is a clear error; an existing one is used and its

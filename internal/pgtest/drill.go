@@ -3,10 +3,13 @@ package pgtest
 import (
 	"archive/tar"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -41,27 +44,66 @@ func (c *Cluster) Extract(t testing.TB, tarPath string) string {
 	return dir
 }
 
-// VerifyBackup runs pg_verifybackup (WAL check included) on an extracted backup.
+// VerifyBackup runs pg_verifybackup (WAL check included) on an extracted backup, as far as
+// the installed pg_verifybackup can read this server's backups (PGVerifyBackupArgs). It returns
+// pg_verifybackup's output, or "" when it cannot check this version at all.
 func (c *Cluster) VerifyBackup(t testing.TB, dir string) string {
 	t.Helper()
+	args, ok := c.PGVerifyBackupArgs(t)
+	if !ok {
+		return ""
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := c.Run(ctx, "pg_verifybackup", dir)
+	out, err := c.Run(ctx, "pg_verifybackup", append(args, dir)...)
 	if err != nil {
 		t.Fatalf("pg_verifybackup rejected the backup: %v", err)
 	}
 	return out
 }
 
-// RestoreDrill is the test that matters: extract the stream with tar, run pg_verifybackup
-// on it, start PostgreSQL on it (it must reach consistency), run pg_amcheck on every
-// database, check pgbench's invariant and the given queries. It returns the running restored
-// cluster.
+// PGVerifyBackupArgs returns the options pg_verifybackup needs for this server's backups, and
+// false when it cannot check them at all (it logs why). The client programs are Debian's (15):
+// pg_verifybackup 15 reads manifest version 1 only (17+ write version 2), and its pg_waldump
+// reads only its own version's WAL (so on 16 it runs with -n, no WAL check). Where it falls
+// short, RestoreDrill adds `walweave verify`, PostgreSQL's recovery and pg_amcheck.
+func (c *Cluster) PGVerifyBackupArgs(t testing.TB) ([]string, bool) {
+	t.Helper()
+	cl, err := Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case cl.Major >= c.Version:
+		return nil, true
+	case c.Version >= 17 && cl.Major < 17:
+		t.Logf("pg_verifybackup %s cannot read %s's manifest (version 2): not run", cl.Version, c.Server)
+		return nil, false
+	default:
+		t.Logf("pg_verifybackup %s runs with -n: its pg_waldump cannot read %s's WAL", cl.Version, c.Server)
+		return []string{"-n"}, true
+	}
+}
+
+// FullPGVerifyBackup reports whether pg_verifybackup checks this server's backups completely
+// (WAL included); tests that compare its verdict with walweave's need that.
+func (c *Cluster) FullPGVerifyBackup() bool {
+	cl, err := Client()
+	return err == nil && cl.Major >= c.Version
+}
+
+// RestoreDrill is the test that matters: extract the stream with tar, check it (pg_verifybackup
+// where it can read this version's backups, else `walweave verify`), start PostgreSQL on it
+// (it must reach consistency), run pg_amcheck on every database, check pgbench's invariant
+// and the given queries. It returns the running restored cluster.
 func (c *Cluster) RestoreDrill(t testing.TB, tarPath string, d Drill) *Cluster {
 	t.Helper()
 	dir := c.Extract(t, tarPath)
 	if !d.SkipVerify {
 		c.VerifyBackup(t, dir)
+		if !c.FullPGVerifyBackup() {
+			WalweaveVerify(t, tarPath)
+		}
 	}
 	r := StartOn(t, dir, d.Settings)
 	r.Password, r.ReplPassword = c.Password, c.ReplPassword
@@ -83,6 +125,48 @@ func (c *Cluster) RestoreDrill(t testing.TB, tarPath string, d Drill) *Cluster {
 		}
 	}
 	return r
+}
+
+var (
+	walweaveOnce sync.Once
+	walweaveBin  string
+	walweaveErr  error
+)
+
+// WalweaveVerify runs `walweave verify` (built once per test process from this checkout) on a
+// stream file and fails the test when it does not accept it. It stands in for pg_verifybackup
+// on servers whose backups the installed pg_verifybackup cannot check.
+func WalweaveVerify(t testing.TB, tarPath string) {
+	t.Helper()
+	walweaveOnce.Do(func() {
+		root, err := os.MkdirTemp(baseRoot(), fmt.Sprintf("%d-walweave-", os.Getpid()))
+		if err != nil {
+			walweaveErr = err
+			return
+		}
+		walweaveBin = filepath.Join(root, "walweave")
+		out, err := exec.Command("go", "build", "-o", walweaveBin, "github.com/walweave/walweave/cmd/walweave").CombinedOutput()
+		if err != nil {
+			walweaveErr = fmt.Errorf("go build cmd/walweave: %v\n%s", err, out)
+		}
+	})
+	if walweaveErr != nil {
+		t.Fatal(walweaveErr)
+	}
+	f, err := os.Open(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, walweaveBin, "verify")
+	cmd.Stdin = f
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("walweave verify rejected the backup: %v\n%s", err, out)
+	}
+	t.Logf("walweave verify: %s", strings.TrimSpace(string(out)))
 }
 
 // TarMember is one entry of a tar listing.

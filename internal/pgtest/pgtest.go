@@ -28,7 +28,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,8 +58,13 @@ type Options struct {
 	TLS bool
 	// GroupAccess initialises the cluster with --allow-group-access (0750/0640 modes).
 	GroupAccess bool
-	// NoChecksums initialises without data checksums.
+	// NoChecksums initialises without data checksums (initdb --no-data-checksums on 18+,
+	// where checksums are on by default).
 	NoChecksums bool
+	// WALSegmentSizeMB is initdb's --wal-segsize (a power of two, 1..1024; 0 = 16).
+	WALSegmentSizeMB int
+	// Unsupported allows a server older than MinMajor (for refusal tests).
+	Unsupported bool
 }
 
 // Cluster is a running (or stopped) throwaway PostgreSQL server.
@@ -71,7 +75,8 @@ type Cluster struct {
 	SockDir  string
 	LogFile  string
 	Port     int
-	Version  int // major version, e.g. 15
+	Version  int    // major version, e.g. 15
+	Server   Server // the binaries: version, bin directory
 	Password string
 	// ReplPassword is the password of ReplicationUser (and NoReplicationUser).
 	ReplPassword string
@@ -84,75 +89,49 @@ type Cluster struct {
 	done chan struct{}
 }
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binVer  int
-	binErr  error
-)
-
-// BinDir returns the directory of the newest PostgreSQL 15+ server binaries: `pg_config
-// --bindir` when it points at a 15+ server, else the newest /usr/lib/postgresql/*/bin.
-func BinDir() (string, int, error) {
-	binOnce.Do(func() { binDir, binVer, binErr = findBinDir() })
-	return binDir, binVer, binErr
-}
-
-func findBinDir() (string, int, error) {
-	var candidates []string
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		candidates = append(candidates, strings.TrimSpace(string(out)))
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool { return majorOf(dirs[i]) > majorOf(dirs[j]) })
-	candidates = append(candidates, dirs...)
-	for _, dir := range candidates {
-		v, err := serverVersion(dir)
-		if err == nil && v >= 15 {
-			return dir, v, nil
-		}
-	}
-	return "", 0, fmt.Errorf("pgtest: no PostgreSQL 15+ server binaries (looked at pg_config --bindir and /usr/lib/postgresql/*/bin); install them with: %s", InstallHint)
-}
-
-func majorOf(dir string) int {
-	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
-	return n
-}
-
-var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
-
-func serverVersion(dir string) (int, error) {
-	out, err := exec.Command(filepath.Join(dir, "postgres"), "--version").Output()
-	if err != nil {
-		return 0, err
-	}
-	m := versionRE.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("unexpected version output %q", out)
-	}
-	return strconv.Atoi(string(m[1]))
-}
-
-// Require skips (or, with WALWEAVE_REQUIRE_PG=1, fails) the test when no PostgreSQL 15+
-// binaries are installed, and returns the bin directory otherwise.
+// Require skips (or, with WALWEAVE_REQUIRE_PG=1 or WALWEAVE_PG set, fails) the test when the
+// selected PostgreSQL is not installed, skips it when the selected server is older than
+// MinMajor (only refusal tests run there), and returns the bin directory otherwise. It logs
+// the server the test runs against ("PostgreSQL 17.10"), so that `go test -v` shows what was
+// covered.
 func Require(t testing.TB) string {
 	t.Helper()
-	dir, _, err := BinDir()
+	s := requireServer(t)
+	if s.Major < MinMajor {
+		t.Skipf("%s (%s=%s) is older than walweave's minimum, %d: only the refusal tests run on it", s, EnvPG, os.Getenv(EnvPG), MinMajor)
+	}
+	return s.BinDir
+}
+
+// RequireAny is Require for tests that run on servers walweave does not support (refusal
+// tests): it does not skip for the version.
+func RequireAny(t testing.TB) Server {
+	t.Helper()
+	return requireServer(t)
+}
+
+func requireServer(t testing.TB) Server {
+	t.Helper()
+	s, err := Selected()
 	if err != nil {
-		if os.Getenv("WALWEAVE_REQUIRE_PG") == "1" {
-			t.Fatalf("%v (WALWEAVE_REQUIRE_PG=1: a missing server is a failure)", err)
+		if os.Getenv("WALWEAVE_REQUIRE_PG") == "1" || explicit() {
+			t.Fatalf("%v (WALWEAVE_REQUIRE_PG=1 or %s set: a missing server is a failure)", err, EnvPG)
 		}
 		t.Skipf("%v", err)
 	}
-	return dir
+	t.Logf("%s (%s)", s, s.BinDir)
+	return s
 }
 
 // Start starts a cluster for one test; it is stopped and removed by t.Cleanup, and the tail of
 // its server log is printed when the test failed.
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
-	Require(t)
+	if opts.Unsupported {
+		RequireAny(t)
+	} else {
+		Require(t)
+	}
 	c, err := StartMain(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -169,17 +148,21 @@ func Start(t testing.TB, opts Options) *Cluster {
 // StartMain starts a cluster outside a test, e.g. from TestMain. The caller must call Close.
 // It returns an error wrapping ErrNoServer when no binaries are installed.
 func StartMain(opts Options) (*Cluster, error) {
-	bin, ver, err := BinDir()
+	srv, err := Selected()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoServer, err)
+	}
+	if srv.Major < MinMajor && !opts.Unsupported {
+		return nil, fmt.Errorf("%w: %s is older than walweave's minimum, %d", ErrUnsupported, srv, MinMajor)
 	}
 	base, err := newBaseDir()
 	if err != nil {
 		return nil, err
 	}
 	c := &Cluster{
-		BinDir:       bin,
-		Version:      ver,
+		BinDir:       srv.BinDir,
+		Version:      srv.Major,
+		Server:       srv,
 		Base:         base,
 		DataDir:      filepath.Join(base, "data"),
 		SockDir:      filepath.Join(base, "sock"),
@@ -218,14 +201,20 @@ func StartMain(opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// ErrNoServer is wrapped by StartMain's error when PostgreSQL 15+ is not installed.
-var ErrNoServer = errors.New("pgtest: PostgreSQL 15+ not installed")
+// ErrNoServer is wrapped by StartMain's error when the selected PostgreSQL is not installed.
+var ErrNoServer = errors.New("pgtest: PostgreSQL not installed")
 
-// MainOrSkip is for TestMain: it starts a cluster, or, when PostgreSQL is not installed and
-// WALWEAVE_REQUIRE_PG is not 1, returns nil so the package's tests can skip via Require.
+// ErrUnsupported is wrapped by StartMain's error when the selected server is older than
+// MinMajor and Options.Unsupported is not set.
+var ErrUnsupported = errors.New("pgtest: server too old for walweave")
+
+// MainOrSkip is for TestMain: it starts a cluster, or returns nil so that the package's tests
+// skip (or fail) via Require: when PostgreSQL is not installed and neither WALWEAVE_REQUIRE_PG=1
+// nor WALWEAVE_PG is set, or when the selected server is older than MinMajor.
 func MainOrSkip(opts Options) (*Cluster, error) {
 	c, err := StartMain(opts)
-	if errors.Is(err, ErrNoServer) && os.Getenv("WALWEAVE_REQUIRE_PG") != "1" {
+	if errors.Is(err, ErrUnsupported) ||
+		errors.Is(err, ErrNoServer) && os.Getenv("WALWEAVE_REQUIRE_PG") != "1" && !explicit() {
 		fmt.Fprintln(os.Stderr, err)
 		return nil, nil
 	}
@@ -365,12 +354,13 @@ func (c *Cluster) NewDir(name string) (string, error) {
 	return dir, Chown(dir)
 }
 
-// Command returns a command for a PostgreSQL program (a name in BinDir, or a path) that runs
-// as the server user, with PGHOST/PGPORT/PGUSER/PGPASSWORD set for this cluster.
+// Command returns a command for a PostgreSQL program (a name, or a path) that runs as the
+// server user, with PGHOST/PGPORT/PGUSER/PGPASSWORD set for this cluster. A name is looked up
+// in BinDir, then among the client programs (Client): the matrix's server builds have none.
 func (c *Cluster) Command(ctx context.Context, program string, args ...string) *exec.Cmd {
 	path := program
 	if !strings.Contains(program, "/") {
-		path = filepath.Join(c.BinDir, program)
+		path = c.ProgramPath(program)
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = append(os.Environ(), "PGHOST="+c.SockDir, "PGUSER="+Superuser,
@@ -383,6 +373,25 @@ func (c *Cluster) Command(ctx context.Context, program string, args ...string) *
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
 	return cmd
+}
+
+// ProgramPath returns the path of a PostgreSQL program: BinDir's, or the client programs'.
+func (c *Cluster) ProgramPath(program string) string {
+	path := filepath.Join(c.BinDir, program)
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	if cl, err := Client(); err == nil {
+		if p := filepath.Join(cl.BinDir, program); fileExists(p) {
+			return p
+		}
+	}
+	return path
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // Run runs a PostgreSQL program as the server user and returns its combined output; the
@@ -412,13 +421,18 @@ func (c *Cluster) init() error {
 		"--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync"}
 	if !c.opts.NoChecksums {
 		args = append(args, "--data-checksums")
+	} else if c.Version >= 18 {
+		args = append(args, "--no-data-checksums") // 18's default is on
 	}
 	if c.opts.GroupAccess {
 		args = append(args, "--allow-group-access")
 	}
+	if c.opts.WALSegmentSizeMB != 0 {
+		args = append(args, "--wal-segsize="+strconv.Itoa(c.opts.WALSegmentSizeMB))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := c.Run(ctx, "initdb", args...); err != nil {
+	if _, err := c.Run(ctx, filepath.Join(c.BinDir, "initdb"), args...); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	_ = os.Remove(pwfile)

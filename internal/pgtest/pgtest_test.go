@@ -2,8 +2,10 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -69,11 +71,41 @@ func TestTwoClustersScramReplication(t *testing.T) {
 		t.Fatalf("scram passwords: %s roles", got)
 	}
 
-	// A role without REPLICATION cannot open a replication connection.
+	// A role without REPLICATION cannot open a replication connection. The wording changed in
+	// 18 (15-17: "must be superuser or replication role to start walsender"; 18: "permission
+	// denied to start WAL sender" with the role attribute in DETAIL): the SQLSTATE did not.
 	plain := strings.Replace(a.DSN(), "user="+ReplicationUser, "user="+NoReplicationUser, 1) + " replication=true"
-	if _, err := identifySystem(ctx, t, plain); err == nil || !strings.Contains(err.Error(), "replication") {
-		t.Fatalf("role without REPLICATION: got %v", err)
+	_, err = identifySystem(ctx, t, plain)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		t.Fatalf("role without REPLICATION: got %v, want SQLSTATE 42501 (insufficient_privilege)", err)
 	}
+	t.Logf("role without REPLICATION: %s (DETAIL %q)", pgErr.Message, pgErr.Detail)
+}
+
+// TestVersionSelected: the server that runs is the one WALWEAVE_PG selects (15 by default),
+// it reports the same version as its binaries, and checksums follow Options on every version
+// (18 turns them on by default; NoChecksums must still turn them off).
+func TestVersionSelected(t *testing.T) {
+	c := Start(t, Options{NoChecksums: true})
+	want := DefaultMajor
+	if v := os.Getenv(EnvPG); v != "" && !strings.Contains(v, "/") {
+		want, _ = strconv.Atoi(v)
+	}
+	if !strings.Contains(os.Getenv(EnvPG), "/") && c.Version != want {
+		t.Fatalf("%s=%q started PostgreSQL %d, want %d", EnvPG, os.Getenv(EnvPG), c.Version, want)
+	}
+	num, err := strconv.Atoi(c.QueryValue(t, "current_setting('server_version_num')"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if num != c.VersionNum() || num/10000 != c.Version {
+		t.Fatalf("server_version_num %d, binaries say %d (major %d)", num, c.VersionNum(), c.Version)
+	}
+	if got := c.QueryValue(t, "current_setting('data_checksums')"); got != "off" {
+		t.Fatalf("NoChecksums: data_checksums = %q, want off", got)
+	}
+	t.Logf("server-side lz4: %v", c.ServerLZ4(t))
 }
 
 func TestServerRunsUnprivileged(t *testing.T) {
@@ -87,8 +119,8 @@ func TestServerRunsUnprivileged(t *testing.T) {
 			t.Fatalf("data directory owned by root")
 		}
 	}
-	if got := c.QueryValue(t, "current_setting('server_version_num')::int / 10000"); got < "15" {
-		t.Fatalf("server version %s", got)
+	if c.VersionNum() < MinMajor*10000 {
+		t.Fatalf("server version %d", c.VersionNum())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -17,13 +18,12 @@ import (
 // t.Cleanup; the data directory itself is removed only if it lies under base.
 func StartOn(t testing.TB, dataDir string, settings map[string]string) *Cluster {
 	t.Helper()
-	Require(t)
-	bin, ver, _ := BinDir()
+	srv := RequireAny(t)
 	base, err := newBaseDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{BinDir: bin, Version: ver, Base: base, DataDir: dataDir,
+	c := &Cluster{BinDir: srv.BinDir, Version: srv.Major, Server: srv, Base: base, DataDir: dataDir,
 		SockDir: filepath.Join(base, "sock"), LogFile: filepath.Join(base, "server.log")}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -66,8 +66,11 @@ func StartOn(t testing.TB, dataDir string, settings map[string]string) *Cluster 
 	return c
 }
 
-// Standby makes a streaming standby of c with pg_basebackup -R (as PostgreSQL's own tests do)
-// and starts it. Promote it with Promote to get a server on a new timeline.
+// Standby makes a streaming standby of c with pg_basebackup -R -X stream (as PostgreSQL's own
+// tests do) and starts it. Promote it with Promote to get a server on a new timeline. The
+// installed pg_basebackup refuses servers newer than itself (the matrix uses Debian's 15
+// client programs): then the standby is made the way pg_basebackup -R -X fetch would make it,
+// from TarBackup's base.tar (WAL included), standby.signal and primary_conninfo.
 func (c *Cluster) Standby(t testing.TB) *Cluster {
 	t.Helper()
 	dir, err := c.NewDir("standby")
@@ -77,9 +80,34 @@ func (c *Cluster) Standby(t testing.TB) *Cluster {
 	data := filepath.Join(dir, "data")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if _, err := c.Run(ctx, "pg_basebackup", "-D", data, "-R", "-X", "stream", "-c", "fast",
-		"-h", c.SockDir, "-p", strconv.Itoa(c.Port), "-U", Superuser); err != nil {
-		t.Fatal(err)
+	if c.ClientCanBackUp() {
+		if _, err := c.Run(ctx, "pg_basebackup", "-D", data, "-R", "-X", "stream", "-c", "fast",
+			"-h", c.SockDir, "-p", strconv.Itoa(c.Port), "-U", Superuser); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		tars := filepath.Join(dir, "tar")
+		if err := c.TarBackup(ctx, tars, TarBackupOptions{WAL: true, NoManifest: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(data, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("tar", "-xf", filepath.Join(tars, "base.tar"), "-C", data).CombinedOutput(); err != nil {
+			t.Fatalf("tar -xf base.tar: %v\n%s", err, out)
+		}
+		_ = os.RemoveAll(tars)
+		f, err := os.OpenFile(filepath.Join(data, "postgresql.auto.conf"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "primary_conninfo = 'host=%s port=%d user=%s'\n", c.SockDir, c.Port, Superuser)
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, "standby.signal"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s := StartOn(t, data, nil)
 	s.Password, s.ReplPassword, s.opts = c.Password, c.ReplPassword, c.opts

@@ -41,21 +41,18 @@ func TakeBackup(t testing.TB, c *pgtest.Cluster) *Backup {
 	out := filepath.Join(dir, "out")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := c.Command(ctx, "pg_basebackup", "-Ft", "-X", "fetch", "-c", "fast", "--manifest-checksums=CRC32C",
-		"--max-rate=16M", "-D", out)
-	var outBuf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &outBuf, &outBuf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	// pg_basebackup, or the same BASE_BACKUP sent by pgtest when the installed pg_basebackup
+	// is older than the server (the version matrix).
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		done <- c.TarBackup(ctx, out, pgtest.TarBackupOptions{WAL: true, MaxRateKB: 16 << 10, ManifestChecksums: "CRC32C"})
+	}()
 	// Once the server streams files, switch WAL segments twice with some WAL in between.
 	switched := false
 	for !switched {
 		select {
 		case err := <-done:
-			t.Fatalf("pg_basebackup ended before the WAL switches (err %v):\n%s", err, outBuf.String())
+			t.Fatalf("pg_basebackup ended before the WAL switches: %v", err)
 		case <-time.After(20 * time.Millisecond):
 		}
 		phase, _ := c.QueryValueDB(ctx, "postgres", "select coalesce((select phase from pg_stat_progress_basebackup limit 1), '')")
@@ -68,7 +65,7 @@ func TakeBackup(t testing.TB, c *pgtest.Cluster) *Backup {
 		}
 	}
 	if err := <-done; err != nil {
-		t.Fatalf("pg_basebackup: %v\n%s", err, outBuf.String())
+		t.Fatalf("pg_basebackup: %v", err)
 	}
 	return &Backup{Dir: out, TablespaceOID: oid, TablespaceLocation: loc}
 }
