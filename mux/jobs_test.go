@@ -289,3 +289,61 @@ func TestJobsChecksumFailure(t *testing.T) {
 		t.Fatalf("backup without checksum verification: %v", err)
 	}
 }
+
+// TestJobsSameMembersAsBaseBackup: on an idle server with a tablespace, an unlogged table, a
+// temporary file and leftovers BASE_BACKUP excludes, --jobs sends exactly the members
+// BASE_BACKUP sends (its exclusions, read from the server's source for each version), and its
+// manifest lists the same files with the same sizes.
+func TestJobsSameMembersAsBaseBackup(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	grantJobs(t, c)
+	c.CreateTablespace(t, "ts1")
+	c.Exec(t, `create table in_ts (i int) tablespace ts1; insert into in_ts select generate_series(1, 1000);
+		create unlogged table scratch (i int) tablespace ts1; insert into scratch select generate_series(1, 100);
+		create unlogged table scratch2 (i int); insert into scratch2 select generate_series(1, 100)`)
+	c.PgbenchInit(t, 1)
+	c.Exec(t, "checkpoint")
+	for _, f := range []string{"postmaster.opts.x", "pg_internal.init.999", "global/pg_internal.init", "pg_replslot/junk", "pg_stat_tmp/junk"} {
+		_ = os.WriteFile(filepath.Join(c.DataDir, f), []byte("x"), 0o600)
+		_ = pgtest.Chown(filepath.Join(c.DataDir, f))
+	}
+	members := func(jobs int) map[string]int64 {
+		path, _, err := backupToFile(t, context.Background(), nil, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: jobs})
+		if err != nil {
+			t.Fatalf("jobs %d: %v", jobs, err)
+		}
+		list := map[string]int64{}
+		for _, m := range pgtest.ListTar(t, path) {
+			if !strings.HasPrefix(m.Name, "pg_wal/0") && m.Name != "backup_manifest" {
+				list[m.Name] = m.Size
+			}
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rep, err := verify.Stream(context.Background(), f, verify.Options{})
+		if err != nil || !rep.OK() {
+			t.Fatalf("jobs %d: verify: %v %v", jobs, err, rep.Problems)
+		}
+		return list
+	}
+	bb := members(0)
+	jb := members(4)
+	for name, size := range bb {
+		js, ok := jb[name]
+		switch {
+		case !ok:
+			t.Errorf("BASE_BACKUP sends %s, --jobs does not", name)
+		case js != size && !strings.HasPrefix(name, "pg_xact/") && !strings.HasPrefix(name, "pg_stat") && name != "backup_label" && name != "pg_logical/replorigin_checkpoint":
+			t.Errorf("%s: %d bytes with --jobs, %d with BASE_BACKUP", name, js, size)
+		}
+	}
+	for name := range jb {
+		if _, ok := bb[name]; !ok {
+			t.Errorf("--jobs sends %s, BASE_BACKUP does not", name)
+		}
+	}
+	t.Logf("%d members each", len(bb))
+}
