@@ -347,3 +347,19 @@ func TestJobsSameMembersAsBaseBackup(t *testing.T) {
 	}
 	t.Logf("%d members each", len(bb))
 }
+
+// TestJobsManifestAlgorithms: walweave's manifest with SHA256 and with no checksums is what
+// pg_verifybackup accepts, as with CRC32C.
+func TestJobsManifestAlgorithms(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	grantJobs(t, c)
+	c.PgbenchInit(t, 1)
+	for _, alg := range []string{"SHA256", "NONE"} {
+		path, _, err := backupToFile(t, context.Background(), nil, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 2, ManifestChecksums: alg})
+		if err != nil {
+			t.Fatalf("%s: %v", alg, err)
+		}
+		verifyStream(t, path)
+		c.VerifyBackup(t, c.Extract(t, path))
+	}
+}
