@@ -363,3 +363,63 @@ func TestJobsManifestAlgorithms(t *testing.T) {
 		c.VerifyBackup(t, c.Extract(t, path))
 	}
 }
+
+// TestJobsFailures: a writer that fails, a cancelled context and connections reset by the
+// network end a --jobs backup promptly with an error; no session, slot or walsender is left,
+// and the next backup runs.
+func TestJobsFailures(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	grantJobs(t, c)
+	c.PgbenchInit(t, 3)
+	left := func() {
+		t.Helper()
+		assertNothingLeft(t, c)
+		deadline := time.Now().Add(10 * time.Second)
+		for c.QueryValue(t, "select count(*) from pg_stat_activity where application_name = 'walweave'") != "0" {
+			if time.Now().After(deadline) {
+				t.Fatal("walweave sessions left on the server")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	boom := errors.New("disk full (test)")
+	_, err := mux.Backup(context.Background(), &failingWriter{after: 5 << 20, err: boom}, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 4})
+	if !errors.Is(err, boom) {
+		t.Fatalf("writer failure: %v", err)
+	}
+	left()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	sw := &slowWriter{paused: make(chan struct{}), w: &failingWriter{after: 1 << 40}}
+	go func() {
+		for sw.writes.Load() == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		close(sw.paused)
+	}()
+	start := time.Now()
+	_, err = mux.Backup(ctx, sw, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 4})
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 20*time.Second {
+		t.Fatalf("cancelled: %v after %v", err, time.Since(start))
+	}
+	left()
+
+	p, dsn := proxyTo(t, c)
+	addToxic(t, p, `{"name":"bw","type":"bandwidth","stream":"downstream","toxicity":1,"attributes":{"rate":5000}}`)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		p.Stop() // closes the live connections too
+	}()
+	start = time.Now()
+	_, err = mux.Backup(context.Background(), &failingWriter{after: 1 << 40}, mux.Config{ConnString: dsn, Checkpoint: mux.CheckpointFast, Jobs: 4})
+	if err == nil || time.Since(start) > 30*time.Second {
+		t.Fatalf("reset: %v after %v", err, time.Since(start))
+	}
+	t.Logf("reset: %v after %v", err, time.Since(start).Round(time.Millisecond))
+	left()
+
+	if _, _, err := backupToFile(t, context.Background(), nil, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 4}); err != nil {
+		t.Fatalf("backup after the failures: %v", err)
+	}
+}
