@@ -37,6 +37,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -116,7 +117,7 @@ type Source struct {
 	manifest  bytes.Buffer
 	mb        *pgformat.ManifestBuilder
 	alg       string
-	stopped   bool
+	stopped   atomic.Bool // pg_backup_stop returned: the backup is over on the server
 	endLSN    pgrepl.LSN
 	label     []byte
 	checksum  source.ChecksumError
@@ -637,7 +638,7 @@ func (s *Source) stop(ctx context.Context) error {
 	if len(rows) != 1 || len(rows[0]) != 2 {
 		return fmt.Errorf("pg_backup_stop: unexpected result %q", rows)
 	}
-	s.stopped = true
+	s.stopped.Store(true)
 	if s.endLSN, err = pgrepl.ParseLSN(rows[0][0]); err != nil {
 		return fmt.Errorf("pg_backup_stop: %w", err)
 	}
@@ -860,7 +861,7 @@ func (s *Source) End(ctx context.Context) (source.End, error) {
 	if err := s.finishMember(ctx); err != nil {
 		return source.End{}, err
 	}
-	if s.stage != 3 || !s.stopped {
+	if s.stage != 3 || !s.stopped.Load() {
 		return source.End{}, errors.New("sqlfetch: End before the last member")
 	}
 	s.releaseHeld()
@@ -895,7 +896,7 @@ func (s *Source) Close() error {
 		if s.cancel != nil {
 			s.cancel(errors.New("sqlfetch: closed"))
 		}
-		graceful := s.stopped
+		graceful := s.stopped.Load()
 		conns := append([]*pgconn.PgConn{s.ctrl}, s.workers...)
 		if !graceful {
 			// Unblock whatever runs on them now (closing a socket is safe from any goroutine).
@@ -910,10 +911,16 @@ func (s *Source) Close() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		for _, c := range conns {
+		// The readers have stopped: nothing uses their connections any more. The control
+		// session may still be in a call on the writer's goroutine when the backup did not
+		// finish: its socket is closed, which is all the server needs to abort the backup.
+		for _, c := range s.workers {
 			if c != nil {
 				_ = c.Close(ctx)
 			}
+		}
+		if graceful && s.ctrl != nil {
+			_ = s.ctrl.Close(ctx)
 		}
 	})
 	return nil
