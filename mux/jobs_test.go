@@ -14,6 +14,7 @@ import (
 
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/mux"
+	"github.com/walweave/walweave/restore"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/source/sqlfetch"
 	"github.com/walweave/walweave/verify"
@@ -82,7 +83,7 @@ func verifyStream(t *testing.T, path string) {
 func TestJobsRestoreDrill(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
 	grantJobs(t, c)
-	c.CreateTablespace(t, "ts1")
+	_, tsLoc := c.CreateTablespace(t, "ts1")
 	c.Exec(t, `create table in_ts (i int) tablespace ts1;
 		insert into in_ts select generate_series(1, 1234);
 		create unlogged table scratch (i int); insert into scratch select generate_series(1, 100);`)
@@ -126,6 +127,34 @@ func TestJobsRestoreDrill(t *testing.T) {
 	if got := r.QueryValue(t, "select pg_tablespace_location(oid) like 'pg_tblspc/%' from pg_tablespace where spcname = 'ts1'"); got != "true" {
 		t.Fatalf("tablespace location in the copy: %s", got)
 	}
+	r.Close()
+
+	// walweave restore takes the stream too (backup_label last), relocating the tablespace.
+	dir, err := c.NewDir("restored")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	target, tsDir := filepath.Join(dir, "data"), filepath.Join(dir, "ts1")
+	if _, err := restore.Extract(context.Background(), f, restore.Options{Dir: target, NoSync: true,
+		TablespaceMap: map[string]string{tsLoc: tsDir}}); err != nil {
+		t.Fatalf("walweave restore: %v", err)
+	}
+	if err := pgtest.Chown(dir); err != nil {
+		t.Fatal(err)
+	}
+	r2 := pgtest.StartOn(t, target, nil)
+	if got := r2.QueryValue(t, "select count(*) from in_ts"); got != "1234" {
+		t.Fatalf("restored with walweave restore: in_ts has %s rows", got)
+	}
+	if got := r2.QueryValue(t, "select pg_tablespace_location(oid) from pg_tablespace where spcname = 'ts1'"); got != tsDir {
+		t.Fatalf("restored tablespace at %q, want %q", got, tsDir)
+	}
+	r2.Close()
 	assertNothingLeft(t, c)
 	if n := c.QueryValue(t, "select count(*) from pg_stat_activity where application_name = 'walweave'"); n != "0" {
 		t.Fatalf("%s walweave sessions left", n)
