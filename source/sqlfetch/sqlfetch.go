@@ -239,6 +239,23 @@ func (s *Source) Open(ctx context.Context) (source.Info, error) {
 		return source.Info{}, err
 	}
 	cc.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { s.log.Info("server: "+n.Message, "severity", n.Severity) }
+	// The readers connect while the control session checks the server: on a distant server
+	// each connection costs several round trips.
+	s.workers = make([]*pgconn.PgConn, s.cfg.Jobs)
+	errs := make([]error, s.cfg.Jobs)
+	var wg sync.WaitGroup
+	for i := range s.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wc, err := s.connConfig()
+			if err == nil {
+				s.workers[i], err = pgconn.ConnectConfig(ctx, wc)
+			}
+			errs[i] = err
+		}()
+	}
+	defer wg.Wait() // on every return: Close then closes what connected
 	s.ctrl, err = pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
 		return source.Info{}, fmt.Errorf("connect for reading files: %w", err)
@@ -263,20 +280,6 @@ func (s *Source) Open(ctx context.Context) (source.Info, error) {
 		return info, fmt.Errorf("block size %d does not divide the chunk size %d", ctl.BlockSize, s.cfg.ChunkSize)
 	}
 
-	s.workers = make([]*pgconn.PgConn, s.cfg.Jobs)
-	errs := make([]error, s.cfg.Jobs)
-	var wg sync.WaitGroup
-	for i := range s.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wc, err := s.connConfig()
-			if err == nil {
-				s.workers[i], err = pgconn.ConnectConfig(ctx, wc)
-			}
-			errs[i] = err
-		}()
-	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return info, fmt.Errorf("connect %d readers (--jobs): %w; the server may need a higher max_connections", s.cfg.Jobs, err)
@@ -352,23 +355,41 @@ func (s *Source) readControl(ctx context.Context) (pgformat.ControlFile, error) 
 func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (source.Start, error) {
 	s.onProgress = progress
 	t0 := time.Now()
-	lsn, err := s.value(ctx, "SELECT pg_catalog.pg_backup_start($1, $2)::text", s.cfg.Label, strconv.FormatBool(s.cfg.Fast))
+	// One round trip: pg_backup_start (the checkpoint runs inside it), then, in the same
+	// session and after it, pg_control (the backup's checkpoint and timeline are in it now),
+	// the tablespaces and the main directory's file list.
+	res, err := s.batch(ctx, []query{
+		{sql: "SELECT pg_catalog.pg_backup_start($1, $2)::text", args: []string{s.cfg.Label, strconv.FormatBool(s.cfg.Fast)}},
+		{sql: readOne, args: []string{"global/pg_control", "0", strconv.Itoa(pgformat.ControlFileSize)}, oids: []uint32{oidText, oidInt8, oidInt8}, binary: true},
+		{sql: tablespacesSQL},
+		s.walkQuery(".", "pg\\_tblspc/%"),
+	})
+	if len(res) > 0 && res[0].Err == nil {
+		s.started = true
+	}
 	if err != nil {
 		return source.Start{}, fmt.Errorf("pg_backup_start: %w", err)
 	}
-	s.started = true
-	if s.startLSN, err = pgrepl.ParseLSN(lsn); err != nil {
+	if len(res[0].Rows) != 1 {
+		return source.Start{}, fmt.Errorf("pg_backup_start: %d rows", len(res[0].Rows))
+	}
+	if s.startLSN, err = pgrepl.ParseLSN(string(res[0].Rows[0][0])); err != nil {
 		return source.Start{}, fmt.Errorf("pg_backup_start: %w", err)
 	}
-	// The backup's checkpoint is in pg_control now; its timeline is the backup's.
-	ctl, err := s.readControl(ctx)
-	if err != nil {
-		return source.Start{}, err
+	var ctl pgformat.ControlFile
+	if len(res[1].Rows) == 1 {
+		ctl, err = pgformat.ParseControlFile(res[1].Rows[0][0])
+	}
+	if len(res[1].Rows) != 1 || err != nil {
+		// A read racing a write of pg_control fails its CRC: read it again.
+		if ctl, err = s.readControl(ctx); err != nil {
+			return source.Start{}, err
+		}
 	}
 	s.timeline = ctl.Timeline
 	st := source.Start{StartLSN: s.startLSN, Timeline: s.timeline}
 	t1 := time.Now()
-	if err := s.list(ctx); err != nil {
+	if err := s.list(ctx, textRows(res[2]), textRows(res[3])); err != nil {
 		return st, err
 	}
 	s.log.Debug("backup start and file list", "pg_backup_start", t1.Sub(t0), "list", time.Since(t1))
@@ -431,7 +452,11 @@ const walkSQL = `WITH RECURSIVE walk(rel, name, isdir, size, mtime) AS (
 )
 SELECT rel, isdir, size, mtime FROM walk WHERE size IS NOT NULL`
 
-func (s *Source) walk(ctx context.Context, root, skipLike string) ([]entry, error) {
+const tablespacesSQL = `SELECT oid::text, pg_catalog.pg_tablespace_location(oid) FROM pg_catalog.pg_tablespace
+	WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY oid`
+
+// walkQuery lists root (see walkSQL).
+func (s *Source) walkQuery(root, skipLike string) query {
 	var names []byte
 	names = append(names, '{')
 	i := 0
@@ -443,42 +468,124 @@ func (s *Source) walk(ctx context.Context, root, skipLike string) ([]entry, erro
 		i++
 	}
 	names = append(names, '}')
-	rows, err := s.rows(ctx, walkSQL, root, string(names), skipLike)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", root, err)
-	}
+	return query{sql: walkSQL, args: []string{root, string(names), skipLike}}
+}
+
+func walkEntries(rows [][]string) []entry {
 	list := make([]entry, 0, len(rows))
 	for _, r := range rows {
 		size, _ := strconv.ParseInt(r[2], 10, 64)
 		mtime, _ := strconv.ParseInt(r[3], 10, 64)
 		list = append(list, entry{rel: r[0], dir: r[1] == "t", size: size, mtime: mtime})
 	}
-	return list, nil
+	return list
 }
 
-// list builds the members: every tablespace's, then the main directory's.
-func (s *Source) list(ctx context.Context) error {
-	rows, err := s.rows(ctx, `SELECT oid::text, pg_catalog.pg_tablespace_location(oid) FROM pg_catalog.pg_tablespace
-		WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY oid`)
-	if err != nil {
-		return fmt.Errorf("list tablespaces: %w", err)
+// query is one statement of a batch.
+type query struct {
+	sql    string
+	args   []string
+	oids   []uint32
+	binary bool // the result in binary format
+}
+
+// batch runs queries on the control session in one round trip (pipeline mode, one sync
+// point at the end: a failing statement skips the rest). It returns the results in order,
+// and the first error.
+func (s *Source) batch(ctx context.Context, qs []query) ([]*pgconn.Result, error) {
+	pl := s.ctrl.StartPipeline(ctx)
+	for _, q := range qs {
+		params := make([][]byte, len(q.args))
+		for i, a := range q.args {
+			params[i] = []byte(a)
+		}
+		var rf []int16
+		if q.binary {
+			rf = []int16{1}
+		}
+		pl.SendQueryParams(q.sql, params, q.oids, nil, rf)
 	}
+	pl.SendPipelineSync()
+	var out []*pgconn.Result
+	var first error
+	fail := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
+	if err := pl.Flush(); err != nil {
+		fail(err)
+	}
+	for first == nil {
+		r, err := pl.GetResults()
+		if err != nil {
+			fail(err)
+			break
+		}
+		if _, ok := r.(*pgconn.PipelineSync); ok {
+			break
+		}
+		rr, ok := r.(*pgconn.ResultReader)
+		if !ok {
+			if r == nil {
+				fail(errors.New("the pipeline ended early"))
+				break
+			}
+			continue
+		}
+		res := rr.Read()
+		out = append(out, res)
+		if res.Err != nil {
+			fail(res.Err)
+		}
+	}
+	if err := pl.Close(); err != nil {
+		fail(err)
+	}
+	if first == nil && len(out) != len(qs) {
+		first = fmt.Errorf("%d results for %d statements", len(out), len(qs))
+	}
+	return out, first
+}
+
+func textRows(r *pgconn.Result) [][]string {
+	out := make([][]string, len(r.Rows))
+	for i, row := range r.Rows {
+		out[i] = make([]string, len(row))
+		for j, v := range row {
+			out[i][j] = string(v)
+		}
+	}
+	return out
+}
+
+// list builds the members from the tablespaces and the main directory's listing: every
+// tablespace's (listed here, in one more round trip), then the main directory's.
+func (s *Source) list(ctx context.Context, tsRows, mainRows [][]string) error {
 	versionDir := fmt.Sprintf("PG_%d_%d", s.version/10000, s.control.CatalogVersion)
 	byOID := map[string]*source.Tablespace{}
-	for _, r := range rows {
+	var qs []query
+	var tss []*source.Tablespace
+	for _, r := range tsRows {
 		ts := &source.Tablespace{OID: r[0], Location: r[1]}
 		root := "pg_tblspc/" + ts.OID + "/" + versionDir
-		st, err := s.rows(ctx, "SELECT extract(epoch FROM modification)::int8 FROM pg_catalog.pg_stat_file($1, true) WHERE size IS NOT NULL", root)
-		if err != nil {
-			return fmt.Errorf("list tablespace %s: %w", ts.OID, err)
+		qs = append(qs, query{sql: "SELECT extract(epoch FROM modification)::int8 FROM pg_catalog.pg_stat_file($1, true) WHERE size IS NOT NULL", args: []string{root}},
+			s.walkQuery(root, ""))
+		tss = append(tss, ts)
+	}
+	var res []*pgconn.Result
+	if len(qs) > 0 {
+		var err error
+		if res, err = s.batch(ctx, qs); err != nil {
+			return fmt.Errorf("list the tablespaces: %w", err)
 		}
+	}
+	for i, ts := range tss {
+		st := textRows(res[2*i])
 		if len(st) == 0 {
 			continue // dropped meanwhile
 		}
-		list, err := s.walk(ctx, root, "")
-		if err != nil {
-			return err
-		}
+		list := walkEntries(textRows(res[2*i+1]))
 		for i := range list {
 			list[i].rel = versionDir + "/" + list[i].rel
 		}
@@ -493,10 +600,7 @@ func (s *Source) list(ctx context.Context) error {
 		s.tablespaces = append(s.tablespaces, ts)
 	}
 
-	list, err := s.walk(ctx, ".", "pg\\_tblspc/%")
-	if err != nil {
-		return err
-	}
+	list := walkEntries(mainRows)
 	var extra []entry
 	for i, e := range list {
 		if e.rel == "pg_wal" {
