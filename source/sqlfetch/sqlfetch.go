@@ -694,21 +694,16 @@ func (s *Source) Next(ctx context.Context) (source.Member, error) {
 	case 1:
 		s.stage = 2
 		s.releaseHeld()
-		// Every other file has been read: pg_control last, as BASE_BACKUP sends it.
-		b, err := s.readBinary(s.ctx, "global/pg_control", 0, 1<<20)
+		// Every other file has been read: pg_control last, then the backup stops, as
+		// BASE_BACKUP does it (one round trip for both).
+		b, err := s.stop(ctx)
 		if err != nil {
-			return source.Member{}, s.failed(err)
-		}
-		if b == nil {
-			return source.Member{}, errors.New("global/pg_control does not exist")
+			return source.Member{}, err
 		}
 		m := &member{entry: entry{rel: "global/pg_control", size: int64(len(b)), mtime: time.Now().Unix()}, path: "global/pg_control"}
 		return s.whole(m, b), nil
 	case 2:
 		s.stage = 3
-		if err := s.stop(ctx); err != nil {
-			return source.Member{}, err
-		}
 		m := &member{entry: entry{rel: "backup_label", size: int64(len(s.label)), mtime: time.Now().Unix()}, path: "backup_label"}
 		return s.whole(m, s.label), nil
 	}
@@ -733,21 +728,33 @@ func (s *Source) failed(err error) error {
 	return err
 }
 
-// stop ends the backup: pg_backup_stop gives the end position and backup_label's content.
-func (s *Source) stop(ctx context.Context) error {
-	rows, err := s.rows(s.ctx, "SELECT lsn::text, labelfile FROM pg_catalog.pg_backup_stop(false)")
+// stop reads global/pg_control and ends the backup: pg_backup_stop gives the end position and
+// backup_label's content.
+func (s *Source) stop(ctx context.Context) (control []byte, err error) {
+	res, err := s.batch(s.ctx, []query{
+		{sql: readOne, args: []string{"global/pg_control", "0", "1048576"}, oids: []uint32{oidText, oidInt8, oidInt8}, binary: true},
+		{sql: "SELECT lsn::text, labelfile FROM pg_catalog.pg_backup_stop(false)"},
+	})
 	if err != nil {
-		return s.failed(fmt.Errorf("pg_backup_stop: %w", err))
+		if len(res) == 0 || res[0].Err != nil {
+			return nil, s.failed(fmt.Errorf("read global/pg_control: %w", err))
+		}
+		return nil, s.failed(fmt.Errorf("pg_backup_stop: %w", err))
 	}
+	if len(res[0].Rows) != 1 || res[0].Rows[0][0] == nil {
+		return nil, errors.New("global/pg_control does not exist")
+	}
+	control = res[0].Rows[0][0]
+	rows := textRows(res[1])
 	if len(rows) != 1 || len(rows[0]) != 2 {
-		return fmt.Errorf("pg_backup_stop: unexpected result %q", rows)
+		return nil, fmt.Errorf("pg_backup_stop: unexpected result %q", rows)
 	}
 	s.stopped.Store(true)
 	if s.endLSN, err = pgrepl.ParseLSN(rows[0][0]); err != nil {
-		return fmt.Errorf("pg_backup_stop: %w", err)
+		return nil, fmt.Errorf("pg_backup_stop: %w", err)
 	}
 	s.label = []byte(rows[0][1])
-	return nil
+	return control, nil
 }
 
 func (s *Source) newHash() hash.Hash {
