@@ -213,6 +213,18 @@ func TestJobsConcurrentDDL(t *testing.T) {
 	assertNothingLeft(t, c)
 }
 
+// waitSetting waits until new sessions see a reloaded setting.
+func waitSetting(t *testing.T, c *pgtest.Cluster, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.QueryValue(t, "select current_setting($1)", name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not become %s", name, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
@@ -254,14 +266,14 @@ func TestJobsPreflight(t *testing.T) {
 
 	c.Exec(t, "alter system set full_page_writes = off")
 	c.Exec(t, "select pg_reload_conf()")
-	time.Sleep(200 * time.Millisecond)
+	waitSetting(t, c, "full_page_writes", "off")
 	_, err = mux.Backup(context.Background(), &out, mux.Config{ConnString: c.DSN(), Jobs: 2})
 	if !errors.Is(err, sqlfetch.ErrFullPageWrites) || out.Len() != 0 {
 		t.Fatalf("full_page_writes off: err = %v, %d bytes written", err, out.Len())
 	}
 	c.Exec(t, "alter system reset full_page_writes")
 	c.Exec(t, "select pg_reload_conf()")
-	time.Sleep(200 * time.Millisecond)
+	waitSetting(t, c, "full_page_writes", "on")
 
 	// A standby is refused with a message that says what to do instead.
 	sb := c.Standby(t)
