@@ -32,29 +32,27 @@ var checksumBaseOffsets = [nSums]uint32{
 // a multiple of 128) at absolute block number blkno (segment number x RELSEG_SIZE + block).
 func pageChecksum(page []byte, blkno uint32) uint16 {
 	sums := checksumBaseOffsets
-	comp := func(s *uint32, v uint32) {
-		t := *s ^ v
-		*s = t*fnvPrime ^ (t >> 17)
-	}
 	rows := len(page) / (4 * nSums)
 	for i := 0; i < rows; i++ {
-		row := page[i*4*nSums : (i+1)*4*nSums]
+		row := page[i*4*nSums : (i+1)*4*nSums : (i+1)*4*nSums]
+		_ = row[4*nSums-1]
 		for j := 0; j < nSums; j++ {
 			v := binary.LittleEndian.Uint32(row[4*j:])
-			if i == 0 && j == 2 { // bytes 8..11: pd_checksum (8..9) and pd_flags (10..11)
+			if i == 0 && j == 2 { // bytes 8..11: pd_checksum (8..9, taken as zero) and pd_flags
 				v &^= 0xffff
 			}
-			comp(&sums[j], v)
-		}
-	}
-	for i := 0; i < 2; i++ {
-		for j := 0; j < nSums; j++ {
-			comp(&sums[j], 0)
+			t := sums[j] ^ v
+			sums[j] = t*fnvPrime ^ (t >> 17)
 		}
 	}
 	var result uint32
 	for j := 0; j < nSums; j++ {
-		result ^= sums[j]
+		s := sums[j]
+		for k := 0; k < 2; k++ { // two rounds of zeros
+			t := s
+			s = t*fnvPrime ^ (t >> 17)
+		}
+		result ^= s
 	}
 	result ^= blkno
 	return uint16(result%65535 + 1)
