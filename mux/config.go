@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
@@ -21,9 +22,41 @@ const (
 	CheckpointFast   Checkpoint = "fast"   // as fast as possible (more I/O at once)
 )
 
+// Default network and progress bounds (Config.KeepaliveIdle ... Config.ProgressTimeout): with
+// them a cut network or a dead host is noticed, on walweave's side and on the server's, within
+// about 50 s (DefaultTCPUserTimeout after the last answer, plus up to 10 s until the next
+// probe or status update is sent during the checkpoint; keepalive probing starts after 10 s of
+// silence), and a server that stops sending on a live connection within
+// DefaultProgressTimeout.
+const (
+	DefaultKeepaliveIdle     = 10 * time.Second
+	DefaultKeepaliveInterval = 5 * time.Second
+	DefaultKeepaliveCount    = 6
+	DefaultTCPUserTimeout    = 40 * time.Second
+	DefaultProgressTimeout   = 60 * time.Second
+)
+
+// StandbyConfig says what a backup of a standby does with the standby's own recovery settings.
+type StandbyConfig string
+
+// The StandbyConfig choices.
+const (
+	// StandbyKeep (the default) keeps what the server sends: a backup of a standby then holds
+	// the standby's standby.signal and its primary_conninfo/primary_slot_name in
+	// postgresql.auto.conf, so that a restored copy starts as a standby of the same primary
+	// (as pg_basebackup's copy does).
+	StandbyKeep StandbyConfig = "keep"
+	// StandbyDrop leaves the standby's standby.signal out and removes primary_conninfo and
+	// primary_slot_name from postgresql.auto.conf: the restored copy recovers to the end of the
+	// backup's WAL and comes up as a primary of its own. With WriteRecoveryConf, walweave's own
+	// settings are written instead.
+	StandbyDrop StandbyConfig = "drop"
+)
+
 // Config describes one backup. The zero value (plus ConnString) is a sensible backup: spread
 // checkpoint, no rate limit, 24 ring slots, a temporary slot, checksums verified, CRC32C
-// manifest checksums, no recovery configuration, silent.
+// manifest checksums, no recovery configuration, the default network and progress bounds
+// above, silent.
 type Config struct {
 	// Name names the server in errors and logs (a fleet's node name); default: host:port.
 	Name string
@@ -39,6 +72,9 @@ type Config struct {
 	MaxRate int64
 	// RingSlots is how many complete WAL segments may wait in memory (default 24).
 	RingSlots int
+	// Budget, when set, is a memory budget the ring shares with other backups' rings (a
+	// fleet backup): queued WAL counts against it as well as against RingSlots.
+	Budget *ringbuf.Budget
 	// SlotName uses an existing permanent physical replication slot instead of a temporary one.
 	SlotName string
 	// NoVerifyChecksums turns off the server's data checksum verification (on by default).
@@ -79,6 +115,33 @@ type Config struct {
 	// of the data, and the manifest is built by walweave. MaxRate and ServerCompression apply
 	// to BASE_BACKUP only. 0 or 1: BASE_BACKUP.
 	Jobs int
+	// KeepaliveIdle, KeepaliveInterval and KeepaliveCount are the TCP keepalive settings of
+	// both connections, set on walweave's sockets and asked of the server for its own
+	// (tcp_keepalives_idle, _interval, _count, as startup parameters); TCPUserTimeout is
+	// TCP_USER_TIMEOUT on both ends (tcp_user_timeout): how long sent data may stay
+	// unacknowledged, and how long a silent peer is probed, before the connection is ended.
+	// Together they make a cut network or a dead host end both connections, and the server's
+	// walsenders and temporary slot with them, within about TCPUserTimeout, in every phase:
+	// also during the start checkpoint, when neither connection carries data. 0 means the
+	// default (DefaultKeepaliveIdle ...); a negative value leaves the setting to the
+	// operating system (and the connection string's options). Settings given in the
+	// connection string's options (-c tcp_keepalives_idle=...) win on the server's side.
+	KeepaliveIdle     time.Duration
+	KeepaliveInterval time.Duration
+	KeepaliveCount    int
+	TCPUserTimeout    time.Duration
+	// ProgressTimeout fails a side whose server sends nothing for that long on a live
+	// connection (a stopped or hung walsender, a proxy that holds the connection): the data
+	// side from the end of the start checkpoint to its end (the checkpoint itself sends
+	// nothing, however long it takes), the WAL side while streaming (the receiver asks for a
+	// keepalive at least every third of it) and during the checkpoint (an IDENTIFY_SYSTEM probe
+	// must be answered within it). 0 means DefaultProgressTimeout; negative turns it off (the
+	// WAL side then gives up after twice the server's wal_sender_timeout of silence, and the
+	// TCP settings above still notice a dead network).
+	ProgressTimeout time.Duration
+	// StandbyConfig is StandbyKeep (default) or StandbyDrop: what a backup of a standby does
+	// with the standby's standby.signal and primary_conninfo (see StandbyDrop).
+	StandbyConfig StandbyConfig
 	// Source replaces the data side (nil: BASE_BACKUP on a replication connection built from
 	// ConnString). The WAL side always streams from ConnString's server; the source must back
 	// up that same server (Backup checks the system identifiers). The options above that
@@ -118,10 +181,10 @@ type Result struct {
 	StartTimeline, EndTimeline uint32
 	Timelines                  []uint32 // every timeline whose WAL the stream holds
 	SystemID                   string
-	ServerVersion              int // server_version_num, e.g. 150018
-	BytesWritten               int64
-	DataFiles                  int // regular files from the server's archives
-	WALSegments                int // pg_wal segments in the stream
+	ServerVersion              int   // server_version_num, e.g. 150018
+	BytesWritten               int64 // bytes the io.Writer accepted (on failure: what went out before it)
+	DataFiles                  int   // regular files from the server's archives
+	WALSegments                int   // pg_wal segments in the stream
 	HistoryFiles               int
 	Tablespaces                int
 	SlotName                   string
@@ -134,9 +197,6 @@ type Result struct {
 	// CheckpointWait is the time the server's start checkpoint took (PhaseCheckpoint).
 	CheckpointWait time.Duration
 }
-
-// manifestAlgorithms are the names BASE_BACKUP's MANIFEST_CHECKSUMS accepts.
-var manifestAlgorithms = []string{"NONE", "CRC32C", "SHA224", "SHA256", "SHA384", "SHA512"}
 
 // Validate reports the first invalid setting of c, as Backup does before it connects. It
 // changes nothing in c.
@@ -165,13 +225,9 @@ func (c *Config) normalize() error {
 	if c.ManifestChecksums == "" {
 		c.ManifestChecksums = "CRC32C"
 	}
-	alg := strings.ToUpper(c.ManifestChecksums)
-	ok := false
-	for _, a := range manifestAlgorithms {
-		ok = ok || a == alg
-	}
-	if !ok {
-		return fmt.Errorf("mux: manifest checksum algorithm %q is not one of %s", c.ManifestChecksums, strings.Join(manifestAlgorithms, ", "))
+	alg, err := pgformat.CanonicalChecksum(c.ManifestChecksums)
+	if err != nil {
+		return fmt.Errorf("mux: manifest checksum algorithm %q is not one of %s", c.ManifestChecksums, strings.Join(pgformat.ChecksumAlgorithms, ", "))
 	}
 	c.ManifestChecksums = alg
 	if _, _, err := basebackup.ParseCompression(c.ServerCompression); err != nil {
@@ -191,5 +247,39 @@ func (c *Config) normalize() error {
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = time.Second
 	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.KeepaliveIdle, DefaultKeepaliveIdle)
+	def(&c.KeepaliveInterval, DefaultKeepaliveInterval)
+	def(&c.TCPUserTimeout, DefaultTCPUserTimeout)
+	def(&c.ProgressTimeout, DefaultProgressTimeout)
+	if c.KeepaliveCount == 0 {
+		c.KeepaliveCount = DefaultKeepaliveCount
+	}
+	for name, d := range map[string]time.Duration{"keepalive idle": c.KeepaliveIdle, "keepalive interval": c.KeepaliveInterval} {
+		if d > 0 && d < time.Second {
+			return fmt.Errorf("mux: %s %v: the server counts it in whole seconds; use 1s or more (or a negative value for the system default)", name, d)
+		}
+	}
+	switch c.StandbyConfig {
+	case "":
+		c.StandbyConfig = StandbyKeep
+	case StandbyKeep, StandbyDrop:
+	default:
+		return fmt.Errorf("mux: standby config %q is not keep or drop", c.StandbyConfig)
+	}
 	return nil
 }
+
+// tcp is the keepalive and user-timeout settings for both connections.
+func (c *Config) tcp() pgrepl.TCP {
+	pos := func(d time.Duration) time.Duration { return max(d, 0) }
+	return pgrepl.TCP{KeepaliveIdle: pos(c.KeepaliveIdle), KeepaliveInterval: pos(c.KeepaliveInterval),
+		KeepaliveCount: max(c.KeepaliveCount, 0), UserTimeout: pos(c.TCPUserTimeout)}
+}
+
+// progressTimeout is ProgressTimeout with "off" as 0.
+func (c *Config) progressTimeout() time.Duration { return max(c.ProgressTimeout, 0) }

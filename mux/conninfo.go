@@ -4,12 +4,96 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgpassfile"
 	"github.com/jackc/pgx/v5/pgconn"
 )
+
+// applyReplicationPassfile gives cfg the password of the password file's line for the
+// replication pseudo-database, as libpq does for a physical replication connection: when no
+// password is given (in the connection string or PGPASSWORD) and no dbname either, the
+// database field matched is "replication" (pgconn matches the dbname, which defaults to the
+// user name). A line with "*" matches both ways.
+func applyReplicationPassfile(cfg *pgconn.Config, connString string) {
+	settings, err := parseConnString(connString)
+	if err != nil {
+		return
+	}
+	if _, ok := settings["password"]; ok || os.Getenv("PGPASSWORD") != "" {
+		return
+	}
+	if _, ok := settings["dbname"]; ok || os.Getenv("PGDATABASE") != "" {
+		return
+	}
+	path := settings["passfile"]
+	if path == "" {
+		path = os.Getenv("PGPASSFILE")
+	}
+	if path == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return
+		}
+		path = filepath.Join(home, ".pgpass")
+	}
+	pf, err := pgpassfile.ReadPassfile(path)
+	if err != nil {
+		return
+	}
+	host := cfg.Host
+	if network, _ := pgconn.NetworkAddress(cfg.Host, cfg.Port); network == "unix" {
+		host = "localhost"
+	}
+	if pw := pf.FindPassword(host, strconv.Itoa(int(cfg.Port)), "replication", cfg.User); pw != "" {
+		cfg.Password = pw
+	}
+}
+
+// RedactConnString returns the connection string (keyword/value or URL) rebuilt without its
+// password, for messages that show which server was meant. It fails when s does not parse.
+func RedactConnString(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return "", fmt.Errorf("connection string: %w", err)
+		}
+		if u.User != nil {
+			u.User = url.User(u.User.Username())
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Del("password")
+			u.RawQuery = q.Encode()
+		}
+		return u.String(), nil
+	}
+	settings, err := parseConnString(s)
+	if err != nil {
+		return "", err
+	}
+	delete(settings, "password")
+	delete(settings, "sslpassword")
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if a, b := keyOrder(keys[i]), keyOrder(keys[j]); a != b {
+			return a < b
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + quoteConnValue(settings[k])
+	}
+	return strings.Join(parts, " "), nil
+}
 
 // recoveryKeys are the connection settings carried into primary_conninfo (pg_basebackup -R
 // keeps every option but replication, dbname and fallback_application_name).

@@ -2,21 +2,29 @@
 // backup of a PostgreSQL 15+ server and writes it to an io.Writer as one tar stream, with
 // the WAL it needs streamed at the same time and woven in between the data files.
 //
-// Two replication connections run at once:
+// Two sides run at once:
 //
-//	connection A: BASE_BACKUP ──> Source (tar archives) ──┐
-//	                                                      v
-//	connection B: START_REPLICATION ──> walstream ──> ringbuf ──> Backup ──> tarw.Writer ──> w
+//	data side: source.Source (BASE_BACKUP on connection A) ──┐
+//	                                                         v
+//	connection B: START_REPLICATION ──> walstream ──> ringbuf ──> weaver ──> tarw.Writer ──> w
 //
-// The order that keeps the WAL safe: connect both, check the server version (15+) and that
-// both reach the same system; create the temporary slot (RESERVE_WAL) on B before
-// BASE_BACKUP is sent on A; stream from the segment start of the backup's start LSN; pass
-// the data through and, at every member boundary, write every complete segment the ring
-// holds; after the data, tell the receiver the end LSN and keep draining until the segment
-// holding it is written; then the history files, backup_manifest, and the tar trailer.
+// The order that keeps the WAL safe: open both connections, check the server version (15+)
+// and that both reach the same system; create the temporary slot (RESERVE_WAL) on B before
+// the backup starts on A; stream from the segment start of the backup's start LSN; pass the
+// data through and, at every member boundary, write every complete segment the ring holds;
+// after the data, tell the receiver the end LSN (or a later one, ExtendWAL) and keep draining
+// until the segment holding it is written; then the history files, backup_manifest, and the
+// tar trailer.
 //
-// The stream format is DESIGN.md's contract v1: extract it with `tar -xf` into an empty
-// directory and PostgreSQL starts on it and reaches consistency with no archive;
+// Session exposes those phases (Start, CopyData, ExtendWAL, AppendRecoveryConf, Finish,
+// Close) for callers that act between them; Backup runs them in one call. The weaver
+// (weave.go) holds the stream contract and knows no protocol; the data side is a
+// source.Source (Config.Source, BASE_BACKUP by default from package source/basebackup).
+// Every failure is an *Error naming the server, side, phase and step; the sentinel errors
+// (ErrAuthentication, ErrNoReplicationRole, ...) match it by SQLSTATE.
+//
+// The stream format is docs/stream-contract.md in the repository: extract it with `tar -xf`
+// into an empty directory and PostgreSQL starts on it and reaches consistency with no archive;
 // pg_verifybackup accepts it. Tablespaces are re-rooted under pg_tblspc/<oid>/ as in-place
 // tablespaces, with allow_in_place_tablespaces = on and one comment line per tablespace
 // recording its original location appended to postgresql.auto.conf.
@@ -33,5 +41,12 @@
 // The WAL side and the weaving are the same; backup_label then comes after global/pg_control,
 // the last data member, and backup_manifest is built by walweave.
 //
-// Backup logs nothing unless Config.Logger is set and never writes to a terminal.
+// Both connections get TCP keepalives and a TCP user timeout on both ends (Config.KeepaliveIdle
+// ... TCPUserTimeout), so that a cut network ends them, and the server's walsenders and slot,
+// within about 50 s; a server that stops sending on a live connection fails its side after
+// Config.ProgressTimeout. During the start checkpoint the idle WAL connection is watched, and a
+// BASE_BACKUP abandoned while it waits for the checkpoint gets a cancel request.
+//
+// Backup logs nothing unless Config.Logger is set. It writes wherever w goes: refusing a
+// terminal is the CLI's promise, not the library's.
 package mux

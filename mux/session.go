@@ -140,6 +140,8 @@ func (s *Session) begin() error {
 	if err != nil {
 		return fmt.Errorf("mux: connection string: %w", err)
 	}
+	applyReplicationPassfile(connCfg, s.cfg.ConnString)
+	pgrepl.ApplyTCP(connCfg, s.cfg.tcp())
 	s.src = s.cfg.Source
 	if s.src == nil && s.cfg.Jobs >= 2 {
 		s.src = sqlfetch.New(sqlfetch.Config{
@@ -153,7 +155,7 @@ func (s *Session) begin() error {
 			ConnConfig: connCfg.Copy(), Label: s.cfg.Label, Checkpoint: string(s.cfg.Checkpoint),
 			MaxRate: s.cfg.MaxRate, NoVerifyChecksums: s.cfg.NoVerifyChecksums,
 			ManifestChecksums: s.cfg.ManifestChecksums, Compression: s.cfg.ServerCompression,
-			Progress: s.cfg.Progress != nil, Logger: s.log,
+			Progress: s.cfg.Progress != nil, Logger: s.log, ProgressTimeout: s.cfg.progressTimeout(),
 		})
 	}
 	info, err := s.src.Open(s.ctx)
@@ -167,7 +169,8 @@ func (s *Session) begin() error {
 		fileMode, dirMode = 0o640, 0o750
 	}
 
-	s.rcv, err = walstream.Connect(s.ctx, walstream.Config{ConnConfig: connCfg.Copy(), SlotName: s.cfg.SlotName, Logger: s.log})
+	s.rcv, err = walstream.Connect(s.ctx, walstream.Config{ConnConfig: connCfg.Copy(), SlotName: s.cfg.SlotName, Logger: s.log,
+		ProgressTimeout: s.cfg.progressTimeout()})
 	if err != nil {
 		return s.fail(SideWAL, "connect", err)
 	}
@@ -181,9 +184,18 @@ func (s *Session) begin() error {
 
 	s.phase(PhaseCheckpoint)
 	s.checkpointAt = time.Now()
+	// The WAL connection is idle until the checkpoint ends: watched meanwhile, so that its
+	// end (a terminated walsender, a cut network) cancels the data side at once.
+	stopWatch := s.rcv.Watch(s.probeInterval(), s.cfg.progressTimeout(), func(err error) {
+		s.cancel(&Error{Server: s.server, Side: SideWAL, Phase: PhaseCheckpoint, Step: "wait for the start checkpoint", Err: err})
+	})
 	st, err := s.src.Start(s.ctx, func(n int64) { s.serverBytes = n; s.progress(false) })
+	werr := stopWatch()
 	if err != nil {
 		return s.fail(SideBaseBackup, "start", err)
+	}
+	if werr != nil {
+		return s.fail(SideWAL, "wait for the start checkpoint", werr)
 	}
 	s.setResult(func(r *Result) {
 		r.StartLSN, r.StartTimeline = st.StartLSN, st.Timeline
@@ -194,6 +206,9 @@ func (s *Session) begin() error {
 	s.log.Info("backup started", "start_lsn", st.StartLSN, "timeline", st.Timeline, "tablespaces", len(st.Tablespaces), "slot", s.res.SlotName)
 
 	s.ring = ringbuf.New(s.cfg.RingSlots)
+	if s.cfg.Budget != nil {
+		s.ring.SetBudget(s.cfg.Budget)
+	}
 	s.recvDone = make(chan error, 1)
 	go func() {
 		err := s.rcv.Stream(s.ctx, s.ring, st.StartLSN, st.Timeline, info.SystemID)
@@ -212,8 +227,18 @@ func (s *Session) begin() error {
 		s.wv.recoveryConf = recoveryConfLines(s.cfg, s.log)
 		s.wv.standbySignal = true
 	}
+	s.wv.dropStandby = s.cfg.StandbyConfig == StandbyDrop
 	s.wv.progress = func() { s.progress(false) }
 	return nil
+}
+
+// probeInterval is how often the idle WAL connection is probed during the start checkpoint.
+func (s *Session) probeInterval() time.Duration {
+	p := walstream.DefaultProbeInterval
+	if t := s.cfg.progressTimeout(); t > 0 {
+		p = min(p, max(t/3, time.Second))
+	}
+	return p
 }
 
 // recoveryConfLines are the -R settings appended to postgresql.auto.conf.
@@ -283,7 +308,9 @@ func (s *Session) ExtendWAL(lsn pgrepl.LSN) error {
 // AppendRecoveryConf has the stream carry settings appended to postgresql.auto.conf plus a
 // recovery.signal, both written after the WAL (a later member replaces an earlier one on
 // extraction): for recovery targets known only after the data, such as a fleet's restore
-// point. Called after CopyData and before Finish.
+// point. Called after CopyData and before Finish. PostgreSQL refuses recovery.signal without
+// a restore_command: give one that finds nothing ("restore_command = 'false'") to have
+// recovery read only the stream's pg_wal, or the archive's command.
 func (s *Session) AppendRecoveryConf(settings string) error {
 	if err := s.usable(); err != nil {
 		return err
@@ -375,9 +402,6 @@ func (s *Session) abort(err error) error {
 		s.ring.Abort(err)
 	}
 	s.cancel(err)
-	if s.tw != nil {
-		s.setResult(func(r *Result) { r.BytesWritten = s.tw.Written() })
-	}
 	s.phase(PhaseFailed)
 	return err
 }
@@ -427,7 +451,7 @@ func (s *Session) Result() Result {
 		sortTimelines(r.Timelines)
 	}
 	if s.tw != nil {
-		r.BytesWritten = s.tw.Written()
+		r.BytesWritten = s.tw.Flushed() // what reached w (all of it after Finish)
 	}
 	return r
 }

@@ -8,17 +8,19 @@ import (
 	"path"
 	"time"
 
+	"github.com/walweave/walweave/internal/readerr"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
 )
 
 // Lines walweave appends to the stream's postgresql.auto.conf when the backup has
-// tablespaces (docs/stream-contract.md, item 1). Restore tools that relocate tablespaces
-// remove exactly these lines.
+// tablespaces (docs/stream-contract.md, item 1); pgformat owns them. Restore tools that
+// relocate tablespaces remove exactly these lines.
 const (
-	TablespaceCommentPrefix = "# walweave: tablespace "
-	InPlaceTablespaceLine   = "allow_in_place_tablespaces = on"
+	TablespaceCommentPrefix = pgformat.TablespaceCommentPrefix
+	InPlaceTablespaceLine   = pgformat.InPlaceTablespaceLine
 )
 
 // maxAutoConfSize bounds the postgresql.auto.conf held in memory to append settings to.
@@ -48,6 +50,9 @@ type weaver struct {
 	// standbySignal adds standby.signal before global/pg_control.
 	recoveryConf  []byte
 	standbySignal bool
+	// dropStandby leaves the server's standby.signal out and removes primary_conninfo and
+	// primary_slot_name from its postgresql.auto.conf (Config.StandbyConfig "drop").
+	dropStandby bool
 	// fail attributes an error to a side and step.
 	fail func(side Side, step string, err error) error
 	// progress is called at member boundaries.
@@ -107,30 +112,15 @@ func (w *weaver) copyData(ctx context.Context, src source.Source) error {
 			return w.fail(SideOutput, "write "+h.Name, err)
 		}
 		if h.Size > 0 {
-			in := &readErr{r: m.Data}
+			in := &readerr.Reader{R: m.Data}
 			if _, err := io.Copy(w.tw, in); err != nil {
-				if in.err != nil {
+				if in.Err != nil {
 					return w.fail(SideBaseBackup, "copy "+h.Name, err)
 				}
 				return w.fail(SideOutput, "write "+h.Name, err)
 			}
 		}
 	}
-}
-
-// readErr remembers its reader's error, to tell a failing source from a failing writer after
-// io.Copy.
-type readErr struct {
-	r   io.Reader
-	err error
-}
-
-func (e *readErr) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		e.err = err
-	}
-	return n, err
 }
 
 // mainMember applies the main directory's transformations: pg_tblspc symlinks become
@@ -141,6 +131,8 @@ func (w *weaver) mainMember(m *tarw.Member, data io.Reader) (written bool, err e
 	case m.Type == tarw.TypeSymlink && path.Dir(m.Name) == "pg_tblspc":
 		m.Type, m.Linkname, m.Mode = tarw.TypeDir, "", w.dirMode
 		return false, nil
+	case w.dropStandby && m.Name == "standby.signal" && m.Type == tarw.TypeFile:
+		return true, nil
 	case m.Name == "postgresql.auto.conf" && m.Type == tarw.TypeFile:
 		// Held in memory (it is small) so that settings can be appended now and, for a
 		// recovery target known only at the end, again in the tail.
@@ -185,23 +177,26 @@ func (w *weaver) writeAutoConf(mode int64, mtime time.Time, content []byte) erro
 	return nil
 }
 
-func (w *weaver) rewriteAutoConf() bool { return len(w.tablespaces) > 0 || w.recoveryConf != nil }
+func (w *weaver) rewriteAutoConf() bool {
+	return len(w.tablespaces) > 0 || w.recoveryConf != nil || w.dropStandby
+}
 
-// appendAutoConf appends walweave's settings to postgresql.auto.conf's content.
+// appendAutoConf appends walweave's settings to postgresql.auto.conf's content (without a
+// standby's primary_conninfo and primary_slot_name with dropStandby).
 func (w *weaver) appendAutoConf(content []byte) []byte {
-	var b bytes.Buffer
-	b.Write(content)
-	if len(content) > 0 && content[len(content)-1] != '\n' {
-		b.WriteByte('\n')
+	if w.dropStandby {
+		content = dropSettings(content, "primary_conninfo", "primary_slot_name")
 	}
-	if len(w.tablespaces) > 0 {
-		for _, ts := range w.tablespaces {
-			fmt.Fprintf(&b, "%s%s was at %s\n", TablespaceCommentPrefix, ts.OID, ts.Location)
-		}
-		b.WriteString(InPlaceTablespaceLine + "\n")
+	out := append([]byte(nil), content...)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
 	}
-	b.Write(w.recoveryConf)
-	return b.Bytes()
+	ts := make([]pgformat.TablespaceLocation, len(w.tablespaces))
+	for i, t := range w.tablespaces {
+		ts[i] = pgformat.TablespaceLocation{OID: t.OID, Location: t.Location}
+	}
+	out = pgformat.AppendTablespaceLines(out, ts)
+	return append(out, w.recoveryConf...)
 }
 
 func (w *weaver) injectRecovery() error {
@@ -306,4 +301,25 @@ func (w *weaver) finish(manifest []byte) error {
 		return w.fail(SideOutput, "finish the archive", err)
 	}
 	return nil
+}
+
+// dropSettings removes the lines of postgresql.auto.conf content that set one of names.
+func dropSettings(content []byte, names ...string) []byte {
+	var out []byte
+	for len(content) > 0 {
+		line, rest, _ := bytes.Cut(content, []byte{'\n'})
+		content = rest
+		key := bytes.TrimLeft(line, " \t")
+		if i := bytes.IndexAny(key, " \t="); i >= 0 {
+			key = key[:i]
+		}
+		drop := false
+		for _, n := range names {
+			drop = drop || bytes.EqualFold(key, []byte(n))
+		}
+		if !drop {
+			out = append(append(out, line...), '\n')
+		}
+	}
+	return out
 }

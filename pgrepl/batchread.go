@@ -3,7 +3,9 @@ package pgrepl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"time"
 )
 
@@ -39,6 +41,27 @@ type BatchedConn struct {
 	lowWater int
 	refused  bool // the socket took no low-water mark: read unbatched
 	active   bool // low-water mark set
+	// stall, when set, bounds the wait in one Read for a first byte (SetStallTimeout).
+	stall time.Duration
+}
+
+// StalledError is returned by a BatchedConn's Read when no byte arrived for the stall timeout.
+type StalledError struct{ Silent time.Duration }
+
+func (e *StalledError) Error() string {
+	return fmt.Sprintf("the server sent nothing for %v (progress timeout): the walsender hangs (stopped, or blocked on the server) or a proxy holds the connection without forwarding; check the server, then run the backup again", e.Silent.Round(time.Millisecond))
+}
+
+// Timeout reports false: a stall is not a deadline of the caller's to retry after.
+func (e *StalledError) Timeout() bool { return false }
+
+// SetStallTimeout makes a Read that waits d with no byte arriving return a *StalledError
+// (0 turns it off). Time spent outside Read, while the caller works, does not count.
+func (c *BatchedConn) SetStallTimeout(d time.Duration) {
+	c.stall = d
+	if d <= 0 && !c.active {
+		c.setReadDeadline(time.Time{})
+	}
 }
 
 // NewBatchedConn reads conn; cancelling ctx must also move conn's deadline into the past (the
@@ -78,16 +101,32 @@ func (c *BatchedConn) setReadDeadline(t time.Time) {
 }
 
 func (c *BatchedConn) Read(p []byte) (int, error) {
-	if !c.active {
+	if !c.active && c.stall <= 0 {
 		return c.conn.Read(p)
 	}
+	begin := time.Now()
 	for {
 		start := time.Now()
-		c.setReadDeadline(start.Add(batchWait))
+		var deadline time.Time
+		if c.active {
+			deadline = start.Add(batchWait)
+		}
+		if c.stall > 0 {
+			if limit := begin.Add(c.stall); deadline.IsZero() || limit.Before(deadline) {
+				deadline = limit
+			}
+		}
+		c.setReadDeadline(deadline)
 		n, err := c.conn.Read(p)
-		var ne net.Error
-		if n == 0 && err != nil && errors.As(err, &ne) && ne.Timeout() && c.ctx.Err() == nil &&
-			time.Since(start) >= batchWait/2 {
+		// Only our own deadline is retried: a kernel ETIMEDOUT (keepalive or user timeout),
+		// which net.Error.Timeout reports too, is the connection's end.
+		if n == 0 && err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.ctx.Err() == nil {
+			if c.stall > 0 && time.Since(begin) >= c.stall {
+				return 0, &StalledError{Silent: time.Since(begin)}
+			}
+			if time.Since(start) < batchWait/2 {
+				return n, err
+			}
 			// Nothing yet, or less than the mark: the next read takes what is there. (A timeout
 			// that came back at once is a sticky error of a layer above the socket: returned.)
 			continue

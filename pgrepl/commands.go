@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -81,28 +83,16 @@ type IdentifySystemResult struct {
 	DBName   string // the database connected to; "" on a physical replication connection
 }
 
-// IdentifySystem runs IDENTIFY_SYSTEM.
+// IdentifySystem runs IDENTIFY_SYSTEM (through pglogrepl).
 func IdentifySystem(ctx context.Context, conn *pgconn.PgConn) (IdentifySystemResult, error) {
-	var r IdentifySystemResult
-	res, err := simpleQuery(ctx, conn, "IDENTIFY_SYSTEM")
+	sys, err := pglogrepl.IdentifySystem(ctx, conn)
 	if err != nil {
-		return r, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: %w", err)
+		return IdentifySystemResult{}, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: %w", err)
 	}
-	row, err := oneRow(res, 4)
-	if err != nil {
-		return r, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: unexpected result: %w", err)
+	if sys.Timeline < 1 {
+		return IdentifySystemResult{}, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: invalid timeline %d", sys.Timeline)
 	}
-	r.SystemID = string(row[0])
-	tli, err := strconv.ParseUint(string(row[1]), 10, 32)
-	if err != nil {
-		return r, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: invalid timeline %q", row[1])
-	}
-	r.Timeline = uint32(tli)
-	if r.XLogPos, err = ParseLSN(string(row[2])); err != nil {
-		return r, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: %w", err)
-	}
-	r.DBName = string(row[3])
-	return r, nil
+	return IdentifySystemResult{SystemID: sys.SystemID, Timeline: uint32(sys.Timeline), XLogPos: LSN(sys.XLogPos), DBName: sys.DBName}, nil
 }
 
 // Show runs SHOW name and returns the setting's value as the server prints it ("16MB", "1min").
@@ -260,15 +250,14 @@ func (e *TimelineEndedError) Error() string {
 // TimelineHistory runs TIMELINE_HISTORY tli and returns the history file's name (e.g.
 // "00000002.history") and contents. Timeline 1 has no history file.
 func TimelineHistory(ctx context.Context, conn *pgconn.PgConn, tli uint32) (fileName string, content []byte, err error) {
-	res, err := simpleQuery(ctx, conn, "TIMELINE_HISTORY "+strconv.FormatUint(uint64(tli), 10))
+	if tli > math.MaxInt32 {
+		return "", nil, fmt.Errorf("pgrepl: TIMELINE_HISTORY %d: timeline out of range", tli)
+	}
+	h, err := pglogrepl.TimelineHistory(ctx, conn, int32(tli))
 	if err != nil {
 		return "", nil, fmt.Errorf("pgrepl: TIMELINE_HISTORY %d: %w", tli, err)
 	}
-	row, err := oneRow(res, 2)
-	if err != nil {
-		return "", nil, fmt.Errorf("pgrepl: TIMELINE_HISTORY %d: unexpected result: %w", tli, err)
-	}
-	return string(row[0]), row[1], nil
+	return h.FileName, h.Content, nil
 }
 
 // TimelineSwitch is the result set the server sends when it ends streaming because the

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -52,12 +53,11 @@ func ParseXLogData(b []byte) (XLogData, error) {
 	if len(b) < XLogDataHeaderLen || b[0] != XLogDataByte {
 		return XLogData{}, errBadMessage("XLogData", XLogDataByte, b, XLogDataHeaderLen)
 	}
-	return XLogData{
-		WALStart:     LSN(binary.BigEndian.Uint64(b[1:])),
-		ServerWALEnd: LSN(binary.BigEndian.Uint64(b[9:])),
-		ServerTime:   TimeFromMicros(int64(binary.BigEndian.Uint64(b[17:]))),
-		Data:         b[XLogDataHeaderLen:],
-	}, nil
+	x, err := pglogrepl.ParseXLogData(b[1:])
+	if err != nil {
+		return XLogData{}, fmt.Errorf("pgrepl: malformed XLogData message: %w", err)
+	}
+	return XLogData{WALStart: LSN(x.WALStart), ServerWALEnd: LSN(x.ServerWALEnd), ServerTime: x.ServerTime, Data: x.WALData}, nil
 }
 
 // PrimaryKeepalive is a 'k' message.
@@ -73,11 +73,11 @@ func ParsePrimaryKeepalive(b []byte) (PrimaryKeepalive, error) {
 	if len(b) != PrimaryKeepaliveLen || b[0] != PrimaryKeepaliveByte {
 		return PrimaryKeepalive{}, errBadMessage("primary keepalive", PrimaryKeepaliveByte, b, PrimaryKeepaliveLen)
 	}
-	return PrimaryKeepalive{
-		ServerWALEnd:   LSN(binary.BigEndian.Uint64(b[1:])),
-		ServerTime:     TimeFromMicros(int64(binary.BigEndian.Uint64(b[9:]))),
-		ReplyRequested: b[17] != 0,
-	}, nil
+	k, err := pglogrepl.ParsePrimaryKeepaliveMessage(b[1:])
+	if err != nil {
+		return PrimaryKeepalive{}, fmt.Errorf("pgrepl: malformed primary keepalive message: %w", err)
+	}
+	return PrimaryKeepalive{ServerWALEnd: LSN(k.ServerWALEnd), ServerTime: k.ServerTime, ReplyRequested: k.ReplyRequested}, nil
 }
 
 func errBadMessage(what string, typ byte, b []byte, want int) error {

@@ -140,3 +140,32 @@ func TestStartReplicationCommand(t *testing.T) {
 		}
 	}
 }
+
+// The parsers delegate to pglogrepl; the steady-state WAL path must still not allocate.
+func TestParseXLogDataNoAllocs(t *testing.T) {
+	msg := make([]byte, XLogDataHeaderLen+8192)
+	msg[0] = XLogDataByte
+	keep := []byte{PrimaryKeepaliveByte, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := ParseXLogData(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParsePrimaryKeepalive(keep); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per XLogData + keepalive parse, want 0", allocs)
+	}
+}
+
+func BenchmarkParseXLogData(b *testing.B) {
+	msg := make([]byte, XLogDataHeaderLen+8192)
+	msg[0] = XLogDataByte
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseXLogData(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,58 +1,37 @@
 package restore
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 
-	"github.com/walweave/walweave/verify"
+	"github.com/walweave/walweave/pgformat"
 )
 
 // The lines walweave's backup appends to postgresql.auto.conf when the backup has
-// tablespaces (DESIGN.md, stream contract item 3), in one place so that they stay aligned
-// with the writer (mux.TablespaceCommentPrefix and mux.InPlaceTablespaceLine):
+// tablespaces (docs/stream-contract.md, item 1), defined in pgformat with the writer's
+// and the parser's code:
 //
 //	# walweave: tablespace 16384 was at /path/to/ts1
 //	allow_in_place_tablespaces = on
 const (
 	// TablespaceCommentPrefix starts the comment line recording a tablespace's original
 	// location; TablespaceCommentInfix separates the oid from the location.
-	TablespaceCommentPrefix = "# walweave: tablespace "
-	TablespaceCommentInfix  = " was at "
-	// InPlaceTablespaceLine is the setting line walweave appends. ALTER SYSTEM quotes
-	// values, so an unquoted line next to walweave's comments is walweave's own.
-	InPlaceTablespaceLine = "allow_in_place_tablespaces = on"
+	TablespaceCommentPrefix = pgformat.TablespaceCommentPrefix
+	TablespaceCommentInfix  = pgformat.TablespaceCommentInfix
+	// InPlaceTablespaceLine is the setting line walweave appends.
+	InPlaceTablespaceLine = pgformat.InPlaceTablespaceLine
 	// RecoveryComment heads the recovery settings Extract appends.
 	RecoveryComment = "# walweave restore: recovery settings"
 )
 
-// tablespaceCommentRE parses a comment line tolerantly: spacing and case of the fixed words
-// may vary, the location is the rest of the line.
-var tablespaceCommentRE = regexp.MustCompile(`^#\s*walweave:\s*tablespace\s+(\d+)\s+was\s+at\s+(.+?)\s*$`)
-
-// parseTablespaceComment returns the oid and location of a walweave tablespace comment line.
-func parseTablespaceComment(line string) (oid, location string, ok bool) {
-	m := tablespaceCommentRE.FindStringSubmatch(strings.TrimRight(line, "\r"))
-	if m == nil {
-		return "", "", false
-	}
-	return m[1], m[2], true
-}
-
-// isInPlaceLine reports whether line is walweave's allow_in_place_tablespaces line.
-func isInPlaceLine(line string) bool {
-	f := strings.Fields(strings.ReplaceAll(strings.TrimRight(line, "\r"), "=", " = "))
-	return len(f) == 3 && f[0] == "allow_in_place_tablespaces" && f[1] == "=" && (f[2] == "on" || f[2] == "true")
-}
-
 // tablespaceLocations returns the oid -> original location recorded by walweave's comments.
 func tablespaceLocations(conf []byte) map[string]string {
-	out := map[string]string{}
-	for _, line := range strings.Split(string(conf), "\n") {
-		if oid, loc, ok := parseTablespaceComment(line); ok {
-			out[oid] = filepath.Clean(loc)
-		}
+	ts, _ := pgformat.ParseTablespaceLines(conf)
+	out := make(map[string]string, len(ts))
+	for _, t := range ts {
+		out[t.OID] = filepath.Clean(t.Location)
 	}
 	return out
 }
@@ -61,30 +40,19 @@ func tablespaceLocations(conf []byte) map[string]string {
 // walweave's allow_in_place_tablespaces line (with every walweave comment) when no in-place
 // tablespace remains; then appends the recovery settings.
 func rewriteAutoConf(conf []byte, relocated map[string]bool, inPlaceLeft bool, rec []string) []byte {
-	text := string(conf)
-	lines := strings.SplitAfter(text, "\n")
-	if len(lines) > 0 && lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	sawComment := false
-	for _, l := range lines {
-		if _, _, ok := parseTablespaceComment(l); ok {
-			sawComment = true
-		}
-	}
-	var b strings.Builder
-	for _, l := range lines {
-		if oid, _, ok := parseTablespaceComment(strings.TrimSuffix(l, "\n")); ok {
-			if relocated[oid] || !inPlaceLeft {
-				continue
+	ts, rest := pgformat.ParseTablespaceLines(conf)
+	if inPlaceLeft {
+		var keep []pgformat.TablespaceLocation
+		for _, t := range ts {
+			if !relocated[t.OID] {
+				keep = append(keep, t)
 			}
-		} else if sawComment && !inPlaceLeft && isInPlaceLine(strings.TrimSuffix(l, "\n")) {
-			continue
 		}
-		b.WriteString(l)
+		rest = pgformat.AppendTablespaceLines(rest, keep)
 	}
+	b := bytes.NewBuffer(rest)
 	if len(rec) > 0 {
-		if b.Len() > 0 && !strings.HasSuffix(b.String(), "\n") {
+		if b.Len() > 0 && !bytes.HasSuffix(b.Bytes(), []byte("\n")) {
 			b.WriteByte('\n')
 		}
 		b.WriteString(RecoveryComment + "\n")
@@ -92,7 +60,7 @@ func rewriteAutoConf(conf []byte, relocated map[string]bool, inPlaceLeft bool, r
 			b.WriteString(l + "\n")
 		}
 	}
-	return []byte(b.String())
+	return b.Bytes()
 }
 
 // quoteConf quotes a value for postgresql.conf: single quotes doubled, backslashes
@@ -122,6 +90,10 @@ type RecoveryOptions struct {
 	TargetAction string
 }
 
+// Validate reports the first setting PostgreSQL would refuse (Extract checks them too,
+// before it creates anything).
+func (o *RecoveryOptions) Validate() error { return o.validate() }
+
 func (o *RecoveryOptions) validate() error {
 	n := 0
 	for _, v := range []string{o.TargetTime, o.TargetLSN, o.TargetName} {
@@ -132,8 +104,13 @@ func (o *RecoveryOptions) validate() error {
 	if n > 1 {
 		return fmt.Errorf("restore: at most one recovery target (time, LSN or name) may be given")
 	}
+	if o.TargetTime != "" {
+		if err := ValidateTargetTime(o.TargetTime); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
 	if o.TargetLSN != "" {
-		if _, err := verify.ParseLSN(o.TargetLSN); err != nil {
+		if _, err := pgformat.ParseLSN(o.TargetLSN); err != nil {
 			return fmt.Errorf("restore: recovery target LSN: %v", err)
 		}
 	}

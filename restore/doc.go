@@ -1,5 +1,5 @@
-// Package restore extracts a walweave backup stream (DESIGN.md, "The stream contract
-// (format v1)") into a PostgreSQL data directory, verifying it while it writes.
+// Package restore extracts a walweave backup stream (docs/stream-contract.md in the
+// repository) into a PostgreSQL data directory, verifying it while it writes.
 //
 // Extract reads the stream once. Every member goes through the same checker as
 // verify.Stream (package verify), so a restore that returns without error has written

@@ -41,6 +41,11 @@ type Options struct {
 	Recovery *RecoveryOptions
 	// Verify configures the checks (checksum algorithm, ignored paths, ...).
 	Verify verify.Options
+	// Owner, when set, is given every file, directory and symbolic link the restore writes,
+	// the data directory and tablespace directories included (chown, which needs root), as
+	// tar -x run as root does: PostgreSQL refuses to start on a data directory it does not
+	// own. Nil leaves them to the user running the restore. See StreamOwner.
+	Owner *Owner
 	// Logger receives progress and decisions; nil logs nothing.
 	Logger *slog.Logger
 }
@@ -52,6 +57,9 @@ var (
 	// errStop ends the scan at the first problem.
 	errStop = errors.New("restore: stopped at the first problem")
 )
+
+// Owner is a numeric user and group.
+type Owner struct{ UID, GID int }
 
 var oidRE = regexp.MustCompile(`^[0-9]+$`)
 
@@ -547,10 +555,39 @@ func (x *extractor) finish() error {
 	if err := os.Chmod(x.root, mode); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	if err := x.chown(); err != nil {
+		return err
+	}
 	if x.opts.NoSync {
 		return nil
 	}
 	return x.syncDirs()
+}
+
+// chown gives everything written to Options.Owner: the data directory and each tablespace
+// directory, walked without following links.
+func (x *extractor) chown() error {
+	o := x.opts.Owner
+	if o == nil {
+		return nil
+	}
+	tops := []string{x.root}
+	for d := range x.targets {
+		tops = append(tops, d)
+	}
+	for _, top := range tops {
+		err := filepath.WalkDir(top, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, o.UID, o.GID)
+		})
+		if err != nil {
+			return fmt.Errorf("restore: give the files to uid %d gid %d: %w", o.UID, o.GID, err)
+		}
+	}
+	x.log.Info("files given to their owner", "uid", o.UID, "gid", o.GID)
+	return nil
 }
 
 func (x *extractor) groupFileBits() os.FileMode {

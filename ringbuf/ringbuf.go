@@ -18,6 +18,9 @@
 // allocated when WAL actually queues up. In steady state a Push / TryTakeAll / Release cycle does
 // not allocate.
 //
+// Shared memory: with [Ring.SetBudget] several rings (a fleet backup's, one per server) also
+// charge their pushed segments to one [Budget]; a Push waits for budget as it waits for a slot.
+//
 // All methods are safe for concurrent use. One mutex guards the state; waiting uses two
 // one-token signal channels ("room" and "data") plus a channel closed on Close or Abort, so waits
 // can also end on context cancellation or on Push's periodic wake-up timer. Nothing spins or polls.
@@ -79,7 +82,8 @@ type Segment struct {
 	StartLSN uint64 // LSN of the first byte of the segment (0 for history files)
 	Data     []byte // contents; for KindSegment a buffer obtained from Ring.Buffer
 
-	state uint8
+	state   uint8
+	charged int64 // bytes charged to the ring's Budget while pushed
 }
 
 // Stats is a snapshot of a ring's counters, returned by [Ring.Stats].
@@ -94,6 +98,7 @@ type Stats struct {
 	Queued           int           // segments pushed and not yet taken
 	BuffersAllocated int64         // buffers Buffer had to allocate (not recycled)
 	Wakeups          int64         // onWake calls made by blocked Push calls
+	BudgetWaits      int64         // times a Push waited for the shared Budget (not for a slot)
 }
 
 // ErrClosed is returned by [Ring.Push] once the ring has been closed by the producer
@@ -124,6 +129,7 @@ type Ring struct {
 	timer   *time.Timer   // cached wake-up timer for Push (nil while in use)
 	bufFree [][]byte      // recycled segment buffers
 	segFree []*Segment    // recycled Segment structs
+	budget  *Budget       // shared memory budget, or nil
 
 	st Stats
 }
@@ -144,6 +150,14 @@ func New(slots int) *Ring {
 		segFree:  make([]*Segment, 0, slots+2),
 		st:       Stats{Capacity: slots},
 	}
+}
+
+// SetBudget makes the ring charge the bytes of every pushed segment to b until it is released
+// (see [Budget]); nil detaches. Call it before the first Push.
+func (r *Ring) SetBudget(b *Budget) {
+	r.mu.Lock()
+	r.budget = b
+	r.mu.Unlock()
 }
 
 // Capacity returns the number of slots.
@@ -215,16 +229,35 @@ func (r *Ring) Push(ctx context.Context, seg *Segment, wake time.Duration, onWak
 		r.mu.Unlock()
 		return ErrClosed
 	}
-	if r.occupied < r.capacity {
+	ok, budgetWait := r.fits(seg)
+	if ok {
 		r.enqueue(seg)
 		r.mu.Unlock()
 		return nil
 	}
-	return r.pushSlow(ctx, seg, wake, onWake)
+	return r.pushSlow(ctx, seg, budgetWait, wake, onWake)
+}
+
+// fits reports whether seg may be queued now: a free slot and, with a budget, its bytes
+// charged (always, into an empty ring). When the budget is what is missing it returns the
+// channel that signals returned bytes. r.mu is held.
+func (r *Ring) fits(seg *Segment) (bool, <-chan struct{}) {
+	if r.occupied >= r.capacity {
+		return false, nil
+	}
+	if r.budget == nil {
+		return true, nil
+	}
+	n := int64(len(seg.Data))
+	ok, wait := r.budget.acquire(n, r.occupied == 0)
+	if ok {
+		seg.charged = n
+	}
+	return ok, wait
 }
 
 // pushSlow waits for room. It is called with r.mu held and returns with it released.
-func (r *Ring) pushSlow(ctx context.Context, seg *Segment, wake time.Duration, onWake func() error) error {
+func (r *Ring) pushSlow(ctx context.Context, seg *Segment, budgetWait <-chan struct{}, wake time.Duration, onWake func() error) error {
 	start := time.Now()
 	r.st.Blocks++
 	var t *time.Timer
@@ -239,12 +272,18 @@ func (r *Ring) pushSlow(ctx context.Context, seg *Segment, wake time.Duration, o
 		tick = t.C
 	}
 	var err error
+	budgetCounted := false
 	for {
+		if budgetWait != nil && !budgetCounted {
+			r.st.BudgetWaits++
+			budgetCounted = true
+		}
 		r.pushW++
 		r.mu.Unlock()
 		woke := false
 		select {
 		case <-r.room:
+		case <-budgetWait:
 		case <-r.done:
 		case <-ctx.Done():
 		case <-tick:
@@ -268,13 +307,15 @@ func (r *Ring) pushSlow(ctx context.Context, seg *Segment, wake time.Duration, o
 			err = ErrClosed
 			break
 		}
-		if r.occupied < r.capacity {
+		ok, wait := r.fits(seg)
+		if ok {
 			r.enqueue(seg)
 			if r.pushW > 0 && r.occupied < r.capacity {
 				signal(r.room) // pass the token on to another waiting Push
 			}
 			break
 		}
+		budgetWait = wait
 		if err = ctx.Err(); err != nil {
 			break
 		}
@@ -404,12 +445,21 @@ func (r *Ring) Release(seg *Segment) {
 		panic("ringbuf: Release of a segment that was already released")
 	case stateTaken:
 		r.occupied--
+		r.uncharge(seg)
 		if r.pushW > 0 {
 			signal(r.room)
 		}
 	}
 	r.recycle(seg)
 	r.mu.Unlock()
+}
+
+// uncharge gives seg's bytes back to the budget; r.mu is held.
+func (r *Ring) uncharge(seg *Segment) {
+	if seg.charged != 0 && r.budget != nil {
+		r.budget.release(seg.charged)
+	}
+	seg.charged = 0
 }
 
 // recycle puts seg and its buffer on the free lists; r.mu is held.
@@ -475,6 +525,7 @@ func (r *Ring) fail(err error) {
 		r.head = (r.head + 1) % r.capacity
 		r.n--
 		r.occupied--
+		r.uncharge(seg)
 		r.recycle(seg)
 	}
 	clear(r.bufFree)

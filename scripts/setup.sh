@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup for walweave's tests and demo on Debian: installs PostgreSQL (15+), GNU tar,
-# lz4 and zstd from Debian packages when they are missing. Safe to run again.
+# lz4 and zstd from Debian packages when they are missing (and, when asked, the version
+# matrix's server builds: see the end). Safe to run again.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,9 @@ done
 command -v tar >/dev/null || need+=(tar)
 command -v lz4 >/dev/null || need+=(lz4)
 command -v zstd >/dev/null || need+=(zstd)
+# tc and ip for the black-hole test (a private network namespace drops one connection's packets).
+command -v tc >/dev/null || need+=(iproute2)
+command -v unshare >/dev/null || need+=(util-linux)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
@@ -27,4 +31,13 @@ if [ ${#need[@]} -gt 0 ]; then
     trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+# The version matrix's server builds (16, 17, 18, and 14 for the refusal test) go into
+# .cache/pg in the checkout: with --matrix [MAJOR...], or for the version WALWEAVE_PG names.
+if [ "${1:-}" = --matrix ]; then
+  shift
+  "$(dirname "$0")/setup-pg-matrix.sh" "$@"
+elif [[ "${WALWEAVE_PG:-}" =~ ^[0-9]+$ ]] && [ "$WALWEAVE_PG" != 15 ]; then
+  "$(dirname "$0")/setup-pg-matrix.sh" "$WALWEAVE_PG"
 fi

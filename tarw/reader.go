@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -197,7 +198,32 @@ func (r *Reader) Next() (*Member, error) {
 		}
 		return nil, err
 	}
+	var pax *paxOverrides
+	if block[offType] == typePAX {
+		var err error
+		if pax, err = r.readPAX((*[blockSize]byte)(block), off); err != nil {
+			r.err = err
+			return nil, err
+		}
+		off = r.pos
+		if err := r.fill(blockSize); err != nil {
+			if err == io.EOF {
+				err = r.formatErr("", off, io.ErrUnexpectedEOF, "input ends after a PAX extended header, before the header it extends")
+			}
+			r.err = err
+			return nil, err
+		}
+		block = r.buf[r.r : r.r+blockSize]
+		if block[offType] == typePAX {
+			err := r.formatErr("", off, nil, "two PAX extended headers in a row")
+			r.err = err
+			return nil, err
+		}
+	}
 	m, err := r.parse((*[blockSize]byte)(block), off)
+	if err == nil && pax != nil {
+		err = r.applyPAX(m, pax)
+	}
 	if err != nil {
 		r.err = err
 		return nil, err
@@ -499,4 +525,104 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	return total, r.err
+}
+
+// typePAX is the type flag of a PAX extended header, which applies to the next member.
+const typePAX = 'x'
+
+// maxPAXSize bounds a PAX extended header's data (a Writer writes path, linkpath and size
+// records only: a few KiB at most).
+const maxPAXSize = 64 << 10
+
+// paxOverrides are the records of a PAX extended header this Reader applies; others are
+// ignored, as POSIX allows for keywords a reader does not know.
+type paxOverrides struct {
+	path, linkpath string
+	size           int64
+	hasSize        bool
+}
+
+// readPAX checks the PAX header block h at off, reads and parses its records and consumes it.
+func (r *Reader) readPAX(h *[blockSize]byte, off int64) (*paxOverrides, error) {
+	name := string(cstring(h[offName : offName+lenName]))
+	stored, res := parseNumber(h[offChksum:offChksum+lenChksum], false)
+	if unsigned, signed := checksums(h); res != numOK || (stored != unsigned && stored != signed) {
+		return nil, r.formatErr(name, off, nil, "PAX extended header checksum mismatch")
+	}
+	size, res := parseNumber(h[offSize:offSize+lenSize], false)
+	if res != numOK || size <= 0 || size > maxPAXSize {
+		return nil, r.formatErr(name, off, nil, "PAX extended header size %q not in 1..%d", h[offSize:offSize+lenSize], maxPAXSize)
+	}
+	r.consume(blockSize)
+	padded := int(size+blockSize-1) &^ (blockSize - 1)
+	if err := r.fill(padded); err != nil {
+		if err == io.EOF {
+			err = r.formatErr(name, off, io.ErrUnexpectedEOF, "input ends inside a PAX extended header")
+		}
+		return nil, err
+	}
+	data := string(r.buf[r.r : r.r+int(size)])
+	r.consume(padded)
+	var o paxOverrides
+	for data != "" {
+		lenStr, _, ok := strings.Cut(data, " ")
+		n, err := strconv.Atoi(lenStr)
+		if !ok || err != nil || n <= len(lenStr)+1 || n > len(data) || data[n-1] != '\n' {
+			return nil, r.formatErr(name, off, nil, "malformed PAX record %.40q", data)
+		}
+		key, value, ok := strings.Cut(data[len(lenStr)+1:n-1], "=")
+		if !ok {
+			return nil, r.formatErr(name, off, nil, "PAX record without '=': %.40q", data[:n])
+		}
+		data = data[n:]
+		switch key {
+		case "path":
+			o.path = value
+		case "linkpath":
+			o.linkpath = value
+		case "size":
+			sz, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || sz < 0 {
+				return nil, r.formatErr(name, off, nil, "PAX size record %q is not a size", value)
+			}
+			o.size, o.hasSize = sz, true
+		}
+	}
+	return &o, nil
+}
+
+// applyPAX applies a PAX extended header's records to the member that follows it. The member
+// is re-encoded by a Writer (its raw header no longer says everything).
+func (r *Reader) applyPAX(m *Member, o *paxOverrides) error {
+	bad := func(format string, args ...any) error {
+		return r.formatErr(m.Name, m.Offset, nil, format, args...)
+	}
+	if o.path != "" {
+		if strings.HasPrefix(o.path, "/") {
+			return bad("absolute member name in a PAX header")
+		}
+		name := strings.TrimPrefix(o.path, "./")
+		if strings.HasSuffix(name, "/") {
+			if m.Type == TypeFile {
+				return bad(`regular file name ends in "/"`)
+			}
+			name = name[:len(name)-1]
+		}
+		if msg := checkName(name); msg != "" {
+			return bad("invalid member name in a PAX header: %s", msg)
+		}
+		m.Name = name
+	}
+	if o.linkpath != "" && m.Type == TypeSymlink {
+		m.Linkname = o.linkpath
+	}
+	if o.hasSize {
+		if o.size != 0 && m.Type != TypeFile {
+			return bad("%s with non-zero size %d in a PAX header", m.Type, o.size)
+		}
+		m.Size = o.size
+	}
+	m.canonical = false
+	m.orig = m.fields()
+	return nil
 }

@@ -30,6 +30,7 @@ type Writer struct {
 	buf     []byte
 	n       int   // buffered bytes
 	written int64 // bytes buffered or written so far
+	flushed int64 // bytes the underlying writer accepted
 
 	cur    string // name of the current member, for messages
 	size   int64
@@ -54,6 +55,10 @@ func NewWriter(w io.Writer) *Writer {
 // buffered so far: the offset in the output of the next byte written.
 func (w *Writer) Written() int64 { return w.written }
 
+// Flushed returns the number of bytes the underlying writer accepted (Written
+// less what is still buffered, or what a failed write did not take).
+func (w *Writer) Flushed() int64 { return w.flushed }
+
 func (w *Writer) usable() error {
 	if w.err != nil {
 		return w.err
@@ -73,6 +78,9 @@ func (w *Writer) flushBuf() error {
 		return nil
 	}
 	k, err := w.w.Write(w.buf[:w.n])
+	if k > 0 && k <= w.n {
+		w.flushed += int64(k)
+	}
 	if err == nil && k != w.n {
 		err = io.ErrShortWrite
 	}
@@ -333,6 +341,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 			err = io.ErrShortWrite
 		}
 		w.written += int64(k)
+		w.flushed += int64(k)
 		w.remain -= int64(k)
 		if err != nil {
 			w.err = fmt.Errorf("tarw: write: %w", err)

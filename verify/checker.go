@@ -2,8 +2,6 @@ package verify
 
 import (
 	"archive/tar"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -17,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/walweave/walweave/pgformat"
 )
 
 // DefaultMaxProblems is the number of problems a Report keeps when Options.MaxProblems is 0.
@@ -145,6 +145,7 @@ type Checker struct {
 	aborted      bool
 	finished     bool
 	unverified   map[string]ManifestFile
+	tailConf     bool // the recovery tail's postgresql.auto.conf was seen
 }
 
 // NewChecker returns a Checker. It fails only on an unknown Options.Algorithm.
@@ -180,25 +181,19 @@ func NewChecker(opts Options) (*Checker, error) {
 	return c, nil
 }
 
+// hashFor returns a constructor for a SHA-2 manifest algorithm (nil for others).
 func hashFor(alg string) func() hash.Hash {
-	switch alg {
-	case AlgorithmSHA224:
-		return sha256.New224
-	case AlgorithmSHA256:
-		return sha256.New
-	case AlgorithmSHA384:
-		return sha512.New384
-	case AlgorithmSHA512:
-		return sha512.New
+	if alg == AlgorithmNone || alg == AlgorithmCRC32C {
+		return nil
 	}
-	return nil
+	if _, err := pgformat.NewChecksum(alg); err != nil {
+		return nil
+	}
+	return func() hash.Hash { h, _ := pgformat.NewChecksum(alg); return h }
 }
 
-func crcHex(crc uint32) string {
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], crc) // pg_checksum_final stores the CRC in native (x86: little-endian) order
-	return hex.EncodeToString(b[:])
-}
+// crcHex is the manifest form of a CRC-32C (pgformat.CRC32CHex).
+func crcHex(crc uint32) string { return pgformat.CRC32CHex(crc) }
 
 func (c *Checker) problem(path, reason string) {
 	c.rep.AddProblem(path, reason)
@@ -298,7 +293,14 @@ func (c *Checker) Begin(h *tar.Header) error {
 	if h.Typeflag == tar.TypeDir {
 		kind = 'd'
 	}
-	if prev, dup := c.names[name]; dup {
+	// The recovery tail (mux.Session.AppendRecoveryConf, a fleet's restore point) writes
+	// postgresql.auto.conf a second time, once, after the data (pg_control) and the WAL: the
+	// later member replaces the earlier.
+	prev, dup := c.names[name]
+	if dup && name == "postgresql.auto.conf" && prev == 'f' && kind == 'f' && c.controlSeen && !c.tailConf {
+		c.tailConf, dup = true, false
+	}
+	if dup {
 		what := "file"
 		if prev == 'd' {
 			what = "directory"
@@ -350,7 +352,7 @@ func (c *Checker) Begin(h *tar.Header) error {
 	if rest, ok := strings.CutPrefix(name, "pg_wal/"); ok {
 		switch {
 		case !strings.Contains(rest, "/"):
-			if _, _, _, isSeg := parseWALFileName(rest); isSeg {
+			if _, _, _, isSeg := pgformat.ParseWALFileName(rest); isSeg {
 				m.kind = kindWAL
 				if !c.opts.SkipWAL {
 					if msg := c.wal.begin(rest, h.Size); msg != "" {
@@ -362,7 +364,7 @@ func (c *Checker) Begin(h *tar.Header) error {
 				}
 				return nil
 			}
-			if tli, isHist := isHistoryFileName(rest); isHist {
+			if tli, isHist := pgformat.ParseHistoryFileName(rest); isHist {
 				m.special, m.histTLI = spHistory, tli
 			} else if strings.HasSuffix(rest, ".partial") {
 				c.problem(name, "partial WAL segment (the stream contract has full segments only)")
@@ -409,7 +411,7 @@ func (c *Checker) Write(p []byte) (int, error) {
 	}
 	m.n += int64(len(p))
 	if m.fs != nil && !c.opts.SkipChecksums {
-		m.crc = crc32.Update(m.crc, castagnoli, p)
+		m.crc = crc32.Update(m.crc, pgformat.Castagnoli, p)
 		if m.h != nil {
 			m.h.Write(p)
 		}
@@ -493,47 +495,19 @@ func (c *Checker) parseLabel(m *member) {
 		c.problem(m.name, "larger than 64 KiB; not a backup_label")
 		return
 	}
-	l := &backupLabel{}
-	haveStart := false
-	for _, line := range strings.Split(string(m.buf), "\n") {
-		key, val, ok := strings.Cut(line, ": ")
-		if !ok {
-			continue
-		}
-		switch key {
-		case "START WAL LOCATION":
-			lsn, rest, _ := strings.Cut(val, " ")
-			v, err := ParseLSN(lsn)
-			if err != nil {
-				c.problem(m.name, "invalid START WAL LOCATION "+strconv.Quote(val))
-				continue
-			}
-			l.start, haveStart = v, true
-			if f, ok := strings.CutPrefix(rest, "(file "); ok {
-				l.startFile = strings.TrimSuffix(f, ")")
-			}
-		case "CHECKPOINT LOCATION":
-			v, err := ParseLSN(strings.TrimSpace(val))
-			if err != nil {
-				c.problem(m.name, "invalid CHECKPOINT LOCATION "+strconv.Quote(val))
-				continue
-			}
-			l.ckpt = v
-		case "START TIMELINE":
-			t, err := strconv.ParseUint(strings.TrimSpace(val), 10, 32)
-			if err != nil || t == 0 {
-				c.problem(m.name, "invalid START TIMELINE "+strconv.Quote(val))
-				continue
-			}
-			l.tli, l.hasTLI = uint32(t), true
-		case "INCREMENTAL FROM LSN":
-			c.problem(m.name, "an incremental backup: it must be combined with pg_combinebackup, it cannot be restored alone")
-		}
-	}
-	if !haveStart {
+	pl, err := pgformat.ParseBackupLabel(m.buf)
+	if errors.Is(err, pgformat.ErrNotBackupLabel) {
 		c.problem(m.name, "no START WAL LOCATION: not a backup_label")
 		return
 	}
+	if err != nil {
+		c.problem(m.name, strings.TrimPrefix(err.Error(), "backup_label: "))
+		return
+	}
+	if pl.IncrementalFromLSN != 0 {
+		c.problem(m.name, "an incremental backup: it must be combined with pg_combinebackup, it cannot be restored alone")
+	}
+	l := &backupLabel{start: pl.StartLSN, startFile: pl.StartSegment, ckpt: pl.CheckpointLSN, tli: pl.StartTimeline, hasTLI: pl.StartTimeline != 0}
 	if !l.hasTLI {
 		c.problem(m.name, "no START TIMELINE")
 	}
@@ -721,7 +695,7 @@ func (c *Checker) checkLabel(man *Manifest, trusted bool) {
 		c.problem("backup_label", fmt.Sprintf("START TIMELINE %d differs from the manifest's oldest timeline %d", l.tli, oldest.Timeline))
 	}
 	if c.wal.segSize != 0 && l.hasTLI && l.startFile != "" {
-		if want := walFileName(l.tli, uint64(l.start)/uint64(c.wal.segSize), c.wal.segSize); want != l.startFile {
+		if want := pgformat.WALFileName(l.tli, l.start, int(c.wal.segSize)); want != l.startFile {
 			c.problem("backup_label", fmt.Sprintf("START WAL LOCATION %s is in segment %s, not %s", l.start, want, l.startFile))
 		}
 	}
@@ -777,7 +751,7 @@ func (c *Checker) RecheckFile(p string, r io.Reader) error {
 	var h hash.Hash
 	var crc hash.Hash32
 	if mf.Algorithm == AlgorithmCRC32C {
-		crc = crc32.New(castagnoli)
+		crc = crc32.New(pgformat.Castagnoli)
 		h = crc
 	} else if nf := hashFor(mf.Algorithm); nf != nil {
 		h = nf()

@@ -1,5 +1,5 @@
-// Package verify checks a walweave backup stream (DESIGN.md, "The stream contract (format
-// v1)") in one pass and in bounded memory, without extracting it.
+// Package verify checks a walweave backup stream (docs/stream-contract.md in the repository)
+// in one pass and in bounded memory, without extracting it.
 //
 // Stream reads the whole tar stream once and checks:
 //
@@ -24,4 +24,12 @@
 // Checker is the same machinery driven one member at a time, for callers that read the tar
 // themselves or want to act on each member as it is checked: package restore extracts a
 // stream with Checker.Scan and so verifies exactly what it writes.
+//
+// Why archive/tar and not tarw.Reader: tarw.Reader is the strict pass-through parser for the
+// server's archives (it keeps each header byte for byte so the Writer can copy it, and stops
+// at the first header it does not expect). verify reads streams after they went through other
+// hands (re-packed by GNU tar, cut short by an uploader, corrupted at rest) and must report
+// every problem it finds in one pass rather than stop at the first unusual header, so it
+// takes the general reader of the standard library and checks the names and types itself.
+// Both read walweave's own PAX extended headers (long names and link targets).
 package verify

@@ -7,9 +7,9 @@ import (
 	"hash/crc32"
 	"math/bits"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
+
+	"github.com/walweave/walweave/pgformat"
 )
 
 // WAL page and record layout (src/include/access/xlog_internal.h, xlogrecord.h; the same
@@ -51,8 +51,6 @@ func magicOK(m uint16) bool {
 	}
 	return m > 0xD118 && m&0xFF00 == 0xD100
 }
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // pageBufs holds WAL page buffers (one per checker, returned by Finish).
 var pageBufs = sync.Pool{New: func() any { return make([]byte, maxBlockSize) }}
@@ -115,7 +113,7 @@ func (w *walState) segnoOf(l LSN) uint64 { return uint64(l) / uint64(w.segSize) 
 
 // begin starts a segment member. It returns a problem to report at once (or "").
 func (w *walState) begin(name string, size int64) string {
-	tli, log, seg, _ := parseWALFileName(name)
+	tli, log, seg, _ := pgformat.ParseWALFileName(name)
 	si := &segInfo{name: name, tli: tli, size: size, firstBad: -1}
 	w.segs[name] = si
 	w.count++
@@ -192,7 +190,7 @@ func (w *walState) walkerFor(si *segInfo) *walker {
 		}
 		if si.segno != wk.nextSeg {
 			if si.segno > wk.nextSeg {
-				name := walFileName(si.tli, wk.nextSeg, w.segSize)
+				name := pgformat.WALSegmentFileName(si.tli, wk.nextSeg, int(w.segSize))
 				if w.segs[name] != nil {
 					wk.stop(wk.pos, stopGap, fmt.Sprintf("segment %s is unusable", name))
 				} else {
@@ -248,7 +246,7 @@ func (w *walState) write(p []byte) []string {
 				w.cur.firstBad, w.cur.badWhy = 0, "unknown segment size"
 				return probs
 			}
-			_, log, seg, _ := parseWALFileName(w.cur.name)
+			_, log, seg, _ := pgformat.ParseWALFileName(w.cur.name)
 			if msg := w.place(w.cur, log, seg); msg != "" {
 				probs = append(probs, msg)
 				return probs
@@ -517,14 +515,14 @@ func (k *walker) page(pageLSN LSN, page []byte, invalid string) {
 			}
 		}
 		if len(chunk) > 0 {
-			k.crc = crc32.Update(k.crc, castagnoli, chunk)
+			k.crc = crc32.Update(k.crc, pgformat.Castagnoli, chunk)
 			k.got += uint32(len(chunk))
 		}
 		if k.got < k.tot {
 			continue // continues on the next page
 		}
 		// The record is complete.
-		crc := crc32.Update(k.crc, castagnoli, k.hdr[:recordCRCOffset])
+		crc := crc32.Update(k.crc, pgformat.Castagnoli, k.hdr[:recordCRCOffset])
 		if want := binary.LittleEndian.Uint32(k.hdr[recordCRCOffset:]); crc != want {
 			k.stop(k.recStart, stopRecord, fmt.Sprintf("incorrect record checksum at %s (a corrupted record)", k.recStart))
 			return
@@ -564,27 +562,16 @@ func (k *walker) checkHeader() bool {
 	return true
 }
 
-// parseHistory parses a timeline history file: lines "<parent tli>\t<switch LSN>\t<reason>".
+// parseHistory parses a timeline history file (pgformat.ParseHistory) into the switch
+// LSN of each timeline it lists.
 func parseHistory(b []byte) (map[uint32]LSN, error) {
-	out := map[uint32]LSN{}
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			return nil, fmt.Errorf("line %d is not \"timeline<TAB>LSN<TAB>reason\"", i+1)
-		}
-		t, err := strconv.ParseUint(f[0], 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: invalid timeline %q", i+1, f[0])
-		}
-		l, err := ParseLSN(f[1])
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %v", i+1, err)
-		}
-		out[uint32(t)] = l
+	h, err := pgformat.ParseHistory(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint32]LSN, len(h))
+	for _, e := range h {
+		out[e.Timeline] = e.SwitchLSN
 	}
 	return out, nil
 }
@@ -634,18 +621,18 @@ func (w *walState) finish(c *Checker, ranges []WALRange) {
 				return
 			}
 			anyMissing = true
-			name := walFileName(rg.Timeline, missFrom, w.segSize)
+			name := pgformat.WALSegmentFileName(rg.Timeline, missFrom, int(w.segSize))
 			if missing == 1 {
 				c.problem("pg_wal/"+name, fmt.Sprintf("missing WAL segment (%s)", needs))
 			} else {
 				c.problem("pg_wal/"+name, fmt.Sprintf("missing %d WAL segments from this one to %s (%s)",
-					missing, walFileName(rg.Timeline, missFrom+uint64(missing)-1, w.segSize), needs))
+					missing, pgformat.WALSegmentFileName(rg.Timeline, missFrom+uint64(missing)-1, int(w.segSize)), needs))
 			}
 			missing = 0
 		}
 		var present []*segInfo
 		for segno := first; segno <= last; segno++ {
-			si := w.segs[walFileName(rg.Timeline, segno, w.segSize)]
+			si := w.segs[pgformat.WALSegmentFileName(rg.Timeline, segno, int(w.segSize))]
 			if si == nil {
 				if missing == 0 {
 					missFrom = segno
@@ -686,7 +673,7 @@ func (w *walState) finish(c *Checker, ranges []WALRange) {
 			// reported above; the chain stops at the gap.
 			if k != nil && k.started && k.validEnd < rg.End && k.stopKind != stopGap && k.stopAt < rg.End {
 				stopAt = k.stopAt
-				c.problem("pg_wal/"+walFileName(rg.Timeline, w.segnoOf(k.stopAt), w.segSize), fmt.Sprintf("%s (%s)", k.why(), needs))
+				c.problem("pg_wal/"+pgformat.WALSegmentFileName(rg.Timeline, w.segnoOf(k.stopAt), int(w.segSize)), fmt.Sprintf("%s (%s)", k.why(), needs))
 			}
 		case k == nil || !k.started:
 			why := ""
@@ -700,7 +687,7 @@ func (w *walState) finish(c *Checker, ranges []WALRange) {
 			stopAt = k.stopAt
 			where := "pg_wal"
 			if w.segSize > 0 {
-				where = "pg_wal/" + walFileName(rg.Timeline, w.segnoOf(k.stopAt), w.segSize)
+				where = "pg_wal/" + pgformat.WALSegmentFileName(rg.Timeline, w.segnoOf(k.stopAt), int(w.segSize))
 			}
 			if k.stopKind == stopEnd {
 				c.problem(where, fmt.Sprintf("the WAL ends at %s, before the end of the backup (%s)", k.stopAt, needs))
@@ -723,7 +710,7 @@ func (w *walState) finish(c *Checker, ranges []WALRange) {
 		if rg.Timeline <= 1 {
 			continue
 		}
-		name := fmt.Sprintf("pg_wal/%08X.history", rg.Timeline)
+		name := "pg_wal/" + pgformat.HistoryFileName(rg.Timeline)
 		b, ok := w.history[rg.Timeline]
 		if !ok {
 			c.problem(name, fmt.Sprintf("missing timeline history file (the backup spans timeline %d)", rg.Timeline))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,12 +29,26 @@ type framingConn struct {
 	bodyLeft   int // body bytes of the current message still to come
 	timeouts   int
 	midMessage int // timeouts that happened with a message partly read
+	// injectEvery > 0 makes every injectEvery-th read inside a message body time out.
+	injectEvery int
+	reads       int
 }
 
 func (c *framingConn) Read(p []byte) (int, error) {
 	if len(p) > c.chunk {
 		p = p[:c.chunk]
 	}
+	c.mu.Lock()
+	c.reads++
+	if c.injectEvery > 0 && c.bodyLeft > 0 && c.reads%c.injectEvery == 0 {
+		// The read deadline expiring mid-message, which a loopback server sending each
+		// message in one write rarely makes happen by itself: pgconn sees the same error.
+		c.timeouts++
+		c.midMessage++
+		c.mu.Unlock()
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	}
+	c.mu.Unlock()
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -77,7 +92,7 @@ func TestReadDeadlineResumesMessages(t *testing.T) {
 	cfg := connCfg(t, c, "", time.Millisecond)
 	var fc *framingConn
 	cfg.ConnConfig.AfterNetConnect = func(ctx context.Context, _ *pgconn.Config, conn net.Conn) (net.Conn, error) {
-		fc = &framingConn{Conn: conn, chunk: 1000}
+		fc = &framingConn{Conn: conn, chunk: 1000, injectEvery: 97}
 		return fc, nil
 	}
 	r := connectT(t, cfg)

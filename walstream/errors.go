@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walweave/walweave/pgrepl"
 )
 
 // serverError explains an error from the server (or the connection) during a streaming step.
@@ -16,7 +18,7 @@ func (r *Receiver) serverError(step string, err error) error {
 		return r.connError(err)
 	}
 	msg := pgErr.Message
-	at := fmt.Sprintf("at %s on timeline %d", r.received, r.tli)
+	at := r.at()
 	switch {
 	case pgErr.Code == "57P01" || strings.Contains(msg, "terminating connection due to administrator command"):
 		return fmt.Errorf("walstream: the WAL sender was terminated %s (pg_terminate_backend or a server shutdown): %w; run the backup again", at, err)
@@ -37,13 +39,25 @@ func (r *Receiver) serverError(step string, err error) error {
 	return fmt.Errorf("walstream: %s %s: the server reported an error: %w", step, at, err)
 }
 
+// at says where the stream was: before streaming started, the receiver waits for the other
+// connection's start checkpoint.
+func (r *Receiver) at() string {
+	if r.tli == 0 {
+		return "before streaming started (while the base backup waited for the start checkpoint)"
+	}
+	return fmt.Sprintf("at %s on timeline %d", r.received, r.tli)
+}
+
 // connError explains a failure of the connection itself.
 func (r *Receiver) connError(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return r.serverError("stream", err)
 	}
-	at := fmt.Sprintf("at %s on timeline %d", r.received, r.tli)
+	at := r.at()
+	if pgrepl.TimedOut(err) {
+		return fmt.Errorf("walstream: WAL streaming connection lost %s: %w (%v); check the network to the server (and a firewall or proxy between), then run the backup again", at, pgrepl.ErrConnTimedOut, err)
+	}
 	hint := "the walsender process ended (terminated, a server restart or crash"
 	if r.senderTimeout > 0 {
 		hint += fmt.Sprintf(", or wal_sender_timeout=%s expired", r.senderTimeout)

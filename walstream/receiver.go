@@ -53,6 +53,11 @@ type Config struct {
 	StatusInterval time.Duration
 	// Logger receives the receiver's log records; nil logs nothing.
 	Logger *slog.Logger
+	// ProgressTimeout fails streaming when the server sends nothing, not even the keepalive
+	// the receiver asks for, for that long (a stopped walsender, a proxy that holds the
+	// connection); the status interval is capped at a third of it. 0 means twice the server's
+	// wal_sender_timeout (never, if that is 0). Watch uses it as the probe's reply timeout.
+	ProgressTimeout time.Duration
 
 	// disableBlockedStatus turns off the status updates sent while Push is blocked (tests
 	// only: it proves that they are what keeps the walsender alive).
@@ -115,6 +120,7 @@ type Receiver struct {
 
 	st struct {
 		received, messages, keepalives, segments, history, status, blockedStatus, timeouts atomic.Int64
+		probes                                                                             atomic.Int64 // Watch's IDENTIFY_SYSTEM probes answered
 		write, flush                                                                       atomic.Uint64
 	}
 
@@ -181,6 +187,9 @@ func (r *Receiver) setup(ctx context.Context) error {
 		return fmt.Errorf("walstream: wal_sender_timeout: %w", err)
 	}
 	r.statusInterval = statusInterval(r.cfg.StatusInterval, r.senderTimeout)
+	if p := r.cfg.ProgressTimeout; p > 0 {
+		r.statusInterval = min(r.statusInterval, max(p/3, minStatusCap))
+	}
 	r.log.Debug("WAL connection ready", "system_id", r.sys.SystemID, "timeline", r.sys.Timeline,
 		"xlogpos", r.sys.XLogPos, "wal_segment_size", r.segSize, "wal_sender_timeout", r.senderTimeout,
 		"status_interval", r.statusInterval, "server_version", r.version)
@@ -585,13 +594,13 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 		}
 		msg, err := r.conn.ReceiveMessage(context.Background())
 		if err != nil {
-			if pgconn.Timeout(err) {
+			if pgrepl.IsDeadline(err) {
 				// The connection stays usable; a partly read message is resumed.
 				r.st.timeouts.Add(1)
 				deadline, batchUntil = time.Time{}, time.Time{}
 				if limit := r.silenceLimit(); limit > 0 {
 					if silent := time.Since(r.lastHeard); silent > limit {
-						return nil, fmt.Errorf("walstream: the server has sent nothing for %v at %s on timeline %d, although asked to reply (wal_sender_timeout=%s): the network or the server hangs; run the backup again", silent.Round(time.Millisecond), r.received, tli, r.senderTimeout)
+						return nil, fmt.Errorf("walstream: the server has sent nothing for %v at %s on timeline %d, although asked to reply (progress timeout %v, wal_sender_timeout=%s): the walsender hangs (stopped, or blocked on the server) or the network or a proxy holds the connection; run the backup again", silent.Round(time.Millisecond), r.received, tli, limit, r.senderTimeout)
 					}
 				}
 				continue
@@ -745,8 +754,12 @@ func (r *Receiver) wake() error {
 }
 
 // silenceLimit is how long the server may stay silent, although the status updates ask it to
-// reply, before the receiver gives up: twice wal_sender_timeout (0: never).
+// reply, before the receiver gives up: Config.ProgressTimeout, else twice wal_sender_timeout
+// (0: never).
 func (r *Receiver) silenceLimit() time.Duration {
+	if r.cfg.ProgressTimeout > 0 {
+		return r.cfg.ProgressTimeout
+	}
 	return 2 * r.senderTimeout
 }
 

@@ -6,15 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pierrec/lz4/v4"
 	"golang.org/x/term"
 
 	"github.com/walweave/walweave/internal/humanize"
@@ -51,6 +53,9 @@ type backupFlags struct {
 	serverCompress           string
 	jobs                     int
 	output                   string
+	tcpUserTimeout           time.Duration
+	progressTimeout          time.Duration
+	standbyConfig            string
 }
 
 // strFlag and boolFlag register a flag under a short and a long name.
@@ -68,17 +73,14 @@ func boolFlag(fs *flag.FlagSet, p *bool, short, long string, help string) {
 	}
 }
 
-func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var f backupFlags
-	fs := flag.NewFlagSet("walweave backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), backupUsage); fs.PrintDefaults() }
+// register registers walweave backup's flags on fs (walweave fleet backup shares them).
+func (f *backupFlags) register(fs *flag.FlagSet) {
 	strFlag(fs, &f.dbname, "d", "dbname", "", "connection string (keyword/value or URL); PG* variables and .pgpass apply")
 	strFlag(fs, &f.host, "h", "host", "", "server host or socket directory (overrides the connection string)")
 	strFlag(fs, &f.port, "p", "port", "", "server port")
 	strFlag(fs, &f.user, "U", "username", "", "role to connect as (needs REPLICATION)")
 	strFlag(fs, &f.label, "l", "label", "walweave", "backup label")
-	strFlag(fs, &f.checkpoint, "c", "checkpoint", "spread", "checkpoint mode: fast or spread")
+	strFlag(fs, &f.checkpoint, "c", "checkpoint", "spread", "checkpoint mode: fast or spread (spread can wait minutes before the first byte)")
 	strFlag(fs, &f.maxRate, "r", "max-rate", "", "server send rate limit in kB/s, with k or M suffix (32k..1024M)")
 	strFlag(fs, &f.slot, "S", "slot", "", "use this existing physical replication slot instead of a temporary one")
 	boolFlag(fs, &f.writeRecoveryConf, "R", "write-recovery-conf", "add standby.signal and primary_conninfo so the copy starts as a standby")
@@ -91,15 +93,30 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.compress, "compress", "none", "compress the stream: none or lz4[:LEVEL] (LEVEL 0-9, several cores)")
 	fs.StringVar(&f.serverCompress, "server-compress", "none", "have the server send its archives compressed, decompressed here: none, lz4[:LEVEL] (LEVEL 1-12) or zstd[:level=N][,workers=N] (N server threads); less traffic, more CPU on both sides")
 	fs.IntVar(&f.jobs, "jobs", 0, "read the data files over SQL on N connections (N >= 2; pg_read_binary_file inside pg_backup_start/stop) instead of BASE_BACKUP: N TCP flows for links that cap each one; needs superuser or the EXECUTE grants it names")
+	fs.DurationVar(&f.tcpUserTimeout, "tcp-user-timeout", mux.DefaultTCPUserTimeout, "end a connection whose peer stopped acknowledging (cut network, dead host) after this long, on both ends; keepalive probes start after "+mux.DefaultKeepaliveIdle.String()+" of silence; negative: no user timeout")
+	fs.DurationVar(&f.progressTimeout, "progress-timeout", mux.DefaultProgressTimeout, "fail a side whose server sends nothing (not even a requested keepalive) for this long on a live connection; the start checkpoint's wait is not counted; negative: off")
+	fs.StringVar(&f.standbyConfig, "standby-config", "keep", "backing up a standby: keep its standby.signal and primary_conninfo (the copy starts as a standby of the same primary), or drop them (the copy starts as a primary)")
 	strFlag(fs, &f.output, "o", "output", "", "write to FILE (FILE.tmp, fsynced, renamed on success) instead of stdout")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+}
+
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f backupFlags
+	fs := flag.NewFlagSet("walweave backup", flag.ContinueOnError)
+	f.register(fs)
+	args, err := pgBasebackupHabits(fs, args)
+	if err != nil {
+		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "walweave backup: unexpected argument %q\n", fs.Arg(0))
+	pos, err := parseFlags(fs, "backup", backupUsage, args, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "walweave backup: unexpected argument %q (the stream goes to stdout or -o FILE; see walweave backup --help)\n", pos[0])
 		return exitUsage
 	}
 	cfg, err := f.config()
@@ -107,9 +124,21 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
 		return exitUsage
 	}
-	password := ""
-	if pc, err := pgconn.ParseConfig(cfg.ConnString); err == nil {
-		password = pc.Password
+	if _, err := pgconn.ParseConfig(cfg.ConnString); err != nil {
+		fmt.Fprintf(stderr, "walweave backup: %s\n", describeParseError(cfg.ConnString, err))
+		return exitUsage
+	}
+	compress, err := parseCompress(f.compress)
+	if err != nil {
+		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
+		return exitUsage
+	}
+	toFile := f.output != "" && f.output != "-"
+	if toFile {
+		if err := checkOutputPath(f.output); err != nil {
+			fmt.Fprintf(stderr, "walweave backup: %v\n", err)
+			return exitUsage
+		}
 	}
 	level := slog.LevelWarn
 	if f.verbose {
@@ -118,29 +147,31 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	var prog *progressPrinter
 	if f.progress {
-		prog = newProgressPrinter(stderr, isTerminal(stderr))
+		prog = newProgressPrinter(stderr, isTerminal(stderr), cfg.Checkpoint == mux.CheckpointSpread)
 		cfg.Progress = prog.update
-	}
-	compress, err := parseCompress(f.compress)
-	if err != nil {
-		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
-		return exitUsage
 	}
 
 	var out io.Writer = stdout
 	var file *os.File
 	tmp := ""
-	if f.output != "" && f.output != "-" {
+	if toFile {
 		tmp = f.output + ".tmp"
 		file, err = os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if errors.Is(err, iofs.ErrExist) {
+			fmt.Fprintf(stderr, "walweave backup: %s exists: another backup into %s is running, or one was killed before it could remove it; if no walweave backup is running, remove %s and run again\n", tmp, f.output, tmp)
+			return exitFailure
+		}
 		if err != nil {
-			return fail(ctx, stderr, "backup", fmt.Errorf("create output: %w (remove a stale %s if no backup is running)", err, tmp))
+			fmt.Fprintf(stderr, "walweave backup: create output: %v\n", err)
+			return exitFailure
 		}
 		out = file
 	} else if isTerminal(stdout) {
 		fmt.Fprintln(stderr, "walweave: refusing to write a binary backup stream to a terminal; redirect stdout (| zstd > base.tar.zst) or use -o FILE")
 		return exitUsage
 	}
+	counted := &countingWriter{w: out}
+	out = counted
 	cleanup := func() {
 		if file != nil {
 			file.Close()
@@ -150,12 +181,8 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	var cw io.WriteCloser
 	if compress >= 0 {
-		zw := lz4.NewWriter(out)
-		opts := []lz4.Option{lz4.ConcurrencyOption(runtime.GOMAXPROCS(0)), lz4.BlockSizeOption(lz4.Block4Mb)}
-		if compress > 0 {
-			opts = append(opts, lz4.CompressionLevelOption(lz4.CompressionLevel(1<<(8+compress))))
-		}
-		if err := zw.Apply(opts...); err != nil {
+		zw, err := newLZ4Output(out, compress)
+		if err != nil {
 			cleanup()
 			return fail(ctx, stderr, "backup", err)
 		}
@@ -165,9 +192,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	res, err := mux.Backup(ctx, out, cfg)
 	if err == nil && cw != nil {
-		if err = cw.Close(); err != nil {
-			err = fmt.Errorf("finish lz4 frame: %w", err)
-		}
+		err = cw.Close()
 	}
 	if err == nil && file != nil {
 		if err = file.Sync(); err == nil {
@@ -184,7 +209,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if err != nil {
 		cleanup()
-		return fail(ctx, stderr, "backup", err, password)
+		return backupFailed(ctx, stderr, err, toFile, counted.n.Load())
 	}
 	if f.verbose || f.progress {
 		traffic := ""
@@ -195,6 +220,60 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			res.StartLSN, res.EndLSN, res.EndTimeline, humanize.Bytes(res.BytesWritten), traffic, res.DataFiles, res.WALSegments, res.Duration.Round(1e7))
 	}
 	return exitOK
+}
+
+// backupFailed prints why a backup failed (or was interrupted) and what became of the
+// output, and returns the exit status.
+func backupFailed(ctx context.Context, stderr io.Writer, err error, toFile bool, written int64) int {
+	interrupted := ctx.Err() != nil && errors.Is(err, context.Canceled)
+	var kept string
+	switch {
+	case toFile:
+		kept = "nothing was kept"
+	case written == 0:
+		kept = "nothing was written to stdout"
+	default:
+		kept = fmt.Sprintf("the %s written to stdout are an incomplete, unfinished stream (no manifest, no tar trailer): discard them", humanize.Bytes(written))
+	}
+	if interrupted {
+		fmt.Fprintf(stderr, "walweave: backup interrupted; %s; nothing is left on the server\n", kept)
+		return exitInterrupted
+	}
+	if errors.Is(err, syscall.EPIPE) && !toFile {
+		fmt.Fprintf(stderr, "walweave: backup failed: stdout was closed by its reader (broken pipe) after %s; the stream is incomplete, nothing is left on the server\n", humanize.Bytes(written))
+		return exitFailure
+	}
+	fmt.Fprintf(stderr, "walweave: backup failed: %s; %s\n", errorLine(err), kept)
+	return exitFailure
+}
+
+// checkOutputPath refuses an -o PATH the backup could not be renamed to at the end: an
+// existing directory, or a name ending in "/". It runs before connecting.
+func checkOutputPath(p string) error {
+	if strings.HasSuffix(p, "/") {
+		return fmt.Errorf("-o %s: the output is a file, not a directory: name the file (-o %sbase.tar)", p, p)
+	}
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		return fmt.Errorf("-o %s: is a directory; the output is a file: name one (-o %s/base.tar)", p, strings.TrimRight(p, "/"))
+	}
+	if fi, err := os.Stat(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("-o %s: %w", p, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("-o %s: %s is not a directory", p, filepath.Dir(p))
+	}
+	return nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func syncDir(dir string) error {
@@ -227,7 +306,12 @@ func (f *backupFlags) config() (mux.Config, error) {
 		ManifestChecksums: f.manifestChecksums, WriteRecoveryConf: f.writeRecoveryConf,
 		ServerCompression:    f.serverCompress,
 		Jobs:                 f.jobs,
-		RecoveryConfPassword: f.recoveryPassword}
+		RecoveryConfPassword: f.recoveryPassword,
+		TCPUserTimeout:       f.tcpUserTimeout, ProgressTimeout: f.progressTimeout,
+		StandbyConfig: mux.StandbyConfig(f.standbyConfig)}
+	if f.tcpUserTimeout == 0 || f.progressTimeout == 0 {
+		return mux.Config{}, errors.New("--tcp-user-timeout and --progress-timeout must not be 0 (a negative value turns them off)")
+	}
 	if err := cfg.Validate(); err != nil {
 		return mux.Config{}, errors.New(strings.TrimPrefix(err.Error(), "mux: "))
 	}
@@ -289,7 +373,7 @@ func parseCompress(s string) (int, error) {
 		}
 		return n, nil
 	}
-	return 0, fmt.Errorf("invalid --compress %q: none or lz4[:LEVEL]", s)
+	return 0, fmt.Errorf("invalid --compress %q: none or lz4[:LEVEL]; for gzip or zstd pipe the stream to the compressor (| zstd > base.tar.zst)", s)
 }
 
 func isTerminal(w io.Writer) bool {

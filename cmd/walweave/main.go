@@ -4,9 +4,10 @@
 //	walweave backup -d "$DSN" | zstd | aws s3 cp - s3://bucket/base.tar.zst
 //
 // Subcommands: backup, verify, restore, version. Data goes to stdout only; logs and
-// progress go to stderr. Exit status: 0 on a complete backup, 1 on failure (one line on
-// stderr says why), 2 on a usage error, 130 when interrupted (SIGINT or SIGTERM; nothing is
-// left on the server).
+// progress go to stderr. Exit status: 0 on success (a complete backup, a good stream), 1 on
+// failure (one line on stderr says why; also when the reader of stdout closed it), 2 on a
+// usage error (nothing was done), 130 when interrupted (SIGINT or SIGTERM; nothing is left
+// on the server).
 package main
 
 import (
@@ -34,6 +35,8 @@ const (
 var version = ""
 
 func main() {
+	// A closed stdout (| head) must be an error to report, not a silent death by SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -63,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runVerify(ctx, args[1:], stdin, stdout, stderr)
 	case "restore":
 		return runRestore(ctx, args[1:], stdin, stdout, stderr)
+	case "fleet":
+		return runFleet(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "walweave", versionString())
 		return exitOK
@@ -70,7 +75,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "walweave: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "walweave: unknown command %q (commands: backup, verify, restore, version; see walweave --help)\n", args[0])
 		return exitUsage
 	}
 }
@@ -86,19 +91,21 @@ func versionString() string {
 }
 
 // fail prints a one-line reason and returns the exit status for err.
-func fail(ctx context.Context, stderr io.Writer, what string, err error, secrets ...string) int {
-	msg := oneLine(err.Error())
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "********")
-		}
-	}
+func fail(ctx context.Context, stderr io.Writer, what string, err error) int {
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		fmt.Fprintf(stderr, "walweave: %s interrupted; nothing was kept\n", what)
+		fmt.Fprintf(stderr, "walweave: %s interrupted\n", what)
 		return exitInterrupted
 	}
-	fmt.Fprintf(stderr, "walweave: %s failed: %s\n", what, msg)
+	fmt.Fprintf(stderr, "walweave: %s failed: %s\n", what, errorLine(err))
 	return exitFailure
+}
+
+// errorLine is err on one line: a connection error as describeConnError tells it.
+func errorLine(err error) string {
+	if msg, ok := describeConnError(err); ok {
+		return msg
+	}
+	return oneLine(err.Error())
 }
 
 func oneLine(s string) string {

@@ -11,21 +11,33 @@ import (
 )
 
 // progressPrinter shows backup progress on stderr: one live line on a terminal, a plain line
-// every plainEvery otherwise.
+// every plainEvery otherwise. While the server runs the start checkpoint (no byte flows, a
+// spread checkpoint can take minutes), it shows the time waited, refreshed by a ticker.
 type progressPrinter struct {
 	mu        sync.Mutex
 	w         io.Writer
 	tty       bool
+	spread    bool // the checkpoint is spread: say that -c fast avoids the wait
 	last      time.Time
 	lastBytes int64
 	lastP     mux.Progress
 	shown     bool
+
+	waitStart   time.Time     // when the checkpoint wait began
+	stopTicker  chan struct{} // closes the checkpoint ticker
+	streamStart time.Duration // Elapsed when data started to flow
+	streaming   bool
+	tick        time.Duration // checkpoint refresh period (tests shorten it)
 }
 
 const plainEvery = 10 * time.Second
 
-func newProgressPrinter(w io.Writer, tty bool) *progressPrinter {
-	return &progressPrinter{w: w, tty: tty}
+func newProgressPrinter(w io.Writer, tty, spread bool) *progressPrinter {
+	p := &progressPrinter{w: w, tty: tty, spread: spread, tick: time.Second}
+	if !tty {
+		p.tick = plainEvery
+	}
+	return p
 }
 
 func (p *progressPrinter) update(pr mux.Progress) {
@@ -34,14 +46,34 @@ func (p *progressPrinter) update(pr mux.Progress) {
 	now := time.Now()
 	phaseChanged := pr.Phase != p.lastP.Phase
 	p.lastP = pr
+	if phaseChanged {
+		p.stopWaitLocked()
+		switch pr.Phase {
+		case mux.PhaseCheckpoint:
+			p.waitStart = now
+			p.stopTicker = make(chan struct{})
+			go p.ticker(p.stopTicker, p.tick)
+			p.printLocked(p.waitLine(now))
+			return
+		case mux.PhaseConnecting, mux.PhaseFailed:
+		default:
+			if !p.streaming {
+				p.streaming, p.streamStart = true, pr.Elapsed
+			}
+		}
+	}
+	if pr.Phase == mux.PhaseCheckpoint {
+		return // the ticker shows the wait
+	}
 	if !p.tty && !phaseChanged && now.Sub(p.last) < plainEvery {
 		return
 	}
 	rate := "-"
 	switch {
-	case pr.Phase == mux.PhaseDone && pr.Elapsed > 0:
-		// The last interval is the manifest's few milliseconds: show the whole backup's rate.
-		rate = humanize.Bytes(int64(float64(pr.BytesWritten)/pr.Elapsed.Seconds())) + "/s average"
+	case pr.Phase == mux.PhaseDone && pr.Elapsed > p.streamStart:
+		// The whole backup's rate, from the first byte: not the manifest's last milliseconds,
+		// and not counting the checkpoint wait.
+		rate = humanize.Bytes(int64(float64(pr.BytesWritten)/(pr.Elapsed-p.streamStart).Seconds())) + "/s average"
 	case !p.last.IsZero() && now.After(p.last):
 		r := float64(pr.BytesWritten-p.lastBytes) / now.Sub(p.last).Seconds()
 		rate = humanize.Bytes(int64(r)) + "/s"
@@ -51,8 +83,47 @@ func (p *progressPrinter) update(pr mux.Progress) {
 	if pr.TotalBytes > 0 {
 		data = fmt.Sprintf("%s of %s data (%d%%)", humanize.Bytes(pr.BytesDone), humanize.Bytes(pr.TotalBytes), pr.BytesDone*100/pr.TotalBytes)
 	}
-	line := fmt.Sprintf("%s: %s, %s written, %s, %d WAL segments, ring %d/%d",
-		pr.Phase, data, humanize.Bytes(pr.BytesWritten), rate, pr.WALSegments, pr.RingOccupancy, pr.RingCapacity)
+	p.printLocked(fmt.Sprintf("%s: %s, %s written, %s, %d WAL segments, ring %d/%d",
+		pr.Phase, data, humanize.Bytes(pr.BytesWritten), rate, pr.WALSegments, pr.RingOccupancy, pr.RingCapacity))
+}
+
+// waitLine describes the checkpoint wait so far.
+func (p *progressPrinter) waitLine(now time.Time) string {
+	line := fmt.Sprintf("%s: %s so far, the server writes its start checkpoint before the first byte", mux.PhaseCheckpoint, now.Sub(p.waitStart).Round(time.Second))
+	if p.spread {
+		line += " (spread checkpoint: -c fast avoids the wait)"
+	}
+	return line
+}
+
+// ticker refreshes the checkpoint line until stop is closed.
+func (p *progressPrinter) ticker(stop chan struct{}, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			p.mu.Lock()
+			select {
+			case <-stop:
+			default:
+				p.printLocked(p.waitLine(now))
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *progressPrinter) stopWaitLocked() {
+	if p.stopTicker != nil {
+		close(p.stopTicker)
+		p.stopTicker = nil
+	}
+}
+
+func (p *progressPrinter) printLocked(line string) {
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 		p.shown = true
@@ -64,6 +135,7 @@ func (p *progressPrinter) update(pr mux.Progress) {
 func (p *progressPrinter) finish(ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stopWaitLocked()
 	if p.tty && p.shown {
 		fmt.Fprintln(p.w)
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/walweave/walweave/restore"
@@ -13,9 +14,14 @@ import (
 
 const restoreUsage = `Usage: walweave restore -D DIR [flags] [FILE|-]
 
-Extracts a walweave stream (stdin when FILE is - or missing; lz4 frames are decoded) into a
-new or empty data directory, checking it while it writes (the same checks as walweave
-verify). On any problem it removes what it wrote (unless --no-clean) and exits 1.
+Extracts a walweave stream (stdin when FILE is - or missing; zstd, gzip and lz4 input is
+decompressed) into a new or empty data directory, checking it while it writes (the same
+checks as walweave verify). On any problem it removes what it wrote (unless --no-clean) and
+exits 1.
+
+Run as root, it gives the files to --owner USER[:GROUP], else to the owner of DIR (or of
+the directory DIR is created in) when that is not root, else to the owner recorded in the
+stream (the server's user, "postgres"), as tar -x does as root; it says which.
 
   zstd -dc base.tar.zst | walweave restore -D /var/lib/postgresql/16/main -T /old/ts=/new/ts
 
@@ -40,14 +46,14 @@ func (m mapFlag) Set(v string) error {
 
 func runRestore(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("walweave restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), restoreUsage); fs.PrintDefaults() }
 	opts := restore.Options{TablespaceMap: map[string]string{}}
 	var standby, recover, verbose bool
+	var owner string
 	var rec restore.RecoveryOptions
 	strFlag(fs, &opts.Dir, "D", "pgdata", "", "data directory to create (must be absent or empty)")
 	fs.Var(mapFlag(opts.TablespaceMap), "T", "relocate a tablespace: OLDDIR=NEWDIR (repeatable)")
 	fs.Var(mapFlag(opts.TablespaceMap), "tablespace-mapping", "same as -T")
+	fs.StringVar(&owner, "owner", "", "as root: give the files to USER[:GROUP] (default: the owner of DIR, else the stream's)")
 	fs.BoolVar(&opts.NoClean, "no-clean", false, "keep what was written when the restore fails")
 	fs.BoolVar(&opts.NoSync, "no-sync", false, "do not fsync (faster, not crash-safe)")
 	fs.IntVar(&opts.Workers, "workers", 4, "goroutines writing files")
@@ -56,19 +62,20 @@ func runRestore(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fs.StringVar(&rec.PrimarySlotName, "primary-slot", "", "primary_slot_name for a standby")
 	fs.BoolVar(&recover, "recovery", false, "write recovery.signal (targeted recovery, with the --target-* flags)")
 	fs.StringVar(&rec.RestoreCommand, "restore-command", "", "restore_command for recovery")
-	fs.StringVar(&rec.TargetTime, "target-time", "", "recovery_target_time")
+	fs.StringVar(&rec.TargetTime, "target-time", "", "recovery_target_time: YYYY-MM-DD HH:MM:SS[.ffffff] with a zone (+00, +02:00, Z, or a name)")
 	fs.StringVar(&rec.TargetLSN, "target-lsn", "", "recovery_target_lsn")
 	fs.StringVar(&rec.TargetName, "target-name", "", "recovery_target_name")
 	fs.StringVar(&rec.TargetAction, "target-action", "", "recovery_target_action: pause, promote or shutdown")
 	boolFlag(fs, &verbose, "v", "verbose", "log what happens on stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+	pos, err := parseFlags(fs, "restore", restoreUsage, args, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	if err != nil {
 		return exitUsage
 	}
 	if opts.Dir == "" {
-		fmt.Fprintln(stderr, "walweave restore: -D DIR is required")
+		fmt.Fprintln(stderr, "walweave restore: -D DIR is required (see walweave restore --help)")
 		return exitUsage
 	}
 	if standby && recover {
@@ -77,20 +84,70 @@ func runRestore(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	if standby || recover || rec != (restore.RecoveryOptions{}) {
 		rec.Standby = standby
+		if err := rec.Validate(); err != nil {
+			fmt.Fprintf(stderr, "walweave restore: %s\n", strings.TrimPrefix(err.Error(), "restore: "))
+			return exitUsage
+		}
 		opts.Recovery = &rec
 	}
-	opts.Logger = debugLogger(stderr, verbose)
-	in, closeIn, code := openStreamArg("restore", fs, stdin, stderr)
-	if closeIn == nil {
-		return code
+	var ownerSpec *restore.Owner
+	ownerDesc := ""
+	if owner != "" {
+		o, desc, err := restore.ParseOwner(owner)
+		if err != nil {
+			fmt.Fprintf(stderr, "walweave restore: --owner: %v\n", err)
+			return exitUsage
+		}
+		if os.Geteuid() != 0 && o.UID != os.Geteuid() {
+			fmt.Fprintf(stderr, "walweave restore: --owner %s: giving files to another user needs root\n", owner)
+			return exitUsage
+		}
+		ownerSpec, ownerDesc = &o, desc+", from --owner"
 	}
-	defer closeIn()
-	rep, err := restore.Extract(ctx, in, opts)
+	opts.Logger = debugLogger(stderr, verbose)
+	in, err := openInput(pos, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "walweave restore: %v\n", err)
+		return exitUsage
+	}
+	defer in.close()
+	var src io.Reader = in
+	if ownerSpec == nil && os.Geteuid() == 0 {
+		if o, from, ok := restore.DirOwner(opts.Dir); ok {
+			ownerSpec, ownerDesc = &o, restore.DescribeOwner(o)+", the owner of "+from
+		} else {
+			p := newPeekReader(in)
+			head, _ := p.peek(512)
+			src = p
+			if o, ok := restore.StreamOwner(head); ok {
+				ownerSpec, ownerDesc = &o, restore.DescribeOwner(o)+", the owner recorded in the stream"
+			}
+		}
+	}
+	opts.Owner = ownerSpec
+	rep, err := restore.Extract(ctx, src, opts)
 	if err != nil {
 		if rep != nil && !rep.OK() {
 			fmt.Fprintln(stdout, rep.String())
 		}
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			kept := "what it wrote was removed"
+			if opts.NoClean {
+				kept = "what it wrote was kept (--no-clean) and is incomplete"
+			}
+			fmt.Fprintf(stderr, "walweave: restore interrupted; %s\n", kept)
+			return exitInterrupted
+		}
 		return fail(ctx, stderr, "restore", err)
 	}
-	return reportOutcome(rep, "restore", false, stdout, stderr)
+	code := reportOutcome(rep, "restore", false, stdout, stderr)
+	if code == exitOK {
+		switch {
+		case ownerSpec != nil:
+			fmt.Fprintf(stderr, "walweave restore: files owned by %s (--owner USER[:GROUP] to choose)\n", ownerDesc)
+		case os.Geteuid() == 0:
+			fmt.Fprintf(stderr, "walweave restore: files left owned by root (neither %s nor the stream names another owner); PostgreSQL will not start on them as another user: chown -R, or restore with --owner postgres\n", opts.Dir)
+		}
+	}
+	return code
 }

@@ -7,55 +7,73 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strings"
 
-	"github.com/walweave/walweave/internal/lz4frame"
 	"github.com/walweave/walweave/verify"
 )
 
 const verifyUsage = `Usage: walweave verify [flags] [FILE|-]
 
-Reads a walweave stream once (stdin when FILE is - or missing), in bounded memory, and
-checks it without extracting it: the tar, the manifest and its checksum, every file's size
-and checksum, the WAL from the start to the end LSN (page headers and records), timeline
-history files. lz4 frames (walweave backup --compress lz4) are decoded on the fly.
+Reads a walweave stream (stdin when FILE is - or missing), in bounded memory, and checks it
+without extracting it: the tar, the manifest and its checksum, every file's size and
+checksum, the WAL from the start to the end LSN (page headers and records), timeline
+history files. zstd, gzip and lz4 input is recognized and decompressed on the fly.
 
-  aws s3 cp s3://bucket/base.tar.zst - | zstd -d | walweave verify
+  aws s3 cp s3://bucket/base.tar.zst - | walweave verify
+  walweave verify base.tar.zst
 
-Exit status: 0 when the stream is complete and correct, 1 with every problem listed.
+With SHA manifest checksums (backup --manifest-checksums SHA256), a FILE is read twice
+(the manifest comes last, so the checksums are computed on a second read); from a pipe the
+checksums can only be computed with --checksum-algorithm SHA256 given up front, otherwise
+the file checksums are not verified and verify exits 1 unless --allow-unverified.
+
+Exit status: 0 when the stream is complete and correct (and every checksum verified), 1
+with every problem listed, 2 on a usage error.
 
 Flags:
 `
 
 func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("walweave verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), verifyUsage); fs.PrintDefaults() }
 	var opts verify.Options
-	var quiet, verbose bool
-	fs.StringVar(&opts.Algorithm, "checksum-algorithm", "", "also compute this SHA algorithm while reading (when the manifest uses SHA checksums)")
+	var quiet, verbose, allowUnverified bool
+	fs.StringVar(&opts.Algorithm, "checksum-algorithm", "", "also compute this SHA algorithm while reading (needed to verify SHA manifest checksums from a pipe)")
 	fs.BoolVar(&opts.SkipChecksums, "no-checksums", false, "skip file checksums (sizes are still checked)")
 	fs.BoolVar(&opts.SkipWAL, "no-wal", false, "skip the WAL checks")
+	fs.BoolVar(&allowUnverified, "allow-unverified", false, "exit 0 even when SHA checksums could not be verified (a pipe without --checksum-algorithm); sizes are still checked")
 	boolFlag(fs, &quiet, "q", "quiet", "print nothing when the stream is good")
 	boolFlag(fs, &verbose, "v", "verbose", "log what happens on stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+	pos, err := parseFlags(fs, "verify", verifyUsage, args, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	if err != nil {
 		return exitUsage
 	}
 	opts.Logger = debugLogger(stderr, verbose)
-	in, closeIn, code := openStreamArg("verify", fs, stdin, stderr)
-	if closeIn == nil {
-		return code
+	in, err := openInput(pos, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "walweave verify: %v\n", err)
+		return exitUsage
 	}
-	defer closeIn()
-	rep, err := verify.Stream(ctx, in, opts)
+	defer in.close()
+	if in.format != "" && opts.Logger != nil {
+		opts.Logger.Info("decompressing the input", "format", in.format, "input", in.name)
+	}
+	rep, err := verify.Stream(ctx, in.Reader, opts) // in.Reader: seekable from a file
 	if err != nil {
 		return fail(ctx, stderr, "verify", err)
 	}
-	return reportOutcome(rep, "verify", quiet, stdout, stderr)
+	code := reportOutcome(rep, "verify", quiet, stdout, stderr)
+	if code == exitOK && rep.ChecksumsNotVerified > 0 && !allowUnverified {
+		how := "give the FILE rather than a pipe, or"
+		if in.seekable {
+			how = "the second read did not reach them;"
+		}
+		fmt.Fprintf(stderr, "walweave verify: the %s checksums of %d files were NOT verified (sizes only): %s set --checksum-algorithm %s, or pass --allow-unverified to accept this\n",
+			rep.ChecksumAlgorithm, rep.ChecksumsNotVerified, how, rep.ChecksumAlgorithm)
+		return exitFailure
+	}
+	return code
 }
 
 // reportOutcome prints a verify report (the summary on stdout, unless quiet and good; a
@@ -78,66 +96,4 @@ func debugLogger(stderr io.Writer, verbose bool) *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// openStreamArg is openStream for command cmd: on failure it prints the reason and returns a
-// nil close function with the usage exit status.
-func openStreamArg(cmd string, fs *flag.FlagSet, stdin io.Reader, stderr io.Writer) (io.Reader, func(), int) {
-	in, closeIn, err := openStream(fs, stdin)
-	if err != nil {
-		fmt.Fprintf(stderr, "walweave %s: %v\n", cmd, err)
-		return nil, nil, exitUsage
-	}
-	return in, closeIn, exitOK
-}
-
-// openStream opens the single FILE|- argument, decoding lz4 frames when the input starts
-// with the lz4 frame magic.
-func openStream(fs *flag.FlagSet, stdin io.Reader) (io.Reader, func(), error) {
-	if fs.NArg() > 1 {
-		return nil, nil, fmt.Errorf("one FILE at most, got %q", strings.Join(fs.Args(), " "))
-	}
-	var r io.Reader = stdin
-	closeFn := func() {}
-	if fs.NArg() == 1 && fs.Arg(0) != "-" {
-		f, err := os.Open(fs.Arg(0))
-		if err != nil {
-			return nil, nil, err
-		}
-		r, closeFn = f, func() { f.Close() }
-	}
-	br := newPeekReader(r)
-	if magic, _ := br.peek(4); len(magic) == 4 && string(magic) == "\x04\x22\x4d\x18" {
-		return lz4frame.NewReader(br), closeFn, nil
-	}
-	return br, closeFn, nil
-}
-
-// peekReader lets openStream look at the first bytes without losing them.
-type peekReader struct {
-	r    io.Reader
-	head []byte
-}
-
-func newPeekReader(r io.Reader) *peekReader { return &peekReader{r: r} }
-
-func (p *peekReader) peek(n int) ([]byte, error) {
-	for len(p.head) < n {
-		buf := make([]byte, n-len(p.head))
-		k, err := p.r.Read(buf)
-		p.head = append(p.head, buf[:k]...)
-		if err != nil {
-			return p.head, err
-		}
-	}
-	return p.head[:n], nil
-}
-
-func (p *peekReader) Read(b []byte) (int, error) {
-	if len(p.head) > 0 {
-		n := copy(b, p.head)
-		p.head = p.head[n:]
-		return n, nil
-	}
-	return p.r.Read(b)
 }

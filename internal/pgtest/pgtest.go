@@ -1,4 +1,6 @@
-// Package pgtest starts throwaway PostgreSQL 15+ clusters for walweave's integration tests.
+// Package pgtest starts throwaway PostgreSQL clusters for walweave's integration tests, of the
+// version WALWEAVE_PG selects (see EnvPG): 15 by default (Debian's), or 16, 17, 18 (and 14 for
+// refusal tests) from the checkout's .cache/pg, which scripts/setup-pg-matrix.sh fills.
 //
 // A cluster is initialised with data checksums in its own directory under the system temp
 // dir, listens on 127.0.0.1 on a free port (scram-sha-256) and on a private unix socket
@@ -11,8 +13,11 @@
 // panics) or StartMain from TestMain to share one cluster across a package. Directories of
 // test processes that died without cleaning up are removed the next time a cluster starts.
 //
-// When no PostgreSQL 15+ binaries are installed, Require skips the test with the install
-// command, unless WALWEAVE_REQUIRE_PG=1 is set, in which case it fails.
+// When the selected server is not installed, Require skips the test with the install command,
+// unless WALWEAVE_REQUIRE_PG=1 or WALWEAVE_PG is set, in which case it fails. Client programs
+// (psql, pgbench, pg_amcheck, pg_basebackup, pg_verifybackup) come from the system install
+// (Client) when the server's bin directory has none; the helpers work around what Debian's 15
+// programs cannot do against newer servers (TarBackup, Standby, VerifyBackup).
 package pgtest
 
 import (

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/klauspost/compress/zstd"
 	"github.com/walweave/walweave/internal/lz4frame"
+	"github.com/walweave/walweave/internal/readerr"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
@@ -62,7 +63,12 @@ type Config struct {
 	Compression string
 	// Progress asks the server to estimate the backup's size first (BASE_BACKUP's PROGRESS).
 	Progress bool
-	Logger   *slog.Logger // nil logs nothing
+	// ProgressTimeout fails the copy when the server sends nothing for that long once the copy
+	// stream is open (from the end of the start checkpoint to the end of the command): a
+	// stopped walsender or a proxy that holds the connection. 0 turns it off. The checkpoint
+	// itself sends nothing and is not bounded by it.
+	ProgressTimeout time.Duration
+	Logger          *slog.Logger // nil logs nothing
 }
 
 // Source is the BASE_BACKUP source.
@@ -92,6 +98,7 @@ type Source struct {
 	dec          *archiveDecoder // reused for every compressed archive
 	tr           *tarw.Reader
 	curArchive   *archive
+	running      bool // BASE_BACKUP was sent and its ReadyForQuery not read yet
 }
 
 // archive is one server tar archive.
@@ -226,6 +233,13 @@ func (b *Source) recv() (byte, []byte, error) {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
+			var stalled *pgrepl.StalledError
+			switch {
+			case errors.As(err, &stalled):
+				return 0, nil, err
+			case pgrepl.TimedOut(err):
+				return 0, nil, fmt.Errorf("connection lost: %w (%v); check the network to the server (and a firewall or proxy between), then run the backup again", pgrepl.ErrConnTimedOut, err)
+			}
 			return 0, nil, fmt.Errorf("connection lost: %w", err)
 		}
 		switch typ {
@@ -243,7 +257,11 @@ func (b *Source) recv() (byte, []byte, error) {
 			if err := e.Decode(body); err != nil {
 				return 0, nil, fmt.Errorf("malformed error from the server: %w", err)
 			}
-			return 0, nil, pgconn.ErrorResponseToPgError(&e)
+			pgErr := pgconn.ErrorResponseToPgError(&e)
+			if pgErr.Code == "57P01" {
+				return 0, nil, fmt.Errorf("the base backup's walsender was terminated (pg_terminate_backend or a server shutdown): %w; run the backup again", pgErr)
+			}
+			return 0, nil, pgErr
 		}
 		return typ, body, nil
 	}
@@ -290,6 +308,7 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	}
 	cmd := b.command()
 	b.log.Debug("sending", "command", cmd)
+	b.running = true
 	query, err := (&pgproto3.Query{String: cmd}).Encode(nil)
 	if err != nil {
 		return source.Start{}, fmt.Errorf("encode BASE_BACKUP: %w", err)
@@ -347,6 +366,7 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	if !b.bc.Batch(true) {
 		b.log.Debug("reading the copy stream without a socket low-water mark")
 	}
+	b.bc.SetStallTimeout(b.cfg.ProgressTimeout)
 	return st, nil
 }
 
@@ -524,7 +544,7 @@ func archiveCompression(name string) string {
 // once.
 type archiveDecoder struct {
 	name string
-	src  *readErr // the archive reader under the decompressor
+	src  *readerr.Reader // the archive reader under the decompressor
 	zr   decoder
 }
 
@@ -540,8 +560,8 @@ func newArchiveDecoder(method string) (*archiveDecoder, error) {
 		return &archiveDecoder{zr: lz4Decoder{lz4frame.NewReader(nil)}}, nil
 	case "zstd":
 		// Concurrency 1: the decoder decodes on the caller's goroutine and starts none of
-		// its own, so it needs no Close (which could race with a Read in progress); zstd decodes at about 1 GB/s per core,
-		// faster than a link that needs compression. The server's window is at most 8 MiB
+		// its own, so it needs no Close (which could race with a Read in progress); zstd
+		// decodes at about 1 GB/s per core, faster than a link that needs compression. The server's window is at most 8 MiB
 		// at level 22, 128 MiB with long (windowLog 27), both below the default limit.
 		zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
 		if err != nil {
@@ -554,7 +574,7 @@ func newArchiveDecoder(method string) (*archiveDecoder, error) {
 
 func (z *archiveDecoder) reset(name string, r io.Reader) error {
 	z.name = name
-	z.src = &readErr{r: r}
+	z.src = &readerr.Reader{R: r}
 	if err := z.zr.Reset(z.src); err != nil {
 		return z.wrap(err)
 	}
@@ -562,11 +582,11 @@ func (z *archiveDecoder) reset(name string, r io.Reader) error {
 }
 
 func (z *archiveDecoder) wrap(err error) error {
-	if err != nil && err != io.EOF && z.src.err == nil {
+	if err != nil && err != io.EOF && z.src.Err == nil {
 		return fmt.Errorf("decompress the server's archive %s: %w", z.name, err)
 	}
-	if z.src.err != nil && err != nil && err != io.EOF {
-		return z.src.err // the connection's own error, unchanged
+	if z.src.Err != nil && err != nil && err != io.EOF {
+		return z.src.Err // the connection's own error, unchanged
 	}
 	return err
 }
@@ -649,15 +669,31 @@ func (b *Source) End(ctx context.Context) (source.End, error) {
 			return end, fmt.Errorf("finish base backup: %w", err)
 		}
 		if typ == msgReadyForQuery {
+			b.running = false
+			b.bc.SetStallTimeout(0)
 			return end, nil
 		}
 	}
 }
 
-// Close closes the connection; a backup still running on the server is aborted by it.
+// cancelTimeout bounds the cancel request Close sends for a backup still running.
+const cancelTimeout = 2 * time.Second
+
+// Close closes the connection. A backup still running on the server gets a cancel request
+// first: a walsender waiting for the start checkpoint notices neither a closed socket nor a
+// dead network before the checkpoint ends (minutes with a spread checkpoint), and would hold
+// its walsender slot until then.
 func (b *Source) Close() error {
 	if b.stopWatch != nil {
 		b.stopWatch()
+	}
+	if b.running && b.conn != nil {
+		b.running = false
+		if err := pgrepl.CancelBackend(b.conn, cancelTimeout); err != nil {
+			b.log.Debug("cancel request for the base backup", "err", err)
+		} else {
+			b.log.Debug("cancel request sent for the base backup", "pid", b.conn.PID())
+		}
 	}
 	if b.nc == nil {
 		if b.conn == nil {

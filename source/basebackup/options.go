@@ -2,7 +2,6 @@ package basebackup
 
 import (
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 )
@@ -104,19 +103,4 @@ func MaxRateKB(bytesPerSec int64) int64 {
 		return 0 // above the server's maximum: no limit is the closest
 	}
 	return kb
-}
-
-// readErr remembers its reader's error, to tell a failing server from a failing consumer
-// after io.Copy.
-type readErr struct {
-	r   io.Reader
-	err error
-}
-
-func (e *readErr) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		e.err = err
-	}
-	return n, err
 }
