@@ -147,7 +147,7 @@ func (s *Session) begin() error {
 		s.src = sqlfetch.New(sqlfetch.Config{
 			ConnString: s.cfg.ConnString, Jobs: s.cfg.Jobs, Label: s.cfg.Label,
 			Fast: s.cfg.Checkpoint == CheckpointFast, ManifestChecksums: s.cfg.ManifestChecksums,
-			NoVerifyChecksums: s.cfg.NoVerifyChecksums, Logger: s.log,
+			NoVerifyChecksums: s.cfg.NoVerifyChecksums, Logger: s.log, TCP: s.cfg.tcp(),
 		})
 	}
 	if s.src == nil {

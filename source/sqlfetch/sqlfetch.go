@@ -80,7 +80,11 @@ type Config struct {
 	ManifestChecksums string
 	// NoVerifyChecksums turns off the page checksum verification.
 	NoVerifyChecksums bool
-	Logger            *slog.Logger
+	// TCP are the keepalive and user-timeout settings of every connection (both ends), as the
+	// replication connections get them: a cut network ends the sessions, and the server's
+	// backup with them.
+	TCP    pgrepl.TCP
+	Logger *slog.Logger
 }
 
 // Source is the SQL file-fetch source (source.Source).
@@ -203,6 +207,7 @@ func (s *Source) connConfig() (*pgconn.Config, error) {
 	for _, k := range []string{"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "idle_session_timeout"} {
 		cfg.RuntimeParams[k] = "0"
 	}
+	pgrepl.ApplyTCP(cfg, s.cfg.TCP)
 	// The recursive listing's row estimate is huge (thousands of rows per pg_ls_dir call, per
 	// level), which makes the planner JIT-compile it: 300 ms of compiling for a query that
 	// runs in 2 ms.
