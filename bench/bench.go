@@ -20,6 +20,7 @@ type set struct {
 	// loadTPS and walRate (bytes/s) describe the load during the measured rounds.
 	loadTPS, walRate float64
 	loadSeconds      float64
+	link             bool // the backups went through the capped link
 }
 
 // round holds one run of every contender, in order.
@@ -45,7 +46,11 @@ func runBench(ctx context.Context, cfg *config, srv *server) error {
 	m := describeMachine(ctx, srv, cfg)
 	var sets []*set
 	if !cfg.skipIdle {
-		sets = append(sets, &set{name: "idle", keys: cfg.only})
+		name := "idle"
+		if srv.link != "" {
+			name = "idle, capped link"
+		}
+		sets = append(sets, &set{name: name, keys: cfg.only, link: srv.link != ""})
 	}
 	if cfg.load {
 		sets = append(sets, &set{name: fmt.Sprintf("under load (pgbench, %d clients)", cfg.clients),

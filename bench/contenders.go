@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // contender is one way of taking a backup.
 type contender struct {
-	key  string // A, B, C, D, A-lz4, A-srvlz4
+	key  string // A, B, C, D, A-lz4, A-srvlz4, A-srvzstd, A-j2, A-j4, A-j8
 	desc string // the command line, as shown in the report
 	// args returns the program and its arguments; dir is a fresh empty directory the
 	// contender may write to (removed after the run).
@@ -65,6 +66,26 @@ var contenders = []contender{
 			return e.walweave, []string{"backup", "-d", e.srv.backupDSN, "-c", "fast", "--server-compress", "lz4"}
 		},
 	},
+	{
+		key: "A-srvzstd", desc: "walweave backup -c fast --server-compress zstd:level=3,workers=2 > /dev/null",
+		args: func(e *env, _ string) (string, []string) {
+			return e.walweave, []string{"backup", "-d", e.srv.backupDSN, "-c", "fast", "--server-compress", "zstd:level=3,workers=2"}
+		},
+	},
+	jobsContender(2),
+	jobsContender(4),
+	jobsContender(8),
+}
+
+// jobsContender reads the files over SQL on n connections (--jobs n).
+func jobsContender(n int) contender {
+	return contender{
+		key:  fmt.Sprintf("A-j%d", n),
+		desc: fmt.Sprintf("walweave backup -c fast --jobs %d > /dev/null", n),
+		args: func(e *env, _ string) (string, []string) {
+			return e.walweave, []string{"backup", "-d", e.srv.backupDSN, "-c", "fast", "--jobs", strconv.Itoa(n)}
+		},
+	}
 }
 
 // allKeys lists every contender's key.
@@ -129,5 +150,15 @@ func (c *contender) run(ctx context.Context, e *env) sample {
 		dir = d
 	}
 	prog, args := c.args(e, dir)
-	return measure(ctx, prog, args)
+	before := e.srv.cpu()
+	smp := measure(ctx, prog, args)
+	if before >= 0 {
+		// The backends and walsenders of the run exit when it does; give the postmaster a
+		// moment to reap them, so that their CPU time is in its children's total.
+		time.Sleep(300 * time.Millisecond)
+		if after := e.srv.cpu(); after >= 0 {
+			smp.srvCPU = after - before
+		}
+	}
+	return smp
 }

@@ -25,6 +25,7 @@ type machine struct {
 	date       time.Time
 	loadBefore string // /proc/loadavg when the benchmark started
 	loadAfter  string
+	link       string
 }
 
 // describeMachine collects the machine, versions and settings for the report.
@@ -41,6 +42,7 @@ func describeMachine(ctx context.Context, srv *server, cfg *config) *machine {
 		scratch:    srv.scratch,
 		date:       time.Now().UTC(),
 		loadBefore: readLoadAvg(),
+		link:       srv.link,
 	}
 	m.dbSize, _ = srv.databaseSize(ctx)
 	return m

@@ -10,6 +10,11 @@
 //	D         pg_basebackup --target=blackhole -X none -c fast   (the server's own limit)
 //	A-lz4     walweave backup -c fast --compress lz4 > /dev/null
 //	A-srvlz4  walweave backup -c fast --server-compress lz4 > /dev/null
+//	A-srvzstd walweave backup -c fast --server-compress zstd:level=3,workers=2 > /dev/null
+//	A-jN      walweave backup -c fast --jobs N > /dev/null   (N = 2, 4, 8: files over SQL)
+//
+// -link-rate and -link-latency put an in-process Toxiproxy between the backups and the server
+// that caps each TCP connection (link.go): a network that limits flows.
 //
 // For each it reports the median, minimum and maximum wall time, throughput (of the database
 // size), client CPU seconds (user+sys of the child, from its rusage) and peak RSS, and the
@@ -21,6 +26,7 @@
 //	go run ./bench -scale 100 -runs 5 -out bench/results.md
 //	go run ./bench -scale 20 -load -skip-idle
 //	go run ./bench -scale 100 -profile cpu.pprof -memprofile mem.pprof
+//	go run ./bench -scale 20 -runs 3 -link-rate 40000 -only A,A-j2,A-j4,A-j8,A-srvlz4,A-srvzstd,B
 package main
 
 import (
@@ -30,7 +36,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -58,6 +63,8 @@ type config struct {
 	memProfile  string
 	profileRuns int
 	verbose     bool
+	linkRate    int
+	linkLatency time.Duration
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -67,7 +74,7 @@ func parseFlags(args []string) (*config, error) {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nwalweave against pg_basebackup, side by side. Flags:\n")
 		fs.PrintDefaults()
 	}
-	only := fs.String("only", strings.Join(allKeys(), ","), "comma-separated contenders to run (A, B, C, D, A-lz4, A-srvlz4)")
+	only := fs.String("only", "A,B,C,D,A-lz4,A-srvlz4", "comma-separated contenders to run (A, B, C, D, A-lz4, A-srvlz4, A-srvzstd, A-j2, A-j4, A-j8)")
 	fs.IntVar(&c.scale, "scale", 100, "pgbench scale factor (100 is about 1.5 GB)")
 	fs.IntVar(&c.runs, "runs", 5, "measured rounds (each runs every contender once)")
 	fs.IntVar(&c.warmup, "warmup", 1, "unmeasured warm-up rounds before the measured ones")
@@ -87,6 +94,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.profile, "profile", "", "profile mode: run mux.Backup in-process and write a CPU profile here")
 	fs.StringVar(&c.memProfile, "memprofile", "", "profile mode: also write an allocation profile here")
 	fs.BoolVar(&c.verbose, "v", false, "profile mode: log what mux.Backup does (debug level) on stderr")
+	fs.IntVar(&c.linkRate, "link-rate", 0, "cap every TCP connection of the backups at this many kB/s (an in-process Toxiproxy bandwidth toxic per connection; 0 = loopback)")
+	fs.DurationVar(&c.linkLatency, "link-latency", 0, "with the link proxy: latency added to the server's replies on every connection")
 	fs.IntVar(&c.profileRuns, "profile-runs", 1, "profile mode: profiled backups (after one unprofiled warm-up)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -146,6 +155,13 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	if cfg.profile != "" {
 		return runProfile(ctx, cfg, srv)
+	}
+	if cfg.linkRate > 0 || cfg.linkLatency > 0 {
+		stop, err := srv.startLink(cfg.linkRate, cfg.linkLatency)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	return runBench(ctx, cfg, srv)
 }

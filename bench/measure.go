@@ -31,6 +31,7 @@ type sample struct {
 	wall   time.Duration
 	cpu    time.Duration // user + sys of the program (and of the children it waited for)
 	maxRSS int64         // peak resident set, KiB
+	srvCPU time.Duration // CPU time of the server's processes during the run (scratch cluster only)
 	err    error
 }
 

@@ -17,6 +17,7 @@ type stats struct {
 	rssMax             float64 // MiB, highest peak over the runs
 	rssMed             float64 // MiB
 	cpuPerGiB          float64 // client CPU seconds per GiB of database
+	srvCPUMed          float64 // seconds, server processes; NaN when not measured
 	firstErr           error
 	walls, cpus, rates []float64
 }
@@ -24,7 +25,7 @@ type stats struct {
 // summarize computes a contender's stats over the set's rounds (failed runs left out).
 func (s *set) summarize(key string) stats {
 	var st stats
-	var rss, cpuPerGiB []float64
+	var rss, cpuPerGiB, srv []float64
 	for _, r := range s.rounds {
 		smp, ok := r.samples[key]
 		if !ok {
@@ -43,6 +44,9 @@ func (s *set) summarize(key string) stats {
 		st.cpus = append(st.cpus, smp.cpu.Seconds())
 		st.rates = append(st.rates, float64(r.dbSize)/(1<<20)/w)
 		rss = append(rss, float64(smp.maxRSS)/1024)
+		if smp.srvCPU > 0 {
+			srv = append(srv, smp.srvCPU.Seconds())
+		}
 		cpuPerGiB = append(cpuPerGiB, smp.cpu.Seconds()/(float64(r.dbSize)/(1<<30)))
 	}
 	if st.ok == 0 {
@@ -51,6 +55,7 @@ func (s *set) summarize(key string) stats {
 	st.wallMed, st.wallMin, st.wallMax = median(st.walls), minOf(st.walls), maxOf(st.walls)
 	st.mibPerSec, st.cpuMed, st.cpuPerGiB = median(st.rates), median(st.cpus), median(cpuPerGiB)
 	st.rssMax, st.rssMed = maxOf(rss), median(rss)
+	st.srvCPUMed = median(srv)
 	return st
 }
 
@@ -80,7 +85,8 @@ func (s *set) pairRatios(num, den string) ratio {
 }
 
 // ratioPairs are the ratios the report shows, when both sides ran.
-var ratioPairs = [][2]string{{"A", "B"}, {"A", "C"}, {"A", "D"}, {"A-lz4", "B"}, {"A-srvlz4", "B"}, {"A-srvlz4", "D"}}
+var ratioPairs = [][2]string{{"A", "B"}, {"A", "C"}, {"A", "D"}, {"A-lz4", "B"}, {"A-srvlz4", "B"}, {"A-srvlz4", "D"},
+	{"A", "A-j2"}, {"A", "A-j4"}, {"A", "A-j8"}, {"A", "A-srvlz4"}, {"A", "A-srvzstd"}}
 
 // renderReport renders the whole Markdown report.
 func renderReport(m *machine, sets []*set) string {
@@ -106,7 +112,11 @@ func renderMachine(b *strings.Builder, m *machine) {
 		m.scale, mib(m.dbSize))
 	fmt.Fprintf(b, "- %d measured rounds after %d warm-up round(s); each round runs every contender once, in the order of the table rotated by one place per round (A B C, B C A, ...)\n",
 		m.runs, m.warmup)
-	fmt.Fprintf(b, "- MiB/s is database size / wall time; client CPU is user+sys of the client process (rusage, children included); peak RSS is ru_maxrss\n\n")
+	fmt.Fprintf(b, "- MiB/s is database size / wall time; client CPU is user+sys of the client process (rusage, children included); peak RSS is ru_maxrss; server CPU is user+sys of the postmaster and its children during the run (/proc, scratch cluster only)\n")
+	if m.link != "" {
+		fmt.Fprintf(b, "- Link: %s; A/X wall ratios above 1 are X's speed-up over A\n", m.link)
+	}
+	b.WriteString("\n")
 }
 
 // renderSet writes one set's tables and target checks.
@@ -116,8 +126,8 @@ func renderSet(b *strings.Builder, s *set) {
 		fmt.Fprintf(b, "Load during the measured rounds: %.0f commits/s, %.1f MiB/s of WAL.\n\n",
 			s.loadTPS, s.walRate/(1<<20))
 	}
-	b.WriteString("| | command | wall median | min | max | MiB/s | client CPU s | CPU s/GiB | peak RSS MiB (median / max) | failed |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| | command | wall median | min | max | MiB/s | client CPU s | CPU s/GiB | server CPU s | peak RSS MiB (median / max) | failed |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, key := range s.keys {
 		renderRow(b, key, s.summarize(key))
 	}
@@ -151,11 +161,15 @@ func renderRatios(b *strings.Builder, s *set) {
 func renderRow(b *strings.Builder, key string, st stats) {
 	desc := find(key).desc
 	if st.ok == 0 {
-		fmt.Fprintf(b, "| %s | `%s` | – | – | – | – | – | – | – | %d |\n", key, desc, st.failed)
+		fmt.Fprintf(b, "| %s | `%s` | – | – | – | – | – | – | – | – | %d |\n", key, desc, st.failed)
 		return
 	}
-	fmt.Fprintf(b, "| %s | `%s` | %.2f s | %.2f | %.2f | %.0f | %.2f | %.2f | %.1f / %.1f | %d |\n",
-		key, desc, st.wallMed, st.wallMin, st.wallMax, st.mibPerSec, st.cpuMed, st.cpuPerGiB,
+	srv := "–"
+	if !math.IsNaN(st.srvCPUMed) {
+		srv = fmt.Sprintf("%.2f", st.srvCPUMed)
+	}
+	fmt.Fprintf(b, "| %s | `%s` | %.2f s | %.2f | %.2f | %.0f | %.2f | %.2f | %s | %.1f / %.1f | %d |\n",
+		key, desc, st.wallMed, st.wallMin, st.wallMax, st.mibPerSec, st.cpuMed, st.cpuPerGiB, srv,
 		st.rssMed, st.rssMax, st.failed)
 }
 
@@ -170,6 +184,19 @@ type target struct {
 // targets are the goals that apply to the set.
 func (s *set) targets() []target {
 	var ts []target
+	if s.link {
+		// The loopback targets (A against pg_basebackup) do not apply through the link.
+		if s.has("A") && s.has("A-j4") {
+			// A throughput target: the limit is on the inverse ratio, A-j4 / A wall <= 1/3.5.
+			rt := s.pairRatios("A-j4", "A")
+			ts = append(ts, target{"A-j4/A wall on the capped link (1/3.5 = 0.29 is --jobs 4 at 3.5x BASE_BACKUP's throughput)", rt.wallMed, 1 / 3.5, len(rt.wall) > 0})
+		}
+		if s.has("A-j4") {
+			st := s.summarize("A-j4")
+			ts = append(ts, target{"peak RSS of A-j4, MiB (max over runs; 16 MiB of it is the fetch window)", st.rssMax, 64, st.ok > 0})
+		}
+		return ts
+	}
 	if s.has("A") && s.has("B") {
 		limit := 0.75
 		if s.loaded {

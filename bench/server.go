@@ -21,6 +21,8 @@ type server struct {
 	sqlDSN    string // a role that may run pgbench, CHECKPOINT and size queries
 	binDir    string // pg_basebackup, pgbench
 	scratch   bool   // started by this program
+	dataDir   string // the scratch cluster's data directory ("" for -d)
+	link      string // the capped link the backups go through ("" for none)
 	close     func()
 }
 
@@ -64,13 +66,24 @@ func openServer(ctx context.Context, cfg *config) (*server, error) {
 		}
 	}
 	logf("cluster up on port %d (%s, %s)", c.Port, c.Server, c.DataDir)
-	return &server{
+	srv := &server{
 		backupDSN: c.DSN(),
 		sqlDSN:    c.SuperDSN("postgres"),
 		binDir:    binDir,
 		scratch:   true,
+		dataDir:   c.DataDir,
 		close:     c.Close,
-	}, nil
+	}
+	// --jobs reads files over SQL: the replication role needs EXECUTE on these.
+	for _, fn := range []string{"pg_backup_start(text, boolean)", "pg_backup_stop(boolean)",
+		"pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolean)",
+		"pg_read_binary_file(text, bigint, bigint, boolean)"} {
+		if err := srv.exec(ctx, "grant execute on function pg_catalog."+fn+" to "+pgtest.ReplicationUser); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return srv, nil
 }
 
 // programMajor returns the major version a PostgreSQL program reports with --version.

@@ -188,8 +188,8 @@ func TestRestoreDrill(t *testing.T) {
 	assertNothingLeft(t, c)
 }
 
-// TestServerCompression: with ServerCompression the server sends lz4 frames (a tenth of the
-// bytes for pgbench data), walweave decompresses them on the fly, and the stream is the same
+// TestServerCompression: with ServerCompression the server sends lz4 or zstd frames (a tenth
+// of the bytes for pgbench data, less with zstd), walweave decompresses them on the fly, and the stream is the same
 // plain, woven tar: pg_verifybackup passes, PostgreSQL starts, the invariant holds, and the
 // tablespace's archive (compressed on its own) comes back too.
 func TestServerCompression(t *testing.T) {
@@ -202,7 +202,7 @@ func TestServerCompression(t *testing.T) {
 	stop := walSwitcher(t, c, 300*time.Millisecond)
 
 	var plain mux.Result
-	for _, comp := range []string{"", "lz4", "lz4:3"} {
+	for _, comp := range []string{"", "lz4", "lz4:3", "zstd:level=3,workers=2"} {
 		cfg := mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, ServerCompression: comp}
 		path, res, err := backupToFile(t, context.Background(), nil, cfg)
 		if err != nil {
@@ -228,7 +228,7 @@ func TestServerCompression(t *testing.T) {
 		if firstWAL > lastData {
 			t.Fatalf("no WAL woven in before the last data member (first WAL %d, last data %d)", firstWAL, lastData)
 		}
-		if comp == "lz4:3" {
+		if comp == "zstd:level=3,workers=2" {
 			stop()
 			if err := load.Stop(); err != nil {
 				t.Fatal(err)

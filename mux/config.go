@@ -82,13 +82,15 @@ type Config struct {
 	// ManifestChecksums is the manifest's file checksum algorithm: NONE, CRC32C (default),
 	// SHA224, SHA256, SHA384 or SHA512.
 	ManifestChecksums string
-	// ServerCompression has the server compress each archive before sending it: "lz4", or
-	// "lz4:N" for level N (1..12; the default is lz4's fast mode). walweave decompresses the
-	// archives as they arrive, so the stream it writes is the same plain tar; what changes is
-	// the traffic (pgbench data: a tenth) and the work: the server compresses, the client
-	// decompresses. "" or "none" (the default) sends the archives as they are. The server must
-	// be built with lz4 (Debian's and PGDG's packages are). MaxRate then limits compressed
-	// bytes.
+	// ServerCompression has the server compress each archive before sending it: "lz4", "lz4:N"
+	// (level 1..12; the default is lz4's fast mode), "zstd", or "zstd:level=N,workers=W"
+	// (level -131072..22, default 3; W server threads compress, 0 = in the walsender itself;
+	// ",long" for long-distance matching, 16+). walweave decompresses the archives as they
+	// arrive, so the stream it writes is the same plain tar; what changes is the traffic
+	// (pgbench data: a tenth with lz4, less with zstd) and the work: the server compresses,
+	// the client decompresses. "" or "none" (the default) sends the archives as they are.
+	// The server must be built with the library (Debian's and PGDG's packages have both).
+	// MaxRate then limits compressed bytes.
 	ServerCompression string
 	// WriteRecoveryConf adds standby.signal and primary_conninfo (and primary_slot_name with
 	// SlotName) so the restored copy starts as a streaming standby of the source.
@@ -103,6 +105,16 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Logger receives debug and info logs; nil logs nothing.
 	Logger *slog.Logger
+	// Jobs, when 2 or more, reads the data files over SQL instead of BASE_BACKUP: a
+	// non-exclusive backup (pg_backup_start/pg_backup_stop) and pg_read_binary_file over Jobs
+	// ordinary connections, each fetching ahead (package source/sqlfetch). On a link that caps
+	// each TCP flow this multiplies the throughput; the WAL still streams on the replication
+	// connection. It needs full_page_writes on, a primary, and superuser or EXECUTE on
+	// pg_backup_start, pg_backup_stop, pg_ls_dir, pg_stat_file and pg_read_binary_file (Backup
+	// says which GRANTs are missing before anything starts). backup_label then comes at the end
+	// of the data, and the manifest is built by walweave. MaxRate and ServerCompression apply
+	// to BASE_BACKUP only. 0 or 1: BASE_BACKUP.
+	Jobs int
 	// KeepaliveIdle, KeepaliveInterval and KeepaliveCount are the TCP keepalive settings of
 	// both connections, set on walweave's sockets and asked of the server for its own
 	// (tcp_keepalives_idle, _interval, _count, as startup parameters); TCPUserTimeout is
@@ -237,6 +249,20 @@ func (c *Config) normalize() error {
 	}
 	if c.IncrementalFrom != nil && c.Source != nil {
 		return fmt.Errorf("mux: IncrementalFrom configures the BASE_BACKUP source; a caller's Source takes incremental backups its own way")
+	}
+	if c.IncrementalFrom != nil && c.Jobs >= 2 {
+		return fmt.Errorf("mux: an incremental backup needs BASE_BACKUP (the server's WAL summaries); reading files over SQL with %d jobs takes full backups only", c.Jobs)
+	}
+	if c.Jobs < 0 || c.Jobs > 256 {
+		return fmt.Errorf("mux: %d jobs: want 0..256", c.Jobs)
+	}
+	if c.Jobs >= 2 && c.Source == nil {
+		if method, _, _ := basebackup.ParseCompression(c.ServerCompression); method != "" {
+			return fmt.Errorf("mux: server compression %q applies to BASE_BACKUP, not to reading files over SQL with %d jobs; choose one", c.ServerCompression, c.Jobs)
+		}
+		if c.MaxRate > 0 {
+			return fmt.Errorf("mux: max rate applies to BASE_BACKUP, not to reading files over SQL with %d jobs", c.Jobs)
+		}
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = time.Second

@@ -29,6 +29,18 @@
 // tablespaces, with allow_in_place_tablespaces = on and one comment line per tablespace
 // recording its original location appended to postgresql.auto.conf.
 //
+// Connection A is read through a 1 MiB buffer, with a socket low-water mark during the copy
+// stream so that the kernel wakes the reader once per MiB rather than per 8 KiB segment (see
+// bench/README.md for what that saves). With Config.ServerCompression the server sends each
+// archive as an LZ4 or zstd frame, decoded on the fly (internal/lz4frame, klauspost/compress):
+// the stream is the same.
+//
+// With Config.Jobs >= 2 the data side is package source/sqlfetch instead of BASE_BACKUP: a
+// non-exclusive backup (pg_backup_start/pg_backup_stop on one session) whose files are read
+// with pg_read_binary_file over Jobs ordinary connections, for links that cap each TCP flow.
+// The WAL side and the weaving are the same; backup_label then comes after global/pg_control,
+// the last data member, and backup_manifest is built by walweave.
+//
 // Both connections get TCP keepalives and a TCP user timeout on both ends (Config.KeepaliveIdle
 // ... TCPUserTimeout), so that a cut network ends them, and the server's walsenders and slot,
 // within about 50 s; a server that stops sending on a live connection fails its side after

@@ -35,9 +35,9 @@ func ExampleBackup() {
 }
 
 // Check a configuration before connecting, for example one built from user input: server-side
-// compression takes lz4 with an optional level.
+// compression takes lz4 with an optional level, or zstd with a level and server threads.
 func ExampleConfig_Validate() {
-	for _, comp := range []string{"lz4", "lz4:9", "zstd"} {
+	for _, comp := range []string{"lz4", "lz4:9", "zstd:level=3,workers=4", "gzip"} {
 		cfg := mux.Config{ConnString: "host=db.example user=backup", ServerCompression: comp}
 		if err := cfg.Validate(); err != nil {
 			fmt.Println(err)
@@ -48,5 +48,6 @@ func ExampleConfig_Validate() {
 	// Output:
 	// lz4: ok
 	// lz4:9: ok
-	// mux: server compression "zstd": walweave decompresses only lz4 from the server; use lz4 (and compress the output stream with any tool)
+	// zstd:level=3,workers=4: ok
+	// mux: server compression "gzip": walweave decompresses lz4 and zstd from the server, not gzip; use zstd or lz4 (and compress the output stream with any tool)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/source/basebackup"
+	"github.com/walweave/walweave/source/sqlfetch"
 	"github.com/walweave/walweave/tarw"
 	"github.com/walweave/walweave/walstream"
 )
@@ -142,6 +143,13 @@ func (s *Session) begin() error {
 	applyReplicationPassfile(connCfg, s.cfg.ConnString)
 	pgrepl.ApplyTCP(connCfg, s.cfg.tcp())
 	s.src = s.cfg.Source
+	if s.src == nil && s.cfg.Jobs >= 2 {
+		s.src = sqlfetch.New(sqlfetch.Config{
+			ConnString: s.cfg.ConnString, Jobs: s.cfg.Jobs, Label: s.cfg.Label,
+			Fast: s.cfg.Checkpoint == CheckpointFast, ManifestChecksums: s.cfg.ManifestChecksums,
+			NoVerifyChecksums: s.cfg.NoVerifyChecksums, Logger: s.log, TCP: s.cfg.tcp(),
+		})
+	}
 	if s.src == nil {
 		s.src = basebackup.New(basebackup.Config{
 			ConnConfig: connCfg.Copy(), Label: s.cfg.Label, Checkpoint: string(s.cfg.Checkpoint),

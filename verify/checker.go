@@ -138,6 +138,7 @@ type Checker struct {
 	manifestErr  error
 	label        *backupLabel
 	labelSeen    bool
+	labelLate    string // the main directory's first member when it was not backup_label
 	controlID    uint64
 	controlSeen  bool
 	controlHead  []byte
@@ -329,12 +330,17 @@ func (c *Checker) Begin(h *tar.Header) error {
 	}
 	// backup_label leads the main directory's members. The server sends the tablespace
 	// archives before base.tar, so re-rooted tablespace members (and WAL segments woven in
-	// between them) may come first.
+	// between them) may come first. A source that learns backup_label's content only when
+	// the backup stops (files read over SQL, --jobs) sends it after global/pg_control
+	// instead, as the last data member.
 	if !c.mainSeen && !strings.HasPrefix(name, "pg_tblspc/") && !strings.HasPrefix(name, "pg_wal/") {
 		c.mainSeen = true
 		if name != "backup_label" {
-			c.problem(name, "the first member is not backup_label (the stream contract puts backup_label first)")
+			c.labelLate = name
 		}
+	}
+	if name == "backup_label" && c.labelLate != "" && !c.controlSeen {
+		c.problem(c.labelLate, "the first member is not backup_label, and backup_label does not come after global/pg_control either (the stream contract puts backup_label first, or last after global/pg_control)")
 	}
 	if c.manifestSeen {
 		c.problem(name, "member after backup_manifest (the manifest must be the last member)")

@@ -7,7 +7,8 @@
 //     a member boundary is reported as truncated), nothing but zeros after it;
 //   - member names: relative, no "..", no duplicates, no member below a regular file; only
 //     regular files and directories;
-//   - backup_label first, backup_manifest last, the manifest's JSON and its Manifest-Checksum;
+//   - backup_label first (or, from a source that reads files over SQL, last after
+//     global/pg_control), backup_manifest last, the manifest's JSON and its Manifest-Checksum;
 //   - every file of the manifest present once with the right size and checksum (computed while
 //     the data streams past, before the manifest arrives), and no file the manifest does not
 //     list except those pg_verifybackup ignores too;

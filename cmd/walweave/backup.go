@@ -51,6 +51,7 @@ type backupFlags struct {
 	ringSlots                int
 	compress                 string
 	serverCompress           string
+	jobs                     int
 	output                   string
 	tcpUserTimeout           time.Duration
 	progressTimeout          time.Duration
@@ -91,7 +92,8 @@ func (f *backupFlags) register(fs *flag.FlagSet) {
 	boolFlag(fs, &f.verbose, "v", "verbose", "log what happens on stderr")
 	fs.IntVar(&f.ringSlots, "ring-slots", 24, "WAL segments that may wait in memory while a data file is copied")
 	fs.StringVar(&f.compress, "compress", "none", "compress the stream: none or lz4[:LEVEL] (LEVEL 0-9, several cores)")
-	fs.StringVar(&f.serverCompress, "server-compress", "none", "have the server send its archives lz4-compressed, decompressed here: none or lz4[:LEVEL] (LEVEL 1-12); less traffic, more CPU on both sides")
+	fs.StringVar(&f.serverCompress, "server-compress", "none", "have the server send its archives compressed, decompressed here: none, lz4[:LEVEL] (LEVEL 1-12) or zstd[:level=N][,workers=N] (N server threads); less traffic, more CPU on both sides")
+	fs.IntVar(&f.jobs, "jobs", 0, "read the data files over SQL on N connections (N >= 2; pg_read_binary_file inside pg_backup_start/stop) instead of BASE_BACKUP: N TCP flows for links that cap each one; needs superuser or the EXECUTE grants it names")
 	fs.DurationVar(&f.tcpUserTimeout, "tcp-user-timeout", mux.DefaultTCPUserTimeout, "end a connection whose peer stopped acknowledging (cut network, dead host) after this long, on both ends; keepalive probes start after "+mux.DefaultKeepaliveIdle.String()+" of silence; negative: no user timeout")
 	fs.DurationVar(&f.progressTimeout, "progress-timeout", mux.DefaultProgressTimeout, "fail a side whose server sends nothing (not even a requested keepalive) for this long on a live connection; the start checkpoint's wait is not counted; negative: off")
 	fs.StringVar(&f.standbyConfig, "standby-config", "keep", "backing up a standby: keep its standby.signal and primary_conninfo (the copy starts as a standby of the same primary), or drop them (the copy starts as a primary)")
@@ -315,6 +317,7 @@ func (f *backupFlags) config() (mux.Config, error) {
 		RingSlots: f.ringSlots, SlotName: f.slot, NoVerifyChecksums: f.noVerifyChecksums,
 		ManifestChecksums: f.manifestChecksums, WriteRecoveryConf: f.writeRecoveryConf,
 		ServerCompression:    f.serverCompress,
+		Jobs:                 f.jobs,
 		RecoveryConfPassword: f.recoveryPassword,
 		TCPUserTimeout:       f.tcpUserTimeout, ProgressTimeout: f.progressTimeout,
 		StandbyConfig: mux.StandbyConfig(f.standbyConfig)}

@@ -1,0 +1,305 @@
+package sqlfetch
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// piece is a byte range of one file, read with one pg_read_binary_file call.
+type piece struct {
+	m   int   // index of the member in Source.members
+	off int64 // offset in the file
+	n   int64 // bytes asked for
+}
+
+// task is what one query fetches: one chunk of a large file, or several small files whole,
+// at most ChunkSize bytes in all.
+type task struct {
+	pieces []piece
+	done   chan struct{} // closed when data (or err) is set
+	buf    []byte        // holds every piece's bytes
+	data   [][]byte      // per piece: the bytes read (shorter when the file shrank)
+	miss   []bool        // per piece: the file did not exist (pg_read_binary_file returned NULL)
+	err    error
+}
+
+// fetcher runs the workers: each claims the next task in order, at most window tasks ahead of
+// the one the writer is reading, and keeps up to depth queries in flight on its connection
+// (pipeline mode), so that a link's latency does not idle it.
+type fetcher struct {
+	ctx    context.Context
+	tasks  []*task
+	window int
+	depth  int
+	chunk  int
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	next     int // next task to claim
+	consumed int // tasks the writer is done with
+	free     [][]byte
+	wire     int64 // bytea bytes received
+
+	wg sync.WaitGroup
+}
+
+func newFetcher(ctx context.Context, tasks []*task, window, depth, chunk int) *fetcher {
+	f := &fetcher{ctx: ctx, tasks: tasks, window: window, depth: depth, chunk: chunk}
+	f.cond = sync.NewCond(&f.mu)
+	context.AfterFunc(ctx, func() { f.mu.Lock(); f.cond.Broadcast(); f.mu.Unlock() })
+	return f
+}
+
+// claim returns the next task to fetch; with block it waits for room in the window.
+func (f *fetcher) claim(block bool) (int, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		if f.ctx.Err() != nil || f.next >= len(f.tasks) {
+			return -1, false
+		}
+		if f.next < f.consumed+f.window {
+			i := f.next
+			f.next++
+			return i, true
+		}
+		if !block {
+			return -1, false
+		}
+		f.cond.Wait()
+	}
+}
+
+// release tells the workers the writer is done with task i (tasks are released in order) and
+// recycles its buffer.
+func (f *fetcher) release(i int) {
+	t := f.tasks[i]
+	f.mu.Lock()
+	if t.buf != nil {
+		f.free = append(f.free, t.buf[:0])
+	}
+	t.buf, t.data = nil, nil
+	if i+1 > f.consumed {
+		f.consumed = i + 1
+	}
+	f.cond.Broadcast()
+	f.mu.Unlock()
+}
+
+func (f *fetcher) buffer() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.free); n > 0 {
+		b := f.free[n-1]
+		f.free = f.free[:n-1]
+		return b
+	}
+	return make([]byte, 0, f.chunk)
+}
+
+// wait returns task i once it is fetched.
+func (f *fetcher) wait(ctx context.Context, i int) (*task, error) {
+	t := f.tasks[i]
+	select {
+	case <-t.done:
+		return t, t.err
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	case <-f.ctx.Done():
+		select {
+		case <-t.done:
+			return t, t.err
+		default:
+		}
+		return nil, context.Cause(f.ctx)
+	}
+}
+
+const (
+	oidText      = 25
+	oidInt8      = 20
+	oidTextArray = 1009
+	oidInt8Array = 1016
+)
+
+const (
+	readOne  = "SELECT pg_catalog.pg_read_binary_file($1, $2, $3, true)"
+	readMany = "SELECT pg_catalog.pg_read_binary_file(f.p, f.o, f.l, true) FROM unnest($1::text[], $2::int8[], $3::int8[]) WITH ORDINALITY AS f(p, o, l, n) ORDER BY f.n"
+)
+
+// work fetches tasks on conn until none is left or the fetch is cancelled. paths maps a
+// member index to the path the server reads.
+func (f *fetcher) work(conn *pgconn.PgConn, paths func(m int) string, fail func(error)) {
+	defer f.wg.Done()
+	pl := conn.StartPipeline(f.ctx)
+	var inflight []int
+	err := func() error {
+		for {
+			for len(inflight) < f.depth {
+				i, ok := f.claim(len(inflight) == 0)
+				if !ok {
+					break
+				}
+				f.send(pl, f.tasks[i], paths)
+				inflight = append(inflight, i)
+			}
+			if len(inflight) == 0 {
+				return nil
+			}
+			if err := pl.Flush(); err != nil {
+				return err
+			}
+			if err := f.receive(pl, f.tasks[inflight[0]]); err != nil {
+				return err
+			}
+			inflight = inflight[1:]
+		}
+	}()
+	if err != nil {
+		for _, i := range inflight {
+			t := f.tasks[i]
+			t.err = err
+			close(t.done)
+		}
+		fail(err)
+		return
+	}
+	_ = pl.Close()
+}
+
+func (f *fetcher) send(pl *pgconn.Pipeline, t *task, paths func(m int) string) {
+	if len(t.pieces) == 1 {
+		p := t.pieces[0]
+		pl.SendQueryParams(readOne,
+			[][]byte{[]byte(paths(p.m)), strconv.AppendInt(nil, p.off, 10), strconv.AppendInt(nil, p.n, 10)},
+			[]uint32{oidText, oidInt8, oidInt8}, nil, []int16{1})
+	} else {
+		var ps, os, ls []byte
+		ps, os, ls = append(ps, '{'), append(os, '{'), append(ls, '{')
+		for k, p := range t.pieces {
+			if k > 0 {
+				ps, os, ls = append(ps, ','), append(os, ','), append(ls, ',')
+			}
+			ps = appendArrayString(ps, paths(p.m))
+			os = strconv.AppendInt(os, p.off, 10)
+			ls = strconv.AppendInt(ls, p.n, 10)
+		}
+		ps, os, ls = append(ps, '}'), append(os, '}'), append(ls, '}')
+		pl.SendQueryParams(readMany, [][]byte{ps, os, ls},
+			[]uint32{oidTextArray, oidInt8Array, oidInt8Array}, nil, []int16{1})
+	}
+	pl.SendPipelineSync()
+}
+
+// appendArrayString appends s as a double-quoted element of an array literal.
+func appendArrayString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
+
+// receive reads task t's result and the pipeline's sync point after it.
+func (f *fetcher) receive(pl *pgconn.Pipeline, t *task) error {
+	res, err := pl.GetResults()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", t.describe(), err)
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		return fmt.Errorf("read %s: unexpected pipeline result %T", t.describe(), res)
+	}
+	buf := f.buffer()
+	data := make([][]byte, 0, len(t.pieces))
+	miss := make([]bool, 0, len(t.pieces))
+	var wire int64
+	for rr.NextRow() {
+		k := len(data)
+		if k >= len(t.pieces) {
+			rr.Close()
+			return fmt.Errorf("read %s: more rows than pieces asked for", t.describe())
+		}
+		v := rr.Values()[0]
+		if int64(len(v)) > t.pieces[k].n {
+			v = v[:t.pieces[k].n] // the server never sends more; be safe
+		}
+		start := len(buf)
+		buf = append(buf, v...)
+		data = append(data, buf[start:len(buf):len(buf)])
+		miss = append(miss, v == nil)
+		wire += int64(len(v))
+	}
+	if _, err := rr.Close(); err != nil {
+		return fmt.Errorf("read %s: %w", t.describe(), err)
+	}
+	if len(data) != len(t.pieces) {
+		return fmt.Errorf("read %s: %d rows for %d pieces", t.describe(), len(data), len(t.pieces))
+	}
+	res, err = pl.GetResults()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", t.describe(), err)
+	}
+	if _, ok := res.(*pgconn.PipelineSync); !ok {
+		return fmt.Errorf("read %s: unexpected pipeline result %T, want the sync point", t.describe(), res)
+	}
+	f.mu.Lock()
+	f.wire += wire
+	f.mu.Unlock()
+	t.buf, t.data, t.miss = buf, data, miss
+	close(t.done)
+	return nil
+}
+
+func (t *task) describe() string {
+	if len(t.pieces) == 1 {
+		return "a chunk"
+	}
+	return strconv.Itoa(len(t.pieces)) + " files"
+}
+
+// planTasks splits the files into tasks: a file of chunk bytes or more into chunk-sized
+// pieces (one task each, fetched by all connections at once), smaller files whole, several
+// to a task up to chunk bytes and maxBatch files.
+func planTasks(sizes []int64, files []int, chunk int64, maxBatch int) []*task {
+	var tasks []*task
+	var cur *task
+	var curBytes int64
+	flush := func() {
+		if cur != nil {
+			tasks = append(tasks, cur)
+			cur, curBytes = nil, 0
+		}
+	}
+	for _, m := range files {
+		size := sizes[m]
+		if size >= chunk {
+			flush()
+			for off := int64(0); off < size; off += chunk {
+				n := min(chunk, size-off)
+				tasks = append(tasks, &task{pieces: []piece{{m: m, off: off, n: n}}})
+			}
+			continue
+		}
+		if cur != nil && (curBytes+size > chunk || len(cur.pieces) >= maxBatch) {
+			flush()
+		}
+		if cur == nil {
+			cur = &task{}
+		}
+		cur.pieces = append(cur.pieces, piece{m: m, off: 0, n: size})
+		curBytes += size
+	}
+	flush()
+	for _, t := range tasks {
+		t.done = make(chan struct{})
+	}
+	return tasks
+}
