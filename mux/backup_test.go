@@ -552,6 +552,8 @@ func TestConfigErrors(t *testing.T) {
 		{ConnString: "host=x", ServerCompression: "lz4:13"},
 		{ConnString: "host=x", ServerCompression: "lz4:fast"},
 		{ConnString: "host=x", ServerCompression: "none:1"},
+		{ConnString: "host=x", Jobs: 4, IncrementalFrom: []byte("{}")},
+		{ConnString: "host=x", Jobs: 4, MaxRate: 1 << 20},
 		{ConnString: "host=127.0.0.1 port=1 connect_timeout=2"},
 	} {
 		if _, err := mux.Backup(context.Background(), &failingWriter{after: 0, err: errors.New("no byte may be written")}, cfg); err == nil || strings.Contains(err.Error(), "no byte may be written") {
