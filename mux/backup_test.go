@@ -403,6 +403,31 @@ func TestFailures(t *testing.T) {
 	}
 }
 
+// corruptPage creates a table "victim", flips a byte inside page's tuples with the server
+// stopped (the page checksum no longer matches), starts it again and returns the table's file
+// path relative to the data directory.
+func corruptPage(t *testing.T, c *pgtest.Cluster, page int) string {
+	t.Helper()
+	c.Exec(t, "create table victim (i int, pad text); insert into victim select g, repeat('x', 100) from generate_series(1, 1000) g; checkpoint")
+	rel := c.QueryValue(t, "select pg_relation_filepath('victim')")
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(c.DataDir, rel)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[page*8192+4000] ^= 0xff
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartAgain(); err != nil {
+		t.Fatal(err)
+	}
+	return rel
+}
+
 // withComp names a subtest run with server compression.
 func withComp(name, comp string) string {
 	if comp == "" {
@@ -438,23 +463,7 @@ func TestServerStoppedMidBackup(t *testing.T) {
 
 func TestChecksumFailure(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
-	c.Exec(t, "create table victim (i int, pad text); insert into victim select g, repeat('x', 100) from generate_series(1, 1000) g; checkpoint")
-	rel := c.QueryValue(t, "select pg_relation_filepath('victim')")
-	if err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(c.DataDir, rel)
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[4000] ^= 0xff // inside page 0's tuples: the page checksum no longer matches
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StartAgain(); err != nil {
-		t.Fatal(err)
-	}
+	rel := corruptPage(t, c, 0)
 	path, _, err := backupToFile(t, context.Background(), nil, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast})
 	var ce *mux.ChecksumError
 	if !errors.As(err, &ce) {

@@ -184,7 +184,7 @@ func TestJobsConcurrentDDL(t *testing.T) {
 		ddl <- err
 		once.Do(func() { close(sw.paused) })
 	}()
-	var logs syncBuffer
+	var logs pgtest.SyncBuffer
 	path, res, err := backupToFile(t, context.Background(), func(f *os.File) ioWriter { sw.w = f; return sw },
 		mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 3, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	once.Do(func() { close(sw.paused) })
@@ -223,23 +223,6 @@ func waitSetting(t *testing.T, c *pgtest.Cluster, name, want string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestJobsPreflight: a role missing one grant is told the GRANT it needs, before anything
@@ -295,23 +278,7 @@ func TestJobsPreflight(t *testing.T) {
 func TestJobsChecksumFailure(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
 	grantJobs(t, c)
-	c.Exec(t, "create table victim (i int, pad text); insert into victim select g, repeat('x', 100) from generate_series(1, 1000) g; checkpoint")
-	rel := c.QueryValue(t, "select pg_relation_filepath('victim')")
-	if err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(c.DataDir, rel)
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[8192+4000] ^= 0xff // inside page 1's tuples
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StartAgain(); err != nil {
-		t.Fatal(err)
-	}
+	rel := corruptPage(t, c, 1)
 	path, _, err := backupToFile(t, context.Background(), nil, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 2})
 	var ce *source.ChecksumError
 	if !errors.As(err, &ce) {

@@ -3,10 +3,10 @@ package main
 import (
 	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/mux"
 )
 
@@ -35,7 +35,7 @@ func TestProgressPrinterPlain(t *testing.T) {
 // Defect 9: while the server runs the start checkpoint, the line shows the time waited and
 // that -c fast avoids it; the average at the end leaves the wait out.
 func TestProgressCheckpointWait(t *testing.T) {
-	var out syncBuffer
+	var out pgtest.SyncBuffer
 	p := newProgressPrinter(&out, false, true)
 	p.tick = 20 * time.Millisecond
 	p.update(mux.Progress{Phase: mux.PhaseConnecting})
@@ -54,21 +54,4 @@ func TestProgressCheckpointWait(t *testing.T) {
 	if !strings.Contains(s, "100.0 MiB/s average") {
 		t.Fatalf("the average counts the wait:\n%s", s)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

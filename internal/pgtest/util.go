@@ -1,7 +1,9 @@
 package pgtest
 
 import (
+	"bytes"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -19,4 +21,25 @@ func fileUID(fi os.FileInfo) uint32 {
 		return st.Uid
 	}
 	return 0
+}
+
+// SyncBuffer is a bytes.Buffer that several goroutines may write to while a test reads it (a
+// logger's output, a CLI's stderr).
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
