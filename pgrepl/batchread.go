@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -15,14 +16,15 @@ const (
 	// walsender sends.
 	DefaultBatchLowWater = 1 << 20
 
-	// batchWait bounds how long bytes below the low-water mark wait in the socket: after it, a
-	// read takes whatever has arrived (the end of the stream, a pause while the server reads a
-	// cold file, a slow network).
-	batchWait = 5 * time.Millisecond
+	// DefaultBatchWait bounds how long bytes below the low-water mark wait in the socket: after
+	// it, a read takes whatever has arrived (the end of the stream, a pause while the server
+	// reads a cold file, a slow network).
+	DefaultBatchWait = 5 * time.Millisecond
 )
 
-// BatchedConn reads a socket in large batches while a copy stream runs (the BASE_BACKUP
-// stream of connection A).
+// BatchedConn reads a socket in large batches while a stream runs: the BASE_BACKUP copy stream
+// of connection A (1 MiB at a time), and the WAL stream of connection B (256 KiB), which reads
+// it under pgconn (walstream.Connect puts it there with pgconn's AfterNetConnect).
 //
 // A walsender on PostgreSQL 15 and 16 writes its 32 KiB CopyData messages through an 8 KiB
 // buffer, so on a fast link it sends 8 KiB segments, and a reader that keeps up is woken for
@@ -30,19 +32,24 @@ const (
 // scheduling. Measured on the bench's 1.5 GiB backup over loopback (2 cores), that was ~60k
 // context switches and ~2 s of client CPU; with SO_RCVLOWAT at 1 MiB it is ~9k and ~0.6 s (see
 // bench/README.md). Reads on a non-blocking socket still return whatever is queued, so only
-// the wait for readiness changes; a read deadline of batchWait makes sure bytes below the mark
-// are taken in time, and the cancellation watcher (which moves the deadline into the past) is
-// honoured because a timeout is only retried while ctx is live.
+// the wait for readiness changes; a read deadline of the batch wait makes sure bytes below the
+// mark are taken in time. The caller's own read deadline (SetReadDeadline: the WAL receiver's
+// next status update, a cancellation watcher's deadline in the past) is kept apart from those
+// waits: when it passes, Read returns the timeout as an unbatched read would.
 //
 // Sockets that are not TCP (a Unix-domain socket) are read as they are.
 type BatchedConn struct {
 	ctx      context.Context
 	conn     net.Conn
 	lowWater int
+	wait     time.Duration
 	refused  bool // the socket took no low-water mark: read unbatched
 	active   bool // low-water mark set
 	// stall, when set, bounds the wait in one Read for a first byte (SetStallTimeout).
 	stall time.Duration
+
+	mu    sync.Mutex // orders the caller's deadline against Read's own
+	outer time.Time  // the caller's read deadline (zero: none)
 }
 
 // StalledError is returned by a BatchedConn's Read when no byte arrived for the stall timeout.
@@ -64,10 +71,19 @@ func (c *BatchedConn) SetStallTimeout(d time.Duration) {
 	}
 }
 
-// NewBatchedConn reads conn; cancelling ctx must also move conn's deadline into the past (the
-// caller's cancellation watcher does that), which ends a batched wait at once.
+// NewBatchedConn reads conn with the default low-water mark and batch wait. Cancelling ctx
+// (nil: never cancelled) must also move the read deadline into the past (the caller's
+// cancellation watcher does that), which ends a batched wait at once.
 func NewBatchedConn(ctx context.Context, conn net.Conn) *BatchedConn {
-	return &BatchedConn{ctx: ctx, conn: conn, lowWater: DefaultBatchLowWater}
+	return NewBatchedConnSize(ctx, conn, DefaultBatchLowWater, DefaultBatchWait)
+}
+
+// NewBatchedConnSize is NewBatchedConn with the low-water mark and the batch wait given.
+func NewBatchedConnSize(ctx context.Context, conn net.Conn, lowWater int, wait time.Duration) *BatchedConn {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return &BatchedConn{ctx: ctx, conn: conn, lowWater: lowWater, wait: wait}
 }
 
 // Batch turns batching on (during the copy stream) or off. It reports whether the socket
@@ -86,13 +102,18 @@ func (c *BatchedConn) Batch(on bool) bool {
 	}
 	c.active = on
 	if !on {
-		c.setReadDeadline(time.Time{})
+		c.mu.Lock()
+		c.setReadDeadline(c.outer)
+		c.mu.Unlock()
 	}
 	return true
 }
 
-// setReadDeadline sets the read deadline unless ctx has ended: then the cancellation watcher's
-// deadline in the past stays.
+// Batching reports whether the low-water mark is set.
+func (c *BatchedConn) Batching() bool { return c.active }
+
+// setReadDeadline sets the socket's read deadline unless ctx has ended: then the cancellation
+// watcher's deadline in the past stays.
 func (c *BatchedConn) setReadDeadline(t time.Time) {
 	_ = c.conn.SetReadDeadline(t)
 	if c.ctx.Err() != nil {
@@ -100,6 +121,41 @@ func (c *BatchedConn) setReadDeadline(t time.Time) {
 	}
 }
 
+// SetReadDeadline sets the caller's read deadline; a Read waiting past it returns the timeout.
+func (c *BatchedConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.outer = t
+	return c.conn.SetReadDeadline(t)
+}
+
+// SetDeadline sets the read deadline as SetReadDeadline does, and the write deadline.
+func (c *BatchedConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.conn.SetWriteDeadline(t)
+}
+
+// SetWriteDeadline sets the socket's write deadline.
+func (c *BatchedConn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+
+// Write writes to the socket.
+func (c *BatchedConn) Write(p []byte) (int, error) { return c.conn.Write(p) }
+
+// Close closes the socket.
+func (c *BatchedConn) Close() error { return c.conn.Close() }
+
+// LocalAddr returns the socket's local address.
+func (c *BatchedConn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+
+// RemoteAddr returns the socket's remote address.
+func (c *BatchedConn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+
+// NetConn returns the socket under c (as tls.Conn.NetConn does).
+func (c *BatchedConn) NetConn() net.Conn { return c.conn }
+
+// Read reads what the socket holds, waiting for a batch while batching.
 func (c *BatchedConn) Read(p []byte) (int, error) {
 	if !c.active && c.stall <= 0 {
 		return c.conn.Read(p)
@@ -109,26 +165,39 @@ func (c *BatchedConn) Read(p []byte) (int, error) {
 		start := time.Now()
 		var deadline time.Time
 		if c.active {
-			deadline = start.Add(batchWait)
+			deadline = start.Add(c.wait)
 		}
 		if c.stall > 0 {
 			if limit := begin.Add(c.stall); deadline.IsZero() || limit.Before(deadline) {
 				deadline = limit
 			}
 		}
+		c.mu.Lock()
+		outer := c.outer
+		if !outer.IsZero() && (deadline.IsZero() || outer.Before(deadline)) {
+			deadline = outer
+		}
 		c.setReadDeadline(deadline)
+		c.mu.Unlock()
 		n, err := c.conn.Read(p)
 		// Only our own deadline is retried: a kernel ETIMEDOUT (keepalive or user timeout),
 		// which net.Error.Timeout reports too, is the connection's end.
 		if n == 0 && err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.ctx.Err() == nil {
+			c.mu.Lock()
+			outer = c.outer
+			c.mu.Unlock()
+			if !outer.IsZero() && !time.Now().Before(outer) {
+				return n, err // the caller's deadline
+			}
 			if c.stall > 0 && time.Since(begin) >= c.stall {
 				return 0, &StalledError{Silent: time.Since(begin)}
 			}
-			if time.Since(start) < batchWait/2 {
+			if time.Since(start) < c.wait/2 {
+				// A timeout that came back at once is a sticky error of a layer above the
+				// socket: returned.
 				return n, err
 			}
-			// Nothing yet, or less than the mark: the next read takes what is there. (A timeout
-			// that came back at once is a sticky error of a layer above the socket: returned.)
+			// Nothing yet, or less than the mark: the next read takes what is there.
 			continue
 		}
 		return n, err

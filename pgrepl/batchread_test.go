@@ -49,7 +49,7 @@ func lowWater(t *testing.T, c net.Conn) int {
 	return v
 }
 
-// Bytes below the low-water mark are delivered (after batchWait), both a short tail and
+// Bytes below the low-water mark are delivered (after the batch wait), both a short tail and
 // data followed by a long pause; turning batching off restores the socket's default.
 func TestBatchedConnTail(t *testing.T) {
 	client, server := socketPair(t, "tcp", "127.0.0.1:0")
@@ -79,7 +79,7 @@ func TestBatchedConnTail(t *testing.T) {
 	}
 	// Without batching no deadline is left on the socket: a read waits for data.
 	go func() {
-		time.Sleep(2 * batchWait)
+		time.Sleep(2 * DefaultBatchWait)
 		server.Write([]byte("x"))
 	}()
 	if n, err := bc.Read(got[:1]); n != 1 || err != nil {

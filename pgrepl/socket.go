@@ -1,7 +1,6 @@
 package pgrepl
 
 import (
-	"crypto/tls"
 	"net"
 	"syscall"
 )
@@ -45,8 +44,13 @@ func RecvLowWater(c net.Conn) (int, bool) {
 
 // tcpRawConn returns the raw connection of the TCP socket under c (under TLS too), or nil.
 func tcpRawConn(c net.Conn) syscall.RawConn {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
+	// Under TLS and a BatchedConn (both have NetConn), at most a few layers deep.
+	for i := 0; i < 4; i++ {
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
 	}
 	tcp, ok := c.(*net.TCPConn)
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,12 +30,14 @@ const minStatusCap = 100 * time.Millisecond
 // drainTimeout bounds the wait for the server's end of streaming after the client's CopyDone.
 const drainTimeout = time.Minute
 
-// While streaming, the receiver sets SO_RCVLOWAT to walLowWater on a TCP socket, so that the
-// kernel wakes it once that much WAL is queued rather than for every small XLogData message a
-// walsender sends after each commit's flush (under pgbench load on 2 cores that was 10-30k
-// context switches per backup), and bounds each wait with a read deadline of walBatchWait to
-// take what is below the mark. WAL arrives at most walBatchWait later; nothing waits on it but
-// the end of the backup, and batching stops once the end position is known.
+// While streaming, the receiver reads its socket through a pgrepl.BatchedConn (the same reader
+// as the base backup's connection) with SO_RCVLOWAT at walLowWater, so that the kernel wakes it
+// once that much WAL is queued rather than for every small XLogData message a walsender sends
+// after each commit's flush (under pgbench load on 2 cores that was 10-30k context switches per
+// backup); each wait is bounded by walBatchWait to take what is below the mark. WAL arrives at
+// most walBatchWait later; nothing waits on it but the end of the backup, and batching stops
+// once the end position is known. The receiver's own read deadline (the next status update)
+// stays its own: the BatchedConn returns its timeout as an unbatched socket would.
 const (
 	walLowWater  = 256 << 10
 	walBatchWait = 50 * time.Millisecond
@@ -87,6 +90,7 @@ type Receiver struct {
 	cfg            Config
 	log            *slog.Logger
 	conn           *pgconn.PgConn
+	batched        *pgrepl.BatchedConn // the socket under conn (and under TLS)
 	sys            pgrepl.IdentifySystemResult
 	segSize        int
 	version        int
@@ -146,11 +150,25 @@ func Connect(ctx context.Context, cfg Config) (*Receiver, error) {
 	}
 	cc := cfg.ConnConfig.Copy()
 	pgrepl.ConfigureReplication(cc)
+	// The socket goes under a BatchedConn (the last one dialled is the connection's: pgconn may
+	// try several hosts, or TLS then plain).
+	var batched *pgrepl.BatchedConn
+	after := cc.AfterNetConnect
+	cc.AfterNetConnect = func(ctx context.Context, c *pgconn.Config, nc net.Conn) (net.Conn, error) {
+		if after != nil {
+			var err error
+			if nc, err = after(ctx, c, nc); err != nil {
+				return nil, err
+			}
+		}
+		batched = pgrepl.NewBatchedConnSize(nil, nc, walLowWater, walBatchWait)
+		return batched, nil
+	}
 	conn, err := pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
 		return nil, fmt.Errorf("walstream: connect for WAL streaming: %w", err)
 	}
-	r := &Receiver{cfg: cfg, conn: conn, log: cfg.Logger}
+	r := &Receiver{cfg: cfg, conn: conn, batched: batched, log: cfg.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -549,15 +567,10 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 	}()
 	netConn := r.conn.Conn()
 	// Batched reading (see walLowWater): on until the end position is known.
-	batching := pgrepl.SetRecvLowWater(netConn, walLowWater)
-	unbatch := func() {
-		if batching {
-			batching = false
-			pgrepl.SetRecvLowWater(netConn, 1)
-		}
-	}
+	r.batched.Batch(true)
+	unbatch := func() { r.batched.Batch(false) }
 	defer unbatch()
-	var deadline, batchUntil time.Time
+	var deadline time.Time
 	r.nextStatus = time.Time{} // a first status update at once
 	for {
 		if err := ctx.Err(); err != nil {
@@ -578,14 +591,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 				return nil, err
 			}
 		}
-		target := r.nextStatus
-		if batching {
-			if batchUntil.IsZero() {
-				batchUntil = now.Add(walBatchWait)
-			}
-			target = minTime(target, batchUntil)
-		}
-		if !deadline.Equal(target) {
+		if target := r.nextStatus; !deadline.Equal(target) {
 			deadline = target
 			if err := netConn.SetReadDeadline(deadline); err != nil {
 				return nil, r.connError(err)
@@ -597,7 +603,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 			if pgrepl.IsDeadline(err) {
 				// The connection stays usable; a partly read message is resumed.
 				r.st.timeouts.Add(1)
-				deadline, batchUntil = time.Time{}, time.Time{}
+				deadline = time.Time{}
 				if limit := r.silenceLimit(); limit > 0 {
 					if silent := time.Since(r.lastHeard); silent > limit {
 						return nil, fmt.Errorf("walstream: the server has sent nothing for %v at %s on timeline %d, although asked to reply (progress timeout %v, wal_sender_timeout=%s): the walsender hangs (stopped, or blocked on the server) or the network or a proxy holds the connection; run the backup again", silent.Round(time.Millisecond), r.received, tli, limit, r.senderTimeout)
@@ -650,13 +656,6 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 			// NoticeResponse, ParameterStatus: nothing to do.
 		}
 	}
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
 
 // handleXLogData copies one XLogData payload into the segment buffer(s) and pushes the segments
