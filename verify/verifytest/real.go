@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/pgformat"
 	"io"
 	"os"
 	"path/filepath"
@@ -177,16 +178,16 @@ func FromBackup(b *Backup) (*Stream, error) {
 	if mm == nil {
 		return nil, errors.New("verifytest: no End-LSN in the manifest")
 	}
-	var hi, lo uint64
-	if _, err := fmt.Sscanf(string(mm[1]), "%X/%X", &hi, &lo); err != nil {
+	endLSN, err := pgformat.ParseLSN(string(mm[1]))
+	if err != nil {
 		return nil, err
 	}
-	end := hi<<32 | lo
+	end := uint64(endLSN)
 	segSize := int64(len(segs[0].Data))
 	for i := range segs {
-		var tli, log, seg uint64
-		fmt.Sscanf(strings.TrimPrefix(segs[i].Name, "pg_wal/"), "%08X%08X%08X", &tli, &log, &seg)
-		start := (log*(0x100000000/uint64(segSize)) + seg) * uint64(segSize)
+		_, log, seg, _ := pgformat.ParseWALFileName(strings.TrimPrefix(segs[i].Name, "pg_wal/"))
+		segno, _ := pgformat.WALSegmentNo(log, seg, int(segSize))
+		start := segno * uint64(segSize)
 		if end >= start && end < start+uint64(segSize) {
 			d := append([]byte(nil), segs[i].Data...)
 			clear(d[end-start:])

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"github.com/walweave/walweave/pgformat"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -223,6 +224,5 @@ func crcHex(c uint32) string {
 }
 
 func segName(tli uint32, segno uint64, segSize int64) string {
-	per := uint64(0x100000000 / segSize)
-	return fmt.Sprintf("%08X%08X%08X", tli, segno/per, segno%per)
+	return pgformat.WALSegmentFileName(tli, segno, int(segSize))
 }
