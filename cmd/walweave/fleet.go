@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,24 +22,17 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pierrec/lz4/v4"
+	"github.com/spf13/cobra"
 
 	"github.com/walweave/walweave/fleet"
 	"github.com/walweave/walweave/internal/humanize"
 	"github.com/walweave/walweave/mux"
 )
 
-const fleetUsage = `Usage:
-  walweave fleet backup  --node NAME=CONNINFO ... (-o 'DIR/{node}.tar' | --exec 'CMD') [flags]
-  walweave fleet restore --node NAME ... (--from 'DIR/{node}.tar' | --from-exec 'CMD') -D 'ROOT/{node}' [flags]
+const fleetLong = `Backs up several PostgreSQL servers at once, each to its own stream, with one restore point
+across them (or, with --independent, each on its own), and restores them all in parallel.`
 
-Backs up several PostgreSQL servers at once, each to its own stream, with one restore point
-across them (or, with --independent, each on its own), and restores them all in parallel.
-Run "walweave fleet backup --help" or "walweave fleet restore --help" for the flags.
-`
-
-const fleetBackupUsage = `Usage: walweave fleet backup --node NAME=CONNINFO ... (-o 'DIR/{node}.tar' | --exec 'CMD') [flags]
-
-Backs up every node at once, one walweave backup stream per node; {node} in -o and --exec is
+const fleetBackupLong = `Backs up every node at once, one walweave backup stream per node; {node} in -o and --exec is
 replaced by the node's name (--exec also gets WALWEAVE_NODE in its environment and the stream
 on its standard input; its exit status counts).
 
@@ -55,22 +47,23 @@ settings: "tar -x" and starting PostgreSQL replays to the restore point and prom
 The role of each node needs REPLICATION and may run pg_create_restore_point (a superuser, or
 GRANT EXECUTE ON FUNCTION pg_create_restore_point(text)).
 
-  walweave fleet backup --node a='host=db1 user=backup' --node b='host=db2 user=backup' \
+The walweave backup flags apply to every node; -d, -h and -p are per node: use --node.`
+
+const fleetBackupExample = `  walweave fleet backup --node a='host=db1 user=backup' --node b='host=db2 user=backup' \
       --fence advisory:4242@a -c fast -o '/backups/{node}.tar'
-  walweave fleet backup --nodes nodes.txt --exec 'zstd | aws s3 cp - s3://bucket/{node}.tar.zst'
+  walweave fleet backup --nodes nodes.txt --exec 'zstd | aws s3 cp - s3://bucket/{node}.tar.zst'`
 
-Flags (the walweave backup flags apply to every node; -d, -h and -p are per node: use --node):
-`
-
-const fleetRestoreUsage = `Usage: walweave fleet restore --node NAME ... (--from 'DIR/{node}.tar' | --from-exec 'CMD') -D 'ROOT/{node}' [flags]
-
-Restores every node at once, each stream checked while it is written (as walweave restore
+const fleetRestoreLong = `Restores every node at once, each stream checked while it is written (as walweave restore
 does). A consistent fleet backup's streams carry their recovery settings: start each data
 directory and it recovers to the fleet's restore point and promotes. The first failure stops
-every node; what was written is removed.
+every node; what was written is removed.`
 
-Flags:
-`
+const fleetRestoreExample = `  walweave fleet restore --node a --node b --from '/backups/{node}.tar' -D '/srv/{node}/data'`
+
+func newFleetCmd(a *app) *cobra.Command {
+	return newGroupCmd(a, "fleet", "back up or restore several servers at once, with one restore point", fleetLong,
+		newFleetBackupCmd(a), newFleetRestoreCmd(a))
+}
 
 // nodeFlag collects repeated --node NAME=CONNINFO (or just NAME for restore).
 type nodeFlag struct {
@@ -79,6 +72,8 @@ type nodeFlag struct {
 }
 
 func (n *nodeFlag) String() string { return strings.Join(n.names, ",") }
+
+func (n *nodeFlag) Type() string { return "NAME=CONNINFO" }
 
 func (n *nodeFlag) Set(v string) error {
 	name, conn, _ := strings.Cut(v, "=")
@@ -118,24 +113,6 @@ func (n *nodeFlag) readFile(path string) error {
 	return sc.Err()
 }
 
-func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, fleetUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "backup":
-		return runFleetBackup(ctx, args[1:], stdout, stderr)
-	case "restore":
-		return runFleetRestore(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, fleetUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "walweave fleet: unknown command %q\n\n%s", args[0], fleetUsage)
-	return exitUsage
-}
-
 // fleetBackupFlags are walweave fleet backup's own flags.
 type fleetBackupFlags struct {
 	nodes        nodeFlag
@@ -152,37 +129,54 @@ type fleetBackupFlags struct {
 	fenceTimeout time.Duration
 }
 
-func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func newFleetBackupCmd(a *app) *cobra.Command {
 	var bf backupFlags
 	var f fleetBackupFlags
-	fs := flag.NewFlagSet("walweave fleet backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), fleetBackupUsage); fs.PrintDefaults() }
+	cmd := &cobra.Command{
+		Use:     "backup --node NAME=CONNINFO ... (-o 'DIR/{node}.tar' | --exec 'CMD') [flags]",
+		Short:   "back up every node at once, one stream each, with one restore point",
+		Long:    fleetBackupLong,
+		Example: fleetBackupExample,
+		Args:    a.maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.exit(runFleetBackup(a.ctx, &bf, &f, fleetArgs(a.args, "backup"), a.stdout, a.stderr))
+		},
+	}
+	fs := cmd.Flags()
 	bf.register(fs)
 	fs.Var(&f.nodes, "node", "a node: NAME=CONNINFO (repeatable)")
-	fs.StringVar(&f.nodesFile, "nodes", "", "read the nodes from FILE: one \"NAME CONNINFO\" a line")
-	fs.StringVar(&f.only, "only", "", "back up only these nodes (comma-separated names), e.g. to rerun the failed ones")
-	fs.StringVar(&f.exec, "exec", "", "run CMD (sh -c) per node with the stream on stdin instead of -o; {node} is replaced")
+	fs.StringVar(&f.nodesFile, "nodes", "", "read the nodes from `FILE`: one \"NAME CONNINFO\" a line")
+	fs.StringVar(&f.only, "only", "", "back up only these `NODES` (comma-separated names), e.g. to rerun the failed ones")
+	fs.StringVar(&f.exec, "exec", "", "run `CMD` (sh -c) per node with the stream on stdin instead of -o; {node} is replaced")
 	fs.BoolVar(&f.independent, "independent", false, "back up each node on its own: no restore point, a failure does not stop the others")
-	fs.StringVar(&f.fence, "fence", "", "hold distributed commits still for the restore point: advisory:KEY@NODE")
+	fs.StringVar(&f.fence, "fence", "", "hold distributed commits still for the restore point: `advisory:KEY@NODE`")
 	fs.DurationVar(&f.fenceTimeout, "fence-timeout", time.Minute, "give up when the fence is not granted within this time (distributed commits in flight hold it)")
 	fs.BoolVar(&f.citus, "citus", false, "Citus: write the restore point with citus_create_restore_point on the first node (the coordinator)")
-	fs.StringVar(&f.restorePoint, "restore-point", "", "the restore point's name (default walweave-fleet-<UTC time>)")
-	fs.StringVar(&f.report, "report", "", "write the report as JSON to FILE")
-	fs.StringVar(&f.maxRateTotal, "max-rate-total", "", "total send rate over all nodes, split evenly (same units as --max-rate, which is per node)")
-	fs.StringVar(&f.memBudget, "memory-budget", "", "bound the WAL queued in all nodes' rings together, e.g. 512M or 2G (default: only --ring-slots per node)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+	fs.StringVar(&f.restorePoint, "restore-point", "", "the restore point's `NAME` (default walweave-fleet-<UTC time>)")
+	fs.StringVar(&f.report, "report", "", "write the report as JSON to `FILE`")
+	fs.StringVar(&f.maxRateTotal, "max-rate-total", "", "total send `RATE` over all nodes, split evenly (same units as --max-rate, which is per node)")
+	fs.StringVar(&f.memBudget, "memory-budget", "", "bound the WAL queued in all nodes' rings together to `SIZE`, e.g. 512M or 2G (default: only --ring-slots per node)")
+	return cmd
+}
+
+// fleetArgs is the command line after "fleet SUB" (the words cobra found the command by).
+func fleetArgs(args []string, sub string) []string {
+	out := append([]string(nil), args...)
+	for _, w := range []string{"fleet", sub} {
+		for i, a := range out {
+			if a == w {
+				out = append(out[:i:i], out[i+1:]...)
+				break
+			}
 		}
-		return exitUsage
 	}
+	return out
+}
+
+func runFleetBackup(ctx context.Context, bf *backupFlags, f *fleetBackupFlags, args []string, stdout, stderr io.Writer) int {
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "walweave fleet backup: "+format+"\n", a...)
 		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
 	}
 	if bf.dbname != "" || bf.host != "" || bf.port != "" {
 		return usage("-d, -h and -p are per node: give each node's connection string with --node NAME=CONNINFO")
@@ -516,37 +510,47 @@ func (p *fleetProgress) finish() {
 	}
 }
 
-func runFleetRestore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("walweave fleet restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), fleetRestoreUsage); fs.PrintDefaults() }
-	var nodes nodeFlag
-	var nodesFile, from, fromExec, dirTmpl, report string
-	var progress, verbose bool
-	opts := fleet.RestoreOptions{}
-	fs.Var(&nodes, "node", "a node's name (repeatable; NAME=CONNINFO is accepted, the connection string ignored)")
-	fs.StringVar(&nodesFile, "nodes", "", "read the node names from FILE (the fleet backup's nodes file)")
-	fs.StringVar(&from, "from", "", "each node's stream file, with {node}, e.g. '/backups/{node}.tar'")
-	fs.StringVar(&fromExec, "from-exec", "", "run CMD (sh -c) per node and read its stream from its stdout; {node} is replaced")
-	strFlag(fs, &dirTmpl, "D", "pgdata", "", "each node's data directory, with {node}, e.g. '/srv/{node}/data' (must be absent or empty)")
-	fs.BoolVar(&opts.Restore.NoSync, "no-sync", false, "do not fsync (faster, not crash-safe)")
-	fs.BoolVar(&opts.Restore.NoClean, "no-clean", false, "keep what was written when a restore fails")
-	fs.IntVar(&opts.Restore.Workers, "workers", 4, "goroutines writing files, per node")
-	boolFlag(fs, &progress, "P", "progress", "show progress on stderr")
-	boolFlag(fs, &verbose, "v", "verbose", "log what happens on stderr")
-	fs.StringVar(&report, "report", "", "write the report as JSON to FILE")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+// fleetRestoreFlags are walweave fleet restore's flags.
+type fleetRestoreFlags struct {
+	nodes                                      nodeFlag
+	nodesFile, from, fromExec, dirTmpl, report string
+	progress, verbose                          bool
+	opts                                       fleet.RestoreOptions
+}
+
+func newFleetRestoreCmd(a *app) *cobra.Command {
+	var f fleetRestoreFlags
+	cmd := &cobra.Command{
+		Use:     "restore --node NAME ... (--from 'DIR/{node}.tar' | --from-exec 'CMD') -D 'ROOT/{node}' [flags]",
+		Short:   "restore every node at once, each stream checked while it is written",
+		Long:    fleetRestoreLong,
+		Example: fleetRestoreExample,
+		Args:    a.maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.exit(runFleetRestore(a.ctx, &f, a.stdout, a.stderr))
+		},
 	}
+	fs := cmd.Flags()
+	fs.Var(&f.nodes, "node", "a node's name (repeatable; NAME=CONNINFO is accepted, the connection string ignored)")
+	fs.StringVar(&f.nodesFile, "nodes", "", "read the node names from `FILE` (the fleet backup's nodes file)")
+	fs.StringVar(&f.from, "from", "", "each node's stream `FILE`, with {node}, e.g. '/backups/{node}.tar'")
+	fs.StringVar(&f.fromExec, "from-exec", "", "run `CMD` (sh -c) per node and read its stream from its stdout; {node} is replaced")
+	fs.StringVarP(&f.dirTmpl, "pgdata", "D", "", "each node's data directory `DIR`, with {node}, e.g. '/srv/{node}/data' (must be absent or empty)")
+	fs.BoolVar(&f.opts.Restore.NoSync, "no-sync", false, "do not fsync (faster, not crash-safe)")
+	fs.BoolVar(&f.opts.Restore.NoClean, "no-clean", false, "keep what was written when a restore fails")
+	fs.IntVar(&f.opts.Restore.Workers, "workers", 4, "`N` goroutines writing files, per node")
+	fs.BoolVarP(&f.progress, "progress", "P", false, "show progress on stderr")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log what happens on stderr")
+	fs.StringVar(&f.report, "report", "", "write the report as JSON to `FILE`")
+	return cmd
+}
+
+func runFleetRestore(ctx context.Context, f *fleetRestoreFlags, stdout, stderr io.Writer) int {
+	nodes, nodesFile, from, fromExec, dirTmpl, report := f.nodes, f.nodesFile, f.from, f.fromExec, f.dirTmpl, f.report
+	progress, verbose, opts := f.progress, f.verbose, f.opts
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "walweave fleet restore: "+format+"\n", a...)
 		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
 	}
 	if nodesFile != "" {
 		if err := nodes.readFile(nodesFile); err != nil {
