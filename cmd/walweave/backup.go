@@ -58,6 +58,8 @@ type backupFlags struct {
 	progressTimeout          time.Duration
 	standbyConfig            string
 	incremental, manifestOut string // walweave backup only (not fleet)
+	force                    bool
+	compressSet              bool // --compress was given
 }
 
 // register registers walweave backup's flags on fs (walweave fleet backup shares them).
@@ -83,7 +85,8 @@ func (f *backupFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.tcpUserTimeout, "tcp-user-timeout", mux.DefaultTCPUserTimeout, "end a connection whose peer stopped acknowledging (cut network, dead host) after this long, on both ends; keepalive probes start after "+mux.DefaultKeepaliveIdle.String()+" of silence; negative: no user timeout")
 	fs.DurationVar(&f.progressTimeout, "progress-timeout", mux.DefaultProgressTimeout, "fail a side whose server sends nothing (not even a requested keepalive) for this long on a live connection; the start checkpoint's wait is not counted; negative: off")
 	fs.StringVar(&f.standbyConfig, "standby-config", "keep", "backing up a standby: `keep|drop`; keep its standby.signal and primary_conninfo (the copy starts as a standby of the same primary), or drop them (the copy starts as a primary)")
-	fs.StringVarP(&f.output, "output", "o", "", "write to `FILE` (FILE.tmp, fsynced, renamed on success) instead of stdout")
+	fs.StringVarP(&f.output, "output", "o", "", "write to `FILE` (FILE.tmp, fsynced, renamed on success) instead of stdout; a name ending in .lz4 gets --compress lz4")
+	fs.BoolVar(&f.force, "force", false, "replace an existing -o FILE (and --manifest-out FILE)")
 	// -h is --host, as in pg_basebackup: help is --help only.
 	fs.Bool("help", false, "help for this command (-h is --host)")
 }
@@ -103,12 +106,13 @@ func newBackupCmd(a *app) *cobra.Command {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q (the stream goes to stdout or -o FILE; see walweave backup --help)", args[0])
 			}
+			f.compressSet = cmd.Flags().Changed("compress")
 			return a.exit(runBackup(a.ctx, &f, a.stdout, a.stderr))
 		},
 	}
 	fs := cmd.Flags()
 	f.register(fs)
-	fs.StringVar(&f.incremental, "incremental", "", "take an incremental backup (PostgreSQL 17+, summarize_wal = on) on top of `PRIOR`: its backup_manifest file, or the prior stream (plain, lz4, zstd, gzip)")
+	fs.StringVarP(&f.incremental, "incremental", "i", "", "take an incremental backup (PostgreSQL 17+, summarize_wal = on) on top of `PRIOR`: its backup_manifest file, or the prior stream (plain, lz4, zstd, gzip)")
 	fs.StringVar(&f.manifestOut, "manifest-out", "", "also write the backup's manifest to `FILE` when the backup succeeds (the next --incremental's PRIOR)")
 	habits.register(fs)
 	return cmd
@@ -129,6 +133,13 @@ func runBackup(ctx context.Context, f *backupFlags, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
 		return exitUsage
 	}
+	compress = suffixCompression(f.output, f.compressSet, compress, "walweave backup", stderr)
+	if f.manifestOut != "" && !f.force {
+		if err := refuseExisting("--manifest-out", f.manifestOut); err != nil {
+			fmt.Fprintf(stderr, "walweave backup: %v\n", err)
+			return exitUsage
+		}
+	}
 	if f.incremental != "" {
 		if cfg.IncrementalFrom, err = loadPriorManifest(f.incremental); err != nil {
 			fmt.Fprintf(stderr, "walweave backup: --incremental: %v\n", err)
@@ -140,6 +151,12 @@ func runBackup(ctx context.Context, f *backupFlags, stdout, stderr io.Writer) in
 		if err := checkOutputPath(f.output); err != nil {
 			fmt.Fprintf(stderr, "walweave backup: %v\n", err)
 			return exitUsage
+		}
+		if !f.force {
+			if err := refuseExisting("-o", f.output); err != nil {
+				fmt.Fprintf(stderr, "walweave backup: %v\n", err)
+				return exitUsage
+			}
 		}
 	}
 	level := slog.LevelWarn
@@ -221,8 +238,8 @@ func runBackup(ctx context.Context, f *backupFlags, stdout, stderr io.Writer) in
 		if c := strings.ToLower(cfg.ServerCompression); c != "" && c != "none" {
 			traffic = fmt.Sprintf(" (archives received %s-compressed: %s)", c, humanize.Bytes(res.ArchiveBytesReceived))
 		}
-		fmt.Fprintf(stderr, "walweave: backup complete: %s..%s timeline %d, %s written%s, %d data files, %d WAL segments, %s\n",
-			res.StartLSN, res.EndLSN, res.EndTimeline, humanize.Bytes(res.BytesWritten), traffic, res.DataFiles, res.WALSegments, res.Duration.Round(1e7))
+		fmt.Fprintf(stderr, "walweave: backup complete: %s..%s timeline %d, %s written%s, %s, %s, %s\n",
+			res.StartLSN, res.EndLSN, res.EndTimeline, humanize.Bytes(res.BytesWritten), traffic, plural(res.DataFiles, "data file"), plural(res.WALSegments, "WAL segment"), res.Duration.Round(1e7))
 	}
 	return exitOK
 }
@@ -248,7 +265,7 @@ func backupFailed(ctx context.Context, stderr io.Writer, err error, toFile bool,
 		fmt.Fprintf(stderr, "walweave: backup failed: stdout was closed by its reader (broken pipe) after %s; the stream is incomplete, nothing is left on the server\n", humanize.Bytes(written))
 		return exitFailure
 	}
-	fmt.Fprintf(stderr, "walweave: backup failed: %s; %s\n", errorLine(err), kept)
+	fmt.Fprintf(stderr, "walweave: backup failed: %s; %s\n", strings.TrimRight(errorLine(err), ";"), kept)
 	return exitFailure
 }
 
@@ -267,6 +284,45 @@ func checkOutputPath(p string) error {
 		return fmt.Errorf("-o %s: %s is not a directory", p, filepath.Dir(p))
 	}
 	return nil
+}
+
+// refuseExisting refuses to replace an existing file (as pg_basebackup refuses a non-empty
+// target) unless --force.
+func refuseExisting(flag, p string) error {
+	if _, err := os.Lstat(p); err == nil {
+		return fmt.Errorf("%s %s: the file exists; walweave does not replace it unless --force is given", flag, p)
+	}
+	return nil
+}
+
+// compressedSuffixes are the names of compressed files and what writes them.
+var compressedSuffixes = []struct{ suffix, name, pipe string }{
+	{".zst", "zstd", "zstd"}, {".zstd", "zstd", "zstd"}, {".gz", "gzip", "gzip"}, {".tgz", "gzip", "gzip"},
+	{".xz", "xz", "xz"}, {".bz2", "bzip2", "bzip2"}, {".lz4", "lz4", ""},
+}
+
+// suffixCompression is the output compression for -o path: with no --compress, a name ending
+// in .lz4 gets lz4 (which walweave writes itself), and a name of another compressed format
+// gets a plain tar, said on stderr (walweave writes no zstd, gzip, ...: a pipe does). It
+// returns the lz4 level, or -1 for none.
+func suffixCompression(path string, compressSet bool, compress int, who string, stderr io.Writer) int {
+	if compressSet || path == "" || path == "-" {
+		return compress
+	}
+	base := strings.ReplaceAll(filepath.Base(path), "{node}", "NODE")
+	for _, c := range compressedSuffixes {
+		if !strings.HasSuffix(base, c.suffix) {
+			continue
+		}
+		if c.name == "lz4" {
+			fmt.Fprintf(stderr, "%s: -o %s: compressing with lz4, as the name says (--compress none for a plain tar)\n", who, path)
+			return 0
+		}
+		fmt.Fprintf(stderr, "%s: -o %s: the file will be a plain tar, not %s: walweave compresses with lz4 only (--compress lz4 -o NAME.tar.lz4); for %s pipe the stream: walweave backup ... | %s > %s\n",
+			who, path, c.name, c.name, c.pipe, filepath.Base(path))
+		return compress
+	}
+	return compress
 }
 
 // countingWriter counts the bytes written through it.
@@ -302,6 +358,12 @@ func (f *backupFlags) config() (mux.Config, error) {
 	}
 	if f.checkpoint != "fast" && f.checkpoint != "spread" {
 		return mux.Config{}, fmt.Errorf("invalid checkpoint argument %q, must be \"fast\" or \"spread\"", f.checkpoint)
+	}
+	if f.jobs == 1 {
+		return mux.Config{}, errors.New("--jobs 1: one connection is what BASE_BACKUP already is; leave --jobs out, or give N >= 2 to read the files over N connections")
+	}
+	if f.jobs >= 2 && f.incremental != "" {
+		return mux.Config{}, fmt.Errorf("--jobs %d and --incremental exclude each other: an incremental backup needs BASE_BACKUP (the server's WAL summaries); leave --jobs out", f.jobs)
 	}
 	if f.ringSlots < 1 {
 		return mux.Config{}, fmt.Errorf("--ring-slots must be at least 1")

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -200,6 +201,9 @@ func runFleetBackup(ctx context.Context, bf *backupFlags, f *fleetBackupFlags, a
 			sel = append(sel, n)
 		}
 		names = sel
+		if !f.independent {
+			return usage("--only needs --independent: a consistent fleet backup writes one restore point on every node at one moment, and a node backed up again on its own could not reach the others' point; rerun the whole fleet, or back up independent nodes with --independent --only %s", f.only)
+		}
 	}
 	if (bf.output == "") == (f.exec == "") {
 		return usage("give exactly one of -o 'DIR/{node}.tar' and --exec 'CMD'")
@@ -222,6 +226,9 @@ func runFleetBackup(ctx context.Context, bf *backupFlags, f *fleetBackupFlags, a
 		if opts.Fence, err = fleet.ParseFence(f.fence); err != nil {
 			return usage("%v", err)
 		}
+	}
+	if f.fence != "" && !slices.Contains(names, opts.Fence.Node) {
+		return usage("--fence %s: no node %q in the fleet (nodes: %s)", f.fence, opts.Fence.Node, strings.Join(names, ", "))
 	}
 	if f.citus {
 		opts.Fence = fleet.Fence{Kind: fleet.FenceCitus, Node: names[0]}
@@ -307,10 +314,10 @@ func runFleetBackup(ctx context.Context, bf *backupFlags, f *fleetBackupFlags, a
 	}
 	if err == nil {
 		if !f.independent {
-			fmt.Fprintf(stderr, "walweave: fleet backup complete: %d nodes, restore point %q (spread %v between the nodes)\n",
-				len(nodes), rep.RestorePoint, time.Duration(rep.RestorePointSpread).Round(time.Microsecond))
+			fmt.Fprintf(stderr, "walweave: fleet backup complete: %s, restore point %q (spread %v between the nodes)\n",
+				plural(len(nodes), "node"), rep.RestorePoint, time.Duration(rep.RestorePointSpread).Round(time.Microsecond))
 		} else {
-			fmt.Fprintf(stderr, "walweave: fleet backup complete: %d nodes, independent\n", len(nodes))
+			fmt.Fprintf(stderr, "walweave: fleet backup complete: %s, independent\n", plural(len(nodes), "node"))
 		}
 		return exitOK
 	}
@@ -342,10 +349,21 @@ func runFleetBackup(ctx context.Context, bf *backupFlags, f *fleetBackupFlags, a
 }
 
 // rerunCommand is the command line that reruns args, with --only set to only (nil: all).
+// A rerun of some nodes (--only) writes its --report to a new name (FILE.rerun.json), so that
+// the failed run's report is kept.
 func rerunCommand(args []string, only []string) string {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		if only != nil && (a == "--report" && i+1 < len(args) || strings.HasPrefix(a, "--report=")) {
+			v, ok := strings.CutPrefix(a, "--report=")
+			if !ok {
+				i++
+				v = args[i]
+			}
+			out = append(out, "--report", shellQuote(rerunReportName(v)))
+			continue
+		}
 		if a == "--only" || a == "-only" {
 			i++
 			continue
@@ -359,6 +377,12 @@ func rerunCommand(args []string, only []string) string {
 		out = append(out, "--only", shellQuote(strings.Join(only, ",")))
 	}
 	return "walweave fleet backup " + strings.Join(out, " ")
+}
+
+// rerunReportName is the report file of a rerun: report.json -> report.rerun.json.
+func rerunReportName(p string) string {
+	ext := filepath.Ext(p)
+	return strings.TrimSuffix(p, ext) + ".rerun" + ext
 }
 
 func shellQuote(s string) string {
@@ -514,7 +538,8 @@ func (p *fleetProgress) finish() {
 type fleetRestoreFlags struct {
 	nodes                                      nodeFlag
 	nodesFile, from, fromExec, dirTmpl, report string
-	progress, verbose                          bool
+	progress, verbose, independent             bool
+	owner                                      string
 	opts                                       fleet.RestoreOptions
 }
 
@@ -542,6 +567,8 @@ func newFleetRestoreCmd(a *app) *cobra.Command {
 	fs.BoolVarP(&f.progress, "progress", "P", false, "show progress on stderr")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log what happens on stderr")
 	fs.StringVar(&f.report, "report", "", "write the report as JSON to `FILE`")
+	fs.StringVar(&f.owner, "owner", "", "as root: give every node's files to `USER[:GROUP]` (default: the owner of each DIR, else the stream's)")
+	fs.BoolVar(&f.independent, "independent", false, "the streams are independent backups: accept nodes that recover to different restore points (or none)")
 	return cmd
 }
 
@@ -569,6 +596,17 @@ func runFleetRestore(ctx context.Context, f *fleetRestoreFlags, stdout, stderr i
 	if from != "" && !strings.Contains(from, "{node}") && len(nodes.names) > 1 {
 		return usage("--from %q: the path must contain {node}", from)
 	}
+	if dirTmpl == "" {
+		return usage("-D 'ROOT/{node}' is required: each node's data directory")
+	}
+	if f.owner != "" {
+		o, _, err := parseOwnerFlag(f.owner)
+		if err != nil {
+			return usage("%v", err)
+		}
+		opts.Restore.Owner = o
+	}
+	opts.AutoOwner = true
 	opts.Restore.Logger = debugLogger(stderr, verbose)
 	var rnodes []fleet.RestoreNode
 	for _, name := range nodes.names {
@@ -642,14 +680,42 @@ func runFleetRestore(ctx context.Context, f *fleetRestoreFlags, stdout, stderr i
 			ps = append(ps, p)
 		}
 		sort.Strings(ps)
-		fmt.Fprintf(stderr, "walweave: warning: the nodes recover to different restore points (%s): these streams are not one fleet backup\n", strings.Join(ps, ", "))
+		if !f.independent {
+			kept := "removed what it wrote"
+			if opts.Restore.NoClean {
+				kept = "kept what it wrote (--no-clean)"
+			} else {
+				for _, n := range rep.Nodes {
+					removeContents(n.Dir)
+				}
+			}
+			fmt.Fprintf(stderr, "walweave: fleet restore failed: the nodes recover to different restore points (%s): these streams are not one fleet backup, and started together they would not fit; %s. Restore the streams of one fleet backup, or pass --independent if each node is meant to recover on its own\n", strings.Join(ps, ", "), kept)
+			return exitFailure
+		}
+		fmt.Fprintf(stderr, "walweave: the nodes recover to different restore points (%s): independent, as --independent says\n", strings.Join(ps, ", "))
+	}
+	for _, n := range rep.Nodes {
+		switch {
+		case n.Owner != "":
+			fmt.Fprintf(stderr, "walweave fleet restore: %s: files owned by %s (--owner USER[:GROUP] to choose)\n", n.Name, n.Owner)
+		case os.Geteuid() == 0:
+			fmt.Fprintf(stderr, "walweave fleet restore: %s: files left owned by root (neither %s nor the stream names another owner); PostgreSQL will not start on them as another user: chown -R, or restore with --owner postgres\n", n.Name, n.Dir)
+		}
 	}
 	if points["-"] && len(points) == 1 {
-		fmt.Fprintf(stderr, "walweave: fleet restore complete: %d nodes (no restore point in the streams: independent backups, each recovers to its own end)\n", len(rep.Nodes))
+		fmt.Fprintf(stderr, "walweave: fleet restore complete: %s (no restore point in the streams: independent backups, each recovers to its own end)\n", plural(len(rep.Nodes), "node"))
 	} else {
-		fmt.Fprintf(stderr, "walweave: fleet restore complete: %d nodes; start each (pg_ctl -D DIR start): it recovers to the restore point and promotes\n", len(rep.Nodes))
+		fmt.Fprintf(stderr, "walweave: fleet restore complete: %s; start each (pg_ctl -D DIR start): it recovers to the restore point and promotes\n", plural(len(rep.Nodes), "node"))
 	}
 	return exitOK
+}
+
+// removeContents empties dir (a failed restore's target: it was absent or empty before).
+func removeContents(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 // recoveryTargetName reads recovery_target_name from a restored postgresql.auto.conf (the

@@ -48,6 +48,7 @@ func (m mapFlag) Set(v string) error {
 type restoreFlags struct {
 	opts                      restore.Options
 	standby, recover, verbose bool
+	progress                  bool
 	owner                     string
 	rec                       restore.RecoveryOptions
 }
@@ -80,7 +81,20 @@ func newRestoreCmd(a *app) *cobra.Command {
 	fs.StringVar(&f.rec.TargetName, "target-name", "", "recovery_target_name `NAME`")
 	fs.StringVar(&f.rec.TargetAction, "target-action", "", "recovery_target_action `ACTION`: pause, promote or shutdown")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log what happens on stderr")
+	fs.BoolVarP(&f.progress, "progress", "P", false, "show progress on stderr: the stream read so far and the rate (for a chain, which backup)")
 	return cmd
+}
+
+// parseOwnerFlag reads --owner USER[:GROUP]; giving files to another user needs root.
+func parseOwnerFlag(owner string) (*restore.Owner, string, error) {
+	o, desc, err := restore.ParseOwner(owner)
+	if err != nil {
+		return nil, "", fmt.Errorf("--owner: %w", err)
+	}
+	if os.Geteuid() != 0 && o.UID != os.Geteuid() {
+		return nil, "", fmt.Errorf("--owner %s: giving files to another user needs root", owner)
+	}
+	return &o, desc, nil
 }
 
 func runRestore(ctx context.Context, f *restoreFlags, pos []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -105,21 +119,17 @@ func runRestore(ctx context.Context, f *restoreFlags, pos []string, stdin io.Rea
 	var ownerSpec *restore.Owner
 	ownerDesc := ""
 	if owner != "" {
-		o, desc, err := restore.ParseOwner(owner)
+		o, desc, err := parseOwnerFlag(owner)
 		if err != nil {
-			fmt.Fprintf(stderr, "walweave restore: --owner: %v\n", err)
+			fmt.Fprintf(stderr, "walweave restore: %v\n", err)
 			return exitUsage
 		}
-		if os.Geteuid() != 0 && o.UID != os.Geteuid() {
-			fmt.Fprintf(stderr, "walweave restore: --owner %s: giving files to another user needs root\n", owner)
-			return exitUsage
-		}
-		ownerSpec, ownerDesc = &o, desc+", from --owner"
+		ownerSpec, ownerDesc = o, desc+", from --owner"
 	}
 	opts.Logger = debugLogger(stderr, verbose)
 	if len(pos) > 1 {
 		opts.Owner = ownerSpec
-		return restoreChain(ctx, pos, opts, stdin, stdout, stderr)
+		return restoreChain(ctx, pos, opts, f.progress, stdin, stdout, stderr)
 	}
 	in, err := openInput(pos, stdin)
 	if err != nil {
@@ -129,19 +139,23 @@ func runRestore(ctx context.Context, f *restoreFlags, pos []string, stdin io.Rea
 	defer in.close()
 	var src io.Reader = in
 	if ownerSpec == nil && os.Geteuid() == 0 {
-		if o, from, ok := restore.DirOwner(opts.Dir); ok {
-			ownerSpec, ownerDesc = &o, restore.DescribeOwner(o)+", the owner of "+from
-		} else {
-			p := newPeekReader(in)
-			head, _ := p.peek(512)
-			src = p
-			if o, ok := restore.StreamOwner(head); ok {
-				ownerSpec, ownerDesc = &o, restore.DescribeOwner(o)+", the owner recorded in the stream"
-			}
+		p := newPeekReader(in)
+		head, _ := p.peek(512)
+		src = p
+		if o, desc, ok := restore.ChooseOwner(opts.Dir, head); ok {
+			ownerSpec, ownerDesc = &o, desc
 		}
 	}
 	opts.Owner = ownerSpec
+	var prog *readProgress
+	if f.progress {
+		prog = newReadProgress(stderr, isTerminal(stderr), []string{in.name})
+		src = prog.reader(0, src)
+	}
 	rep, err := restore.Extract(ctx, src, opts)
+	if prog != nil {
+		prog.finish()
+	}
 	if err != nil {
 		if rep != nil && !rep.OK() {
 			fmt.Fprintln(stdout, rep.String())

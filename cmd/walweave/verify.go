@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -75,17 +76,44 @@ func runVerify(ctx context.Context, f *verifyFlags, pos []string, stdin io.Reade
 	if err != nil {
 		return fail(ctx, stderr, "verify", err)
 	}
-	code := reportOutcome(rep, "verify", quiet, stdout, stderr)
-	if code == exitOK && rep.ChecksumsNotVerified > 0 && !allowUnverified {
-		how := "give the FILE rather than a pipe, or"
-		if in.seekable {
-			how = "the second read did not reach them;"
-		}
-		fmt.Fprintf(stderr, "walweave verify: the %s checksums of %d files were NOT verified (sizes only): %s set --checksum-algorithm %s, or pass --allow-unverified to accept this\n",
-			rep.ChecksumAlgorithm, rep.ChecksumsNotVerified, how, rep.ChecksumAlgorithm)
-		return exitFailure
+	if rep.OK() && rep.ChecksumsNotVerified > 0 {
+		return reportUnverified(rep, opts, in.seekable, quiet, allowUnverified, stdout, stderr)
 	}
-	return code
+	return reportOutcome(rep, "verify", quiet, stdout, stderr)
+}
+
+// reportUnverified reports a good stream whose SHA file checksums could not be computed (read
+// from a pipe without --checksum-algorithm): not "OK", but what was checked and what was not;
+// exit 1, or 0 with --allow-unverified.
+func reportUnverified(rep *verify.Report, opts verify.Options, seekable, quiet, allowUnverified bool, stdout, stderr io.Writer) int {
+	checked := "sizes"
+	if !opts.SkipWAL {
+		checked = "sizes and WAL CRCs"
+	}
+	how := "give --checksum-algorithm " + rep.ChecksumAlgorithm + ", or the FILE rather than a pipe"
+	if seekable {
+		how = "give --checksum-algorithm " + rep.ChecksumAlgorithm
+	}
+	words := fmt.Sprintf("%s checked, %s checksums of %s not verified (%s)", checked, rep.ChecksumAlgorithm, plural(rep.ChecksumsNotVerified, "file"), how)
+	status := "UNVERIFIED"
+	if allowUnverified {
+		status = "OK (sizes only, --allow-unverified)"
+	}
+	if !quiet || !allowUnverified {
+		lines := strings.Split(strings.TrimSuffix(rep.String(), "\n"), "\n")
+		fmt.Fprintf(stdout, "%s: %s\n%s\n", status, strings.TrimPrefix(lines[0], "OK: "), words)
+		for _, l := range lines[1:] {
+			if !strings.HasPrefix(l, "WARNING: the checksums of") {
+				fmt.Fprintln(stdout, l)
+			}
+		}
+	}
+	if allowUnverified {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "walweave verify: the %s checksums of %s were NOT verified, %s checked: %s; --allow-unverified accepts this\n",
+		rep.ChecksumAlgorithm, plural(rep.ChecksumsNotVerified, "file"), checked, how)
+	return exitFailure
 }
 
 // reportOutcome prints a verify report (the summary on stdout, unless quiet and good; a
@@ -98,7 +126,7 @@ func reportOutcome(rep *verify.Report, what string, quiet bool, stdout, stderr i
 		return exitOK
 	}
 	fmt.Fprintln(stdout, rep.String())
-	fmt.Fprintf(stderr, "walweave: %s failed: %d problems (listed above)\n", what, len(rep.Problems)+rep.ProblemsOmitted)
+	fmt.Fprintf(stderr, "walweave: %s failed: %s (listed above)\n", what, plural(len(rep.Problems)+rep.ProblemsOmitted, "problem"))
 	return exitFailure
 }
 
