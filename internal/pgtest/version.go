@@ -184,8 +184,8 @@ var (
 
 // Installed lists the PostgreSQL bin directories installed on the machine (pg_config --bindir
 // and /usr/lib/postgresql/*/bin, not the matrix's server builds in .cache/pg), newest first,
-// each with the version of its programs: a full install (Debian's 15, the source build of 18
-// from scripts/setup-pg18-src.sh) or client programs only (17's, from scripts/setup-pg17-src.sh).
+// each with the version of its programs (Debian's 15, the source build of 18 from
+// scripts/setup-pg18-src.sh).
 func Installed() []Server {
 	installedOnce.Do(func() {
 		seen := map[string]bool{}
