@@ -99,7 +99,7 @@ func (c *Cluster) PGVerifyBackup(t testing.TB) (path string, args []string, ok b
 		}
 	}
 	if c.Version >= 17 {
-		t.Logf("%s; another version's refuses %s's pg_control: pg_verifybackup not run", missing, c.Server)
+		t.Logf("%s; an older one refuses %s's manifest (version 2), a newer one its pg_control: pg_verifybackup not run", missing, c.Server)
 		return "", nil, false
 	}
 	for _, s := range Installed() {
