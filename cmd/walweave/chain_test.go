@@ -421,6 +421,11 @@ func TestIncrementalChainDrill(t *testing.T) {
 				t.Fatalf("backup_label keeps its INCREMENTAL lines:\n%s", label)
 			}
 			checkManifest(t, rdir, chain.manifest)
+			// PostgreSQL's own check of the restored directory and its regenerated manifest
+			// (pg_verifybackup of the server's version, WAL included; none on 17 here).
+			if v := c.VerifyBackup(t, rdir); v != "" {
+				t.Logf("pg_verifybackup on the restored chain: %s", strings.TrimSpace(v))
+			}
 			r := pgtest.StartOn(t, rdir, nil)
 			r.Password, r.ReplPassword = c.Password, c.ReplPassword
 			if got := r.QueryValue(t, pgtest.Invariant); got != "true" {
