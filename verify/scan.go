@@ -89,7 +89,7 @@ func (mr *memberReader) Read(p []byte) (int, error) {
 // I/O errors, ctx, and errors of fn; a truncated or malformed stream is a problem in the
 // report. When Scan returns an error, the report is partial (Report.Complete is false).
 func (c *Checker) Scan(ctx context.Context, r io.Reader, fn MemberFunc) (*Report, error) {
-	cr := &countReader{r: r}
+	cr := &countReader{r: &interruptibleReader{ctx: ctx, r: r, res: make(chan readResult, 1)}}
 	tr := tar.NewReader(cr)
 	bp := scanBufs.Get().(*[]byte)
 	defer scanBufs.Put(bp)
@@ -263,6 +263,48 @@ func (c *Checker) recheckStream(ctx context.Context, r io.Reader) error {
 		c.rep.Warnings = append(c.rep.Warnings, fmt.Sprintf("the second read of the stream did not reach %d files", n))
 	}
 	return nil
+}
+
+// interruptibleReader reads r in a goroutine, one Read at a time, so that a Read blocked on an
+// input that sends nothing (a stalled pipe or FIFO) returns ctx's error when ctx ends: Scan,
+// and so a CLI interrupted by SIGINT, does not wait for the next byte. The abandoned Read
+// finishes into the reader's own buffer, which is never used again.
+type interruptibleReader struct {
+	ctx context.Context
+	r   io.Reader
+	buf []byte
+	res chan readResult
+	err error // set once a Read was abandoned
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+func (x *interruptibleReader) Read(p []byte) (int, error) {
+	if x.err != nil {
+		return 0, x.err
+	}
+	if err := x.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if len(p) > len(x.buf) {
+		x.buf = make([]byte, len(p))
+	}
+	b := x.buf[:len(p)]
+	go func() {
+		n, err := x.r.Read(b)
+		x.res <- readResult{n, err}
+	}()
+	select {
+	case res := <-x.res:
+		copy(p, b[:res.n])
+		return res.n, res.err
+	case <-x.ctx.Done():
+		x.err = x.ctx.Err()
+		return 0, x.err
+	}
 }
 
 type ctxReader struct {
