@@ -92,7 +92,7 @@ func blackHole(t *testing.T, c *pgtest.Cluster, pid int) {
 var shortTCP = mux.Config{KeepaliveIdle: 2 * time.Second, KeepaliveInterval: time.Second,
 	KeepaliveCount: 3, TCPUserTimeout: 5 * time.Second, ProgressTimeout: 30 * time.Second}
 
-// TestBlackHole (issue 16, defects 16 and 19): a black hole on either connection, in every
+// TestBlackHole: a black hole on either connection, in every
 // phase (start checkpoint, streaming, waiting for WAL), is noticed within the TCP bounds
 // (tests: about 5 s; defaults: DefaultTCPUserTimeout), the error names the side and says the
 // connection timed out, and the server drops the walsenders and the temporary slot within a
@@ -165,7 +165,7 @@ func TestBlackHole(t *testing.T) {
 	})
 }
 
-// TestProxyBlackHole (issue 16, defects 16 and 17): a proxy that stops forwarding without
+// TestProxyBlackHole: a proxy that stops forwarding without
 // closing (Toxiproxy's timeout toxic with timeout 0, on every connection) keeps TCP alive on
 // both sides, so keepalives see nothing wrong: the progress timeout notices it, in every
 // phase, with a message that says so. Once walweave closes its connections the proxy closes

@@ -12,8 +12,7 @@ import (
 	"github.com/walweave/walweave/internal/pgtest"
 )
 
-// TestCLIStartCheckpointFaults (issue 16, defects 15 and 20, the acceptance as an operator
-// sees it): during a spread start checkpoint that lasts minutes, terminating either walsender
+// TestCLIStartCheckpointFaults, as an operator sees it: during a spread start checkpoint that lasts minutes, terminating either walsender
 // makes walweave exit 1 within 5 s with a line naming the side, and SIGINT makes it exit 130
 // within 5 s; in every case nothing is left on the server within 5 s.
 func TestCLIStartCheckpointFaults(t *testing.T) {
