@@ -42,26 +42,28 @@ func TestFailOneCancelAll(t *testing.T) {
 				fill(t, c, 100000)
 			}
 			dir := t.TempDir()
-			go func() {
-				time.Sleep(2 * time.Second)
+			kill := func() error {
 				if how == "server" {
-					_ = cs[1].Stop()
-					return
+					return cs[1].Stop()
 				}
-				cs[1].Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'streaming'")
-			}()
-			start := time.Now()
+				return terminateWALSender(cs[1])
+			}
+			killed := whenUnderWay(cs, kill)
 			rep, err := fleet.Backup(context.Background(), fileNodes(cs, names, dir), fleet.Options{
 				Config: mux.Config{Checkpoint: mux.CheckpointFast, MaxRate: 2 << 20},
 				Fence:  fleet.Fence{Kind: fleet.FenceAdvisory, Key: fenceKey, Node: "a"},
 			})
-			took := time.Since(start)
+			k := <-killed
+			if k.err != nil {
+				t.Fatal(k.err)
+			}
+			took := time.Since(k.at)
 			if err == nil {
 				t.Fatal("the fleet backup succeeded with a node killed")
 			}
-			t.Logf("error after %v (the kill came at 2s): %v", took, err)
-			if took > 12*time.Second {
-				t.Fatalf("the fleet took %v to stop", took)
+			t.Logf("error %v after the kill: %v", took, err)
+			if took > 10*time.Second {
+				t.Fatalf("the fleet took %v after the kill to stop", took)
 			}
 			var fe *fleet.Error
 			if !errors.As(err, &fe) || fe.Node != "b" {
@@ -105,11 +107,11 @@ func TestCommandAbortedOnFailure(t *testing.T) {
 		sh := fmt.Sprintf(`exec 3<&0; trap 'echo terminated > %[1]s/%[2]s.term; exit 143' TERM; cat <&3 > %[1]s/%[2]s.part & wait $!; mv %[1]s/%[2]s.part %[1]s/%[2]s.tar`, dir, names[i])
 		nodes = append(nodes, fleet.Node{Name: names[i], ConnString: c.DSN(), Dest: fleet.Command(sh, names[i], nil, nil)})
 	}
-	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		cs[0].Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'streaming'")
-	}()
+	killed := whenUnderWay(cs, func() error { return terminateWALSender(cs[0]) })
 	_, err := fleet.Backup(context.Background(), nodes, fleet.Options{Config: mux.Config{Checkpoint: mux.CheckpointFast, MaxRate: 1 << 20}})
+	if k := <-killed; k.err != nil {
+		t.Fatal(k.err)
+	}
 	if err == nil {
 		t.Fatal("succeeded with a walsender killed")
 	}
@@ -313,9 +315,20 @@ func TestRestoreFailOneCancelAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
+	// a and b send their first MiB and then nothing until they are cancelled: they cannot
+	// finish before the broken node fails, so the test sees them cancelled.
+	stalled := func(path string) func(context.Context) (io.ReadCloser, error) {
+		return func(ctx context.Context) (io.ReadCloser, error) {
+			f, err := os.Open(path)
+			return struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(io.LimitReader(f, 1<<20), ctxBlock{ctx}), f}, err
+		}
+	}
 	nodes := []fleet.RestoreNode{
-		{Name: "a", Dir: root + "/a", Open: fleet.OpenFile(dir + "/a.tar")},
-		{Name: "b", Dir: root + "/b", Open: fleet.OpenFile(dir + "/b.tar")},
+		{Name: "a", Dir: root + "/a", Open: stalled(dir + "/a.tar")},
+		{Name: "b", Dir: root + "/b", Open: stalled(dir + "/b.tar")},
 		{Name: "broken", Dir: root + "/broken", Open: func(context.Context) (io.ReadCloser, error) {
 			f, err := os.Open(dir + "/b.tar")
 			return struct {
@@ -329,15 +342,71 @@ func TestRestoreFailOneCancelAll(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Node != "broken" {
 		t.Fatalf("error %v does not name the broken node", err)
 	}
+	if len(rep.Nodes) != 3 {
+		t.Fatalf("report of %d nodes, want 3", len(rep.Nodes))
+	}
 	for _, n := range rep.Nodes {
 		t.Logf("%s: %s after %v, %d bytes: %s", n.Name, n.State, time.Duration(n.Duration), n.Bytes, n.Error)
-		if n.State == fleet.StateDone {
-			continue
+		want := fleet.StateCancelled
+		if n.Name == "broken" {
+			want = fleet.StateFailed
+		}
+		if n.State != want {
+			t.Errorf("node %s: state %s, want %s", n.Name, n.State, want)
 		}
 		if ents, _ := os.ReadDir(n.Dir); len(ents) != 0 {
 			t.Errorf("node %s: %d entries left in %s", n.Name, len(ents), n.Dir)
 		}
 	}
+}
+
+// ctxBlock is a reader that sends nothing until ctx ends, then fails with ctx's error.
+type ctxBlock struct{ ctx context.Context }
+
+func (b ctxBlock) Read([]byte) (int, error) {
+	<-b.ctx.Done()
+	return 0, b.ctx.Err()
+}
+
+// killResult is what whenUnderWay reports: when the action ran, and its error (or the wait's).
+type killResult struct {
+	at  time.Time
+	err error
+}
+
+// whenUnderWay waits in a goroutine until the backup of every cluster in cs is under way (the
+// base backup sending and the WAL streaming, polled in pg_stat_replication), then runs act.
+// The result comes back on the channel for the test goroutine to check (t.Fatal is for that
+// goroutine only).
+func whenUnderWay(cs []*pgtest.Cluster, act func() error) <-chan killResult {
+	ch := make(chan killResult, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, c := range cs {
+			for {
+				n, err := c.QueryValueDB(ctx, "postgres", "select count(*) from pg_stat_replication where state in ('backup', 'streaming')")
+				if err != nil {
+					ch <- killResult{err: fmt.Errorf("waiting for the backup of %s: %w", c.DataDir, err)}
+					return
+				}
+				if n == "2" {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		at := time.Now()
+		ch <- killResult{at: at, err: act()}
+	}()
+	return ch
+}
+
+// terminateWALSender ends c's walsender that streams WAL.
+func terminateWALSender(c *pgtest.Cluster) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return c.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'streaming'")
 }
 
 // TestFlushByWALWriter: when the flushing commit cannot run (here the role may not call
