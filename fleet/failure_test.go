@@ -46,18 +46,18 @@ func TestFailOneCancelAll(t *testing.T) {
 				if how == "server" {
 					return cs[1].Stop()
 				}
-				return terminateWALSender(cs[1])
+				return cs[1].TerminateWALSender()
 			}
-			killed := whenUnderWay(cs, kill)
+			killed := pgtest.WhenBackupsUnderWay(cs, time.Minute, kill)
 			rep, err := fleet.Backup(context.Background(), fileNodes(cs, names, dir), fleet.Options{
 				Config: mux.Config{Checkpoint: mux.CheckpointFast, MaxRate: 2 << 20},
 				Fence:  fleet.Fence{Kind: fleet.FenceAdvisory, Key: fenceKey, Node: "a"},
 			})
 			k := <-killed
-			if k.err != nil {
-				t.Fatal(k.err)
+			if k.Err != nil {
+				t.Fatal(k.Err)
 			}
-			took := time.Since(k.at)
+			took := time.Since(k.At)
 			if err == nil {
 				t.Fatal("the fleet backup succeeded with a node killed")
 			}
@@ -107,10 +107,10 @@ func TestCommandAbortedOnFailure(t *testing.T) {
 		sh := fmt.Sprintf(`exec 3<&0; trap 'echo terminated > %[1]s/%[2]s.term; exit 143' TERM; cat <&3 > %[1]s/%[2]s.part & wait $!; mv %[1]s/%[2]s.part %[1]s/%[2]s.tar`, dir, names[i])
 		nodes = append(nodes, fleet.Node{Name: names[i], ConnString: c.DSN(), Dest: fleet.Command(sh, names[i], nil, nil)})
 	}
-	killed := whenUnderWay(cs, func() error { return terminateWALSender(cs[0]) })
+	killed := pgtest.WhenBackupsUnderWay(cs, time.Minute, cs[0].TerminateWALSender)
 	_, err := fleet.Backup(context.Background(), nodes, fleet.Options{Config: mux.Config{Checkpoint: mux.CheckpointFast, MaxRate: 1 << 20}})
-	if k := <-killed; k.err != nil {
-		t.Fatal(k.err)
+	if k := <-killed; k.Err != nil {
+		t.Fatal(k.Err)
 	}
 	if err == nil {
 		t.Fatal("succeeded with a walsender killed")
@@ -366,47 +366,6 @@ type ctxBlock struct{ ctx context.Context }
 func (b ctxBlock) Read([]byte) (int, error) {
 	<-b.ctx.Done()
 	return 0, b.ctx.Err()
-}
-
-// killResult is what whenUnderWay reports: when the action ran, and its error (or the wait's).
-type killResult struct {
-	at  time.Time
-	err error
-}
-
-// whenUnderWay waits in a goroutine until the backup of every cluster in cs is under way (the
-// base backup sending and the WAL streaming, polled in pg_stat_replication), then runs act.
-// The result comes back on the channel for the test goroutine to check (t.Fatal is for that
-// goroutine only).
-func whenUnderWay(cs []*pgtest.Cluster, act func() error) <-chan killResult {
-	ch := make(chan killResult, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		for _, c := range cs {
-			for {
-				n, err := c.QueryValueDB(ctx, "postgres", "select count(*) from pg_stat_replication where state in ('backup', 'streaming')")
-				if err != nil {
-					ch <- killResult{err: fmt.Errorf("waiting for the backup of %s: %w", c.DataDir, err)}
-					return
-				}
-				if n == "2" {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-		at := time.Now()
-		ch <- killResult{at: at, err: act()}
-	}()
-	return ch
-}
-
-// terminateWALSender ends c's walsender that streams WAL.
-func terminateWALSender(c *pgtest.Cluster) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	return c.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'streaming'")
 }
 
 // TestFlushByWALWriter: when the flushing commit cannot run (here the role may not call

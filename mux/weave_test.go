@@ -25,16 +25,31 @@ import (
 const testSegSize = 16 << 10 // small segments keep the tests fast; the weaver does not care
 
 // pushSegment pushes segment n of timeline 1 (its bytes filled with n).
-func pushSegment(t *testing.T, ring *ringbuf.Ring, n int) {
-	t.Helper()
+func pushSegment(ring *ringbuf.Ring, n int) error {
 	lsn := pgrepl.LSN(n) * 16 << 20
 	seg := ring.NewSegment()
 	seg.Kind, seg.Timeline, seg.StartLSN = ringbuf.KindSegment, 1, uint64(lsn)
 	seg.Name = pgrepl.WALFileName(1, lsn, 16<<20)
 	seg.Data = bytes.Repeat([]byte{byte(n)}, testSegSize)
 	if err := ring.Push(context.Background(), seg, 0, nil); err != nil {
-		t.Fatalf("push segment %d: %v", n, err)
+		return fmt.Errorf("push segment %d: %w", n, err)
 	}
+	return nil
+}
+
+// pushSegments pushes segments from..to in a goroutine (the receiver's part), then closes the
+// ring; the returned channel gives the first error, for the test goroutine to check.
+func pushSegments(ring *ringbuf.Ring, from, to int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for n := from; n <= to && err == nil; n++ {
+			err = pushSegment(ring, n)
+		}
+		ring.Close(nil)
+		done <- err
+	}()
+	return done
 }
 
 func segName(n int) string { return "pg_wal/" + pgrepl.WALFileName(1, pgrepl.LSN(n)*16<<20, 16<<20) }
@@ -153,13 +168,13 @@ func TestWeaveTablespacesBeforeMainDirectory(t *testing.T) {
 func TestWeaveWALDrainedAtBoundaries(t *testing.T) {
 	ring := ringbuf.New(8)
 	src := sourcetest.New(mainFiles()...)
+	var pushErr error // set by the source's callback, checked after copyData
 	src.BeforeMember = func(i int) {
 		switch i {
 		case 0: // before backup_label: must wait until after it
-			pushSegment(t, ring, 2)
+			pushErr = errors.Join(pushErr, pushSegment(ring, 2))
 		case 3: // completed while base/1/1259 was copied: go in before the next member
-			pushSegment(t, ring, 3)
-			pushSegment(t, ring, 4)
+			pushErr = errors.Join(pushErr, pushSegment(ring, 3), pushSegment(ring, 4))
 		}
 	}
 	var out bytes.Buffer
@@ -167,7 +182,12 @@ func TestWeaveWALDrainedAtBoundaries(t *testing.T) {
 	if err := w.copyData(context.Background(), src); err != nil {
 		t.Fatal(err)
 	}
-	pushSegment(t, ring, 5)
+	if pushErr != nil {
+		t.Fatal(pushErr)
+	}
+	if err := pushSegment(ring, 5); err != nil {
+		t.Fatal(err)
+	}
 	ring.Close(nil)
 	finishStream(t, w)
 	names, _, _ := members(t, out.Bytes())
@@ -195,14 +215,7 @@ func TestWeaveRingFullAtDataEnd(t *testing.T) {
 	if err := w.copyData(context.Background(), src); err != nil {
 		t.Fatal(err)
 	}
-	pushed := make(chan struct{})
-	go func() { // the receiver: 6 segments through a ring of 2
-		defer close(pushed)
-		for n := 2; n < 8; n++ {
-			pushSegment(t, ring, n)
-		}
-		ring.Close(nil)
-	}()
+	pushed := pushSegments(ring, 2, 7) // the receiver: 6 segments through a ring of 2
 	deadline := time.Now().Add(5 * time.Second)
 	for ring.Stats().Occupied < 2 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -213,7 +226,9 @@ func TestWeaveRingFullAtDataEnd(t *testing.T) {
 	if err := w.finishWAL(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	<-pushed
+	if err := <-pushed; err != nil {
+		t.Fatal(err)
+	}
 	if err := w.finish([]byte("{}\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -243,13 +258,11 @@ func TestWeaveWALExtendedPastDataEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The data ended in segment 3; the restore point is in segment 5.
-	go func() {
-		for n := 2; n <= 5; n++ {
-			pushSegment(t, ring, n)
-		}
-		ring.Close(nil)
-	}()
+	pushed := pushSegments(ring, 2, 5)
 	if err := w.finishWAL(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pushed; err != nil {
 		t.Fatal(err)
 	}
 	if err := w.appendRecoveryTarget([]byte("recovery_target_name = 'fleet-1'\n")); err != nil {

@@ -229,7 +229,11 @@ func (e *exitEnv) serverClean(t *testing.T) {
 // pg_stat_replication (the base backup sending, the WAL streaming).
 func (e *exitEnv) backupUnderWay(t *testing.T) func() bool {
 	return func() bool {
-		return e.c.QueryValue(t, "select count(*) from pg_stat_replication where state in ('backup', 'streaming')") == "2"
+		ok, err := e.c.BackupUnderWay(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
 	}
 }
 
