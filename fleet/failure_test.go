@@ -12,14 +12,12 @@ import (
 	"testing"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/Shopify/toxiproxy/v2/collectors"
 	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/walweave/walweave/fleet"
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/internal/pgtest/pgproxy"
 	"github.com/walweave/walweave/mux"
 	"github.com/walweave/walweave/restore"
 )
@@ -138,18 +136,9 @@ func TestSlowNodeBudget(t *testing.T) {
 	}
 	dir := t.TempDir()
 	nodes := fileNodes(cs, names, dir)
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	srv.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
-	p := toxiproxy.NewProxy(srv, "pg", "127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", cs[2].Port))
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
-	_, port, _ := strings.Cut(p.Listen, ":")
-	nodes[2].ConnString = strings.Replace(cs[2].DSN(), fmt.Sprintf("port=%d", cs[2].Port), "port="+port, 1)
-	if _, err := p.Toxics.AddToxicJson(strings.NewReader(`{"name":"bw","type":"bandwidth","stream":"downstream","toxicity":1,"attributes":{"rate":1500}}`)); err != nil {
-		t.Fatal(err)
-	}
+	p, dsn := pgproxy.To(t, cs[2])
+	nodes[2].ConnString = dsn
+	pgproxy.AddToxic(t, p, `{"name":"bw","type":"bandwidth","stream":"downstream","toxicity":1,"attributes":{"rate":1500}}`)
 	var loads []*pgtest.Load
 	for _, c := range cs {
 		loads = append(loads, c.StartLoad(t, 1))
