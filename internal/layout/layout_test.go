@@ -67,7 +67,9 @@ func TestLayoutRules(t *testing.T) {
 			func(p string) bool { return under(p, "walstream") },
 			func(_, imp string) bool { return !under(imp, "pgrepl", "ringbuf", "pgformat") }},
 		{"verify and restore read streams only",
-			func(p string) bool { return (under(p, "verify") && !under(p, "verify/verifytest")) || under(p, "restore") },
+			func(p string) bool {
+				return (under(p, "verify") && !under(p, "verify/verifytest")) || under(p, "restore")
+			},
 			func(_, imp string) bool { return under(imp, "mux", "fleet", "source", "pgrepl", "walstream") }},
 		{"only fleet and the programs import mux",
 			func(p string) bool { return !isProgram(p) && !under(p, "fleet", "mux") },
