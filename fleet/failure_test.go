@@ -12,14 +12,12 @@ import (
 	"testing"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/Shopify/toxiproxy/v2/collectors"
 	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/walweave/walweave/fleet"
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/internal/pgtest/pgproxy"
 	"github.com/walweave/walweave/mux"
 	"github.com/walweave/walweave/restore"
 )
@@ -42,26 +40,28 @@ func TestFailOneCancelAll(t *testing.T) {
 				fill(t, c, 100000)
 			}
 			dir := t.TempDir()
-			go func() {
-				time.Sleep(2 * time.Second)
+			kill := func() error {
 				if how == "server" {
-					_ = cs[1].Stop()
-					return
+					return cs[1].Stop()
 				}
-				cs[1].Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'streaming'")
-			}()
-			start := time.Now()
+				return cs[1].TerminateWALSender()
+			}
+			killed := pgtest.WhenBackupsUnderWay(cs, time.Minute, kill)
 			rep, err := fleet.Backup(context.Background(), fileNodes(cs, names, dir), fleet.Options{
 				Config: mux.Config{Checkpoint: mux.CheckpointFast, MaxRate: 2 << 20},
 				Fence:  fleet.Fence{Kind: fleet.FenceAdvisory, Key: fenceKey, Node: "a"},
 			})
-			took := time.Since(start)
+			k := <-killed
+			if k.Err != nil {
+				t.Fatal(k.Err)
+			}
+			took := time.Since(k.At)
 			if err == nil {
 				t.Fatal("the fleet backup succeeded with a node killed")
 			}
-			t.Logf("error after %v (the kill came at 2s): %v", took, err)
-			if took > 12*time.Second {
-				t.Fatalf("the fleet took %v to stop", took)
+			t.Logf("error %v after the kill: %v", took, err)
+			if took > 10*time.Second {
+				t.Fatalf("the fleet took %v after the kill to stop", took)
 			}
 			var fe *fleet.Error
 			if !errors.As(err, &fe) || fe.Node != "b" {
@@ -105,11 +105,11 @@ func TestCommandAbortedOnFailure(t *testing.T) {
 		sh := fmt.Sprintf(`exec 3<&0; trap 'echo terminated > %[1]s/%[2]s.term; exit 143' TERM; cat <&3 > %[1]s/%[2]s.part & wait $!; mv %[1]s/%[2]s.part %[1]s/%[2]s.tar`, dir, names[i])
 		nodes = append(nodes, fleet.Node{Name: names[i], ConnString: c.DSN(), Dest: fleet.Command(sh, names[i], nil, nil)})
 	}
-	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		cs[0].Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'streaming'")
-	}()
+	killed := pgtest.WhenBackupsUnderWay(cs, time.Minute, cs[0].TerminateWALSender)
 	_, err := fleet.Backup(context.Background(), nodes, fleet.Options{Config: mux.Config{Checkpoint: mux.CheckpointFast, MaxRate: 1 << 20}})
+	if k := <-killed; k.Err != nil {
+		t.Fatal(k.Err)
+	}
 	if err == nil {
 		t.Fatal("succeeded with a walsender killed")
 	}
@@ -136,18 +136,9 @@ func TestSlowNodeBudget(t *testing.T) {
 	}
 	dir := t.TempDir()
 	nodes := fileNodes(cs, names, dir)
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	srv.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
-	p := toxiproxy.NewProxy(srv, "pg", "127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", cs[2].Port))
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
-	_, port, _ := strings.Cut(p.Listen, ":")
-	nodes[2].ConnString = strings.Replace(cs[2].DSN(), fmt.Sprintf("port=%d", cs[2].Port), "port="+port, 1)
-	if _, err := p.Toxics.AddToxicJson(strings.NewReader(`{"name":"bw","type":"bandwidth","stream":"downstream","toxicity":1,"attributes":{"rate":1500}}`)); err != nil {
-		t.Fatal(err)
-	}
+	p, dsn := pgproxy.To(t, cs[2])
+	nodes[2].ConnString = dsn
+	pgproxy.AddToxic(t, p, `{"name":"bw","type":"bandwidth","stream":"downstream","toxicity":1,"attributes":{"rate":1500}}`)
 	var loads []*pgtest.Load
 	for _, c := range cs {
 		loads = append(loads, c.StartLoad(t, 1))
@@ -313,9 +304,20 @@ func TestRestoreFailOneCancelAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
+	// a and b send their first MiB and then nothing until they are cancelled: they cannot
+	// finish before the broken node fails, so the test sees them cancelled.
+	stalled := func(path string) func(context.Context) (io.ReadCloser, error) {
+		return func(ctx context.Context) (io.ReadCloser, error) {
+			f, err := os.Open(path)
+			return struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(io.LimitReader(f, 1<<20), ctxBlock{ctx}), f}, err
+		}
+	}
 	nodes := []fleet.RestoreNode{
-		{Name: "a", Dir: root + "/a", Open: fleet.OpenFile(dir + "/a.tar")},
-		{Name: "b", Dir: root + "/b", Open: fleet.OpenFile(dir + "/b.tar")},
+		{Name: "a", Dir: root + "/a", Open: stalled(dir + "/a.tar")},
+		{Name: "b", Dir: root + "/b", Open: stalled(dir + "/b.tar")},
 		{Name: "broken", Dir: root + "/broken", Open: func(context.Context) (io.ReadCloser, error) {
 			f, err := os.Open(dir + "/b.tar")
 			return struct {
@@ -329,15 +331,30 @@ func TestRestoreFailOneCancelAll(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Node != "broken" {
 		t.Fatalf("error %v does not name the broken node", err)
 	}
+	if len(rep.Nodes) != 3 {
+		t.Fatalf("report of %d nodes, want 3", len(rep.Nodes))
+	}
 	for _, n := range rep.Nodes {
 		t.Logf("%s: %s after %v, %d bytes: %s", n.Name, n.State, time.Duration(n.Duration), n.Bytes, n.Error)
-		if n.State == fleet.StateDone {
-			continue
+		want := fleet.StateCancelled
+		if n.Name == "broken" {
+			want = fleet.StateFailed
+		}
+		if n.State != want {
+			t.Errorf("node %s: state %s, want %s", n.Name, n.State, want)
 		}
 		if ents, _ := os.ReadDir(n.Dir); len(ents) != 0 {
 			t.Errorf("node %s: %d entries left in %s", n.Name, len(ents), n.Dir)
 		}
 	}
+}
+
+// ctxBlock is a reader that sends nothing until ctx ends, then fails with ctx's error.
+type ctxBlock struct{ ctx context.Context }
+
+func (b ctxBlock) Read([]byte) (int, error) {
+	<-b.ctx.Done()
+	return 0, b.ctx.Err()
 }
 
 // TestFlushByWALWriter: when the flushing commit cannot run (here the role may not call

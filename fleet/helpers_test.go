@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -242,20 +243,20 @@ func fenceWaiting(c *pgtest.Cluster) bool {
 // point and returns the sum of balances and the prepared transactions left.
 func checkRestored(t *testing.T, dirs []string, point string) (sum int64, prepared []string) {
 	t.Helper()
-	var rs []*pgtest.Cluster
-	var mu sync.Mutex
+	rs := make([]*pgtest.Cluster, len(dirs))
+	errs := make([]error, len(dirs))
 	var wg sync.WaitGroup
-	for _, d := range dirs {
+	for i, d := range dirs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := pgtest.StartOn(t, d, nil)
-			mu.Lock()
-			rs = append(rs, c)
-			mu.Unlock()
+			rs[i], errs[i] = pgtest.StartOnErr(t, d, nil)
 		}()
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range rs {
 		deadline := time.Now().Add(60 * time.Second)
 		for r.QueryValue(t, "select pg_is_in_recovery()") != "false" {

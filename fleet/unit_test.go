@@ -6,7 +6,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,15 +115,41 @@ func TestCommandDestination(t *testing.T) {
 	if err := d.Close(); err == nil || !strings.Contains(err.Error(), "exited with status 3") {
 		t.Fatalf("Close: %v, want exited with status 3", err)
 	}
+	// Abort sends SIGTERM to the command's process group: the shell (its trap writes "term")
+	// and its child (a sleep) both end, well before the sleep would.
 	dir := t.TempDir()
-	d, _ = Command(`sleep 60 & wait; echo done > `+dir+`/done`, "a", nil, nil)(context.Background())
+	d, err = Command(`trap 'echo term > `+dir+`/term; exit 143' TERM; echo $$ > `+dir+`/sh.pid; sleep 60 & echo $! > `+dir+`/sleep.pid; wait`, "a", nil, nil)(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[string]int{}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pids) < 2 {
+		for _, name := range []string{"sh.pid", "sleep.pid"} {
+			if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil && strings.HasSuffix(string(b), "\n") {
+				pids[name], _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the command did not start its sleep within 10 s (%v)", pids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	start := time.Now()
 	d.Abort(errors.New("boom"))
 	if time.Since(start) > 5*time.Second {
 		t.Fatalf("Abort took %v", time.Since(start))
 	}
-	if _, err := os.Stat(filepath.Join(dir, "done")); err == nil {
-		t.Fatal("the command went on after SIGTERM")
+	if b, err := os.ReadFile(filepath.Join(dir, "term")); err != nil || string(b) != "term\n" {
+		t.Fatalf("the shell did not get SIGTERM: %q, %v", b, err)
+	}
+	for name, pid := range pids {
+		for syscall.Kill(pid, 0) == nil {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("%s (pid %d) still runs 5 s after Abort", name, pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package mux_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -377,23 +378,29 @@ func TestFailures(t *testing.T) {
 				c.SkipWithoutServerLZ4(t)
 			}
 			sw := &slowWriter{paused: make(chan struct{})}
-			done := make(chan struct{})
+			done := make(chan error, 1)
 			go func() {
-				defer close(done)
+				defer close(sw.paused)
 				for sw.writes.Load() == 0 {
 					time.Sleep(10 * time.Millisecond)
 				}
 				q := fmt.Sprintf("select count(pg_terminate_backend(pid)) from pg_stat_replication where state = '%s'", who)
-				for c.QueryValue(t, q) == "0" {
+				for {
+					n, err := c.QueryValueDB(context.Background(), "postgres", q)
+					if err != nil || n != "0" {
+						done <- err
+						return
+					}
 					time.Sleep(20 * time.Millisecond)
 				}
-				close(sw.paused)
 			}()
 			var discard failingWriter
 			discard.after = 1 << 40
 			sw.w = &discard
 			_, err := mux.Backup(context.Background(), sw, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, ServerCompression: tc.comp})
-			<-done
+			if qerr := <-done; qerr != nil {
+				t.Fatal(qerr)
+			}
 			if err == nil {
 				t.Fatal("backup succeeded although a walsender was terminated")
 			}
@@ -440,13 +447,15 @@ func withComp(name, comp string) string {
 	return name + ", server " + comp
 }
 
+// TestServerStoppedMidBackup: the server dies (immediate shutdown) while the first bytes are
+// being written: the backup fails with an *mux.Error naming a server side (not the output),
+// and what was written is an unfinished stream: no backup_manifest, no tar trailer.
 func TestServerStoppedMidBackup(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
 	c.PgbenchInit(t, 2)
 	sw := &slowWriter{paused: make(chan struct{})}
-	var discard failingWriter
-	discard.after = 1 << 40
-	sw.w = &discard
+	var out bytes.Buffer
+	sw.w = &out
 	go func() {
 		for sw.writes.Load() == 0 {
 			time.Sleep(10 * time.Millisecond)
@@ -459,6 +468,15 @@ func TestServerStoppedMidBackup(t *testing.T) {
 		t.Fatal("backup succeeded although the server was stopped")
 	}
 	t.Logf("error: %v", err)
+	var me *mux.Error
+	if !errors.As(err, &me) || (me.Side != mux.SideBaseBackup && me.Side != mux.SideWAL) {
+		t.Fatalf("error %v: want a *mux.Error naming the base backup or the WAL receiver", err)
+	}
+	b := out.Bytes()
+	if out.Len() == 0 || bytes.Contains(b, []byte("PostgreSQL-Backup-Manifest-Version")) ||
+		(len(b) >= 1024 && bytes.Equal(b[len(b)-1024:], make([]byte, 1024))) {
+		t.Fatalf("the %d bytes written are not an unfinished stream (a manifest, or a trailer of zeros at the end)", out.Len())
+	}
 	if err := c.StartAgain(); err != nil {
 		t.Fatal(err)
 	}

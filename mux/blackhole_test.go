@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,88 +14,18 @@ import (
 	"github.com/walweave/walweave/pgrepl"
 )
 
-// inOwnNetns runs the calling top-level test again in a private network namespace
-// (unshare -n; root only), where tc can black-hole one TCP connection on the loopback device
-// without touching anyone else's traffic: packets of that connection are dropped in the
-// kernel in both directions, as a cut network or a dead host does, so that TCP keepalives and
-// TCP_USER_TIMEOUT are what notices it (a userland proxy would acknowledge them itself). In
-// the parent it returns true and the test must return; the child's outcome is the test's.
-func inOwnNetns(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv("WALWEAVE_NETNS") == "1" {
-		for _, args := range [][]string{
-			{"qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10"},
-			{"class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"},
-			{"class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "10gbit"},
-			{"qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "blackhole"},
-		} {
-			if out, err := exec.Command("tc", args...).CombinedOutput(); err != nil {
-				t.Fatalf("tc %s: %v: %s", strings.Join(args, " "), err, out)
-			}
-		}
-		return false
-	}
-	pgtest.Require(t)
-	// In CI (WALWEAVE_REQUIRE_PG=1, as root, scripts/setup.sh installs iproute2) this test must
-	// run; elsewhere it may be skipped for want of root or tools.
-	skip := t.Skipf
-	if os.Getenv("WALWEAVE_REQUIRE_PG") == "1" {
-		skip = t.Fatalf
-	}
-	if os.Getuid() != 0 {
-		skip("black-holing one connection needs root (a private network namespace and tc)")
-	}
-	for _, p := range []string{"unshare", "tc", "ip"} {
-		if _, err := exec.LookPath(p); err != nil {
-			skip("black-holing one connection needs %s (Debian: apt-get install iproute2)", p)
-		}
-	}
-	if err := exec.Command("unshare", "-n", "tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb").Run(); err != nil {
-		skip("no private network namespace with tc htb here: %v", err)
-	}
-	cmd := exec.Command("unshare", "-n", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, os.Args[0],
-		"-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v", "-test.timeout=20m")
-	cmd.Env = append(os.Environ(), "WALWEAVE_NETNS=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("run in a private network namespace:\n%s", out)
-	if err != nil {
-		t.Fatalf("in the private network namespace: %v", err)
-	}
-	return true
-}
-
-var tcPrio atomic.Int32
-
-// blackHole drops every packet of the connection of backend pid, both ways, from now on.
-func blackHole(t *testing.T, c *pgtest.Cluster, pid int) {
-	t.Helper()
-	port := c.QueryValue(t, "select client_port from pg_stat_activity where pid = $1", pid)
-	if _, err := strconv.Atoi(port); err != nil {
-		t.Fatalf("client port of pid %d: %q", pid, port)
-	}
-	for _, dir := range []string{"sport", "dport"} {
-		prio := strconv.Itoa(int(tcPrio.Add(1)))
-		args := []string{"filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", prio,
-			"u32", "match", "ip", dir, port, "0xffff", "flowid", "1:20"}
-		if out, err := exec.Command("tc", args...).CombinedOutput(); err != nil {
-			t.Fatalf("tc %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	t.Logf("black hole on the connection of pid %d (client port %s)", pid, port)
-}
-
 // shortTCP are network bounds that keep the tests short: a dead connection is noticed after
 // about 5 s.
 var shortTCP = mux.Config{KeepaliveIdle: 2 * time.Second, KeepaliveInterval: time.Second,
 	KeepaliveCount: 3, TCPUserTimeout: 5 * time.Second, ProgressTimeout: 30 * time.Second}
 
-// TestBlackHole (issue 16, defects 16 and 19): a black hole on either connection, in every
+// TestBlackHole: a black hole on either connection, in every
 // phase (start checkpoint, streaming, waiting for WAL), is noticed within the TCP bounds
 // (tests: about 5 s; defaults: DefaultTCPUserTimeout), the error names the side and says the
 // connection timed out, and the server drops the walsenders and the temporary slot within a
 // bound of the same order, by the keepalives and user timeout walweave asked it for.
 func TestBlackHole(t *testing.T) {
-	if inOwnNetns(t) {
+	if pgtest.InOwnNetns(t) {
 		return
 	}
 	c := spreadCheckpointCluster(t, pgtest.Options{})
@@ -122,7 +49,7 @@ func TestBlackHole(t *testing.T) {
 		if side == mux.SideWAL {
 			pid = b
 		}
-		blackHole(t, c, pid)
+		c.BlackHole(t, pid)
 		check(t, done, time.Now(), side, mux.PhaseCheckpoint, detect, gone)
 	}
 	streaming := func(t *testing.T, side mux.Side) {
@@ -137,7 +64,7 @@ func TestBlackHole(t *testing.T) {
 		if side == mux.SideWAL {
 			pid = b
 		}
-		blackHole(t, c, pid)
+		c.BlackHole(t, pid)
 		check(t, done, time.Now(), side, mux.PhaseStreaming, 15*time.Second, 15*time.Second)
 	}
 	t.Run("checkpoint/WAL", func(t *testing.T) { checkpoint(t, shortTCP, mux.SideWAL, 15*time.Second, 15*time.Second) })
@@ -155,7 +82,7 @@ func TestBlackHole(t *testing.T) {
 		time.Sleep(time.Second)
 		b := c.QueryValue(t, "select pid from pg_stat_replication where state = 'streaming'")
 		pid, _ := strconv.Atoi(b)
-		blackHole(t, c, pid)
+		c.BlackHole(t, pid)
 		check(t, done, time.Now(), mux.SideWAL, mux.PhaseFinishing, 15*time.Second, 15*time.Second)
 	})
 	// The defaults: noticed, and cleaned up on the server, within about DefaultTCPUserTimeout.
@@ -163,9 +90,20 @@ func TestBlackHole(t *testing.T) {
 		// At most DefaultTCPUserTimeout after the next probe (sent every 10 s): 50 s.
 		checkpoint(t, mux.Config{}, mux.SideWAL, 60*time.Second, 30*time.Second)
 	})
+	t.Run("defaults/checkpoint/base backup", func(t *testing.T) {
+		// The base backup connection carries nothing while the server checkpoints: walweave's
+		// keepalives (idle 10 s, then 6 every 5 s) end it within 40 s, at most
+		// DefaultKeepaliveIdle + DefaultTCPUserTimeout. On the server, the walsender waiting for
+		// the checkpoint reads nothing: walweave's cancel request ends its command at once, and
+		// then the error it sends back goes unacknowledged, so that its own user timeout
+		// (DefaultTCPUserTimeout, as walweave asked) ends the connection: gone within another
+		// DefaultTCPUserTimeout (plus a margin), about 80 s after the cut in all.
+		checkpoint(t, mux.Config{}, mux.SideBaseBackup, mux.DefaultKeepaliveIdle+mux.DefaultTCPUserTimeout+10*time.Second,
+			mux.DefaultTCPUserTimeout+20*time.Second)
+	})
 }
 
-// TestProxyBlackHole (issue 16, defects 16 and 17): a proxy that stops forwarding without
+// TestProxyBlackHole: a proxy that stops forwarding without
 // closing (Toxiproxy's timeout toxic with timeout 0, on every connection) keeps TCP alive on
 // both sides, so keepalives see nothing wrong: the progress timeout notices it, in every
 // phase, with a message that says so. Once walweave closes its connections the proxy closes

@@ -2,17 +2,15 @@ package mux_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/Shopify/toxiproxy/v2/collectors"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/internal/pgtest/pgproxy"
 	"github.com/walweave/walweave/mux"
 )
 
@@ -23,22 +21,12 @@ func init() { zerolog.SetGlobalLevel(zerolog.Disabled) }
 
 func proxyTo(t *testing.T, c *pgtest.Cluster) (*toxiproxy.Proxy, string) {
 	t.Helper()
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	srv.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
-	p := toxiproxy.NewProxy(srv, "pg", "127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", c.Port))
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
-	_, port, _ := strings.Cut(p.Listen, ":")
-	return p, strings.Replace(c.DSN(), fmt.Sprintf("port=%d", c.Port), "port="+port, 1)
+	return pgproxy.To(t, c)
 }
 
 func addToxic(t *testing.T, p *toxiproxy.Proxy, json string) {
 	t.Helper()
-	if _, err := p.Toxics.AddToxicJson(strings.NewReader(json)); err != nil {
-		t.Fatalf("add toxic %s: %v", json, err)
-	}
+	pgproxy.AddToxic(t, p, json)
 }
 
 // TestSlowNetwork: latency and a bandwidth cap on the server's side of both connections,

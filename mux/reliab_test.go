@@ -133,7 +133,7 @@ func wantSide(t *testing.T, err error, side mux.Side, phase mux.Phase) {
 	}
 }
 
-// TestStartCheckpointFaults (issue 16, defects 15 and 20): during a spread start checkpoint
+// TestStartCheckpointFaults: during a spread start checkpoint
 // that lasts minutes, a terminated walsender on either connection, or the caller's
 // cancellation, ends the backup within 5 s and leaves nothing on the server within 5 s: the
 // idle WAL connection is watched during the checkpoint, and the walsender waiting for the
@@ -175,7 +175,7 @@ func TestStartCheckpointFaults(t *testing.T) {
 	t.Run("cancel", func(t *testing.T) {
 		run(t, func(cancel context.CancelFunc, _, _ int) { cancel() }, mux.SideBaseBackup)
 	})
-	// Defect 17 during the checkpoint: a stopped WAL walsender does not answer the probe.
+	// During the checkpoint: a stopped WAL walsender does not answer the probe.
 	t.Run("stop WAL walsender", func(t *testing.T) {
 		var stopped int
 		t.Cleanup(func() {
@@ -193,7 +193,7 @@ func TestStartCheckpointFaults(t *testing.T) {
 	})
 }
 
-// TestStoppedWalsender (issue 16, defect 17): a walsender stopped with SIGSTOP (TCP stays up,
+// TestStoppedWalsender: a walsender stopped with SIGSTOP (TCP stays up,
 // nothing is sent) fails its side within the progress timeout, with a message that names it.
 func TestStoppedWalsender(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,13 +81,49 @@ func TestSessionExtendWALToRestorePoint(t *testing.T) {
 	}})
 }
 
-// slowCounter accepts writes slowly and counts what it accepted.
-type slowCounter struct{ n int64 }
+// slowCounter accepts writes slowly and counts what it accepted; first, when set, is called
+// at the first write.
+type slowCounter struct {
+	n     int64
+	first func()
+	once  sync.Once
+}
 
 func (w *slowCounter) Write(p []byte) (int, error) {
+	if w.first != nil {
+		w.once.Do(w.first)
+	}
 	time.Sleep(200 * time.Millisecond)
 	w.n += int64(len(p))
 	return len(p), nil
+}
+
+// deadlineAt is a context whose deadline is reached when reach is called (its Err is then
+// context.DeadlineExceeded, as a deadline's), at a moment the test chooses rather than a
+// guessed duration.
+type deadlineAt struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func newDeadlineAt() *deadlineAt {
+	return &deadlineAt{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (d *deadlineAt) reach()                { d.once.Do(func() { close(d.done) }) }
+func (d *deadlineAt) Done() <-chan struct{} { return d.done }
+func (d *deadlineAt) Deadline() (time.Time, bool) {
+	return time.Now().Add(time.Hour), true // not yet known; reach decides
+}
+
+func (d *deadlineAt) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }
 
 // A deadline reached mid-backup is an *Error that names the side and phase (not a bare
@@ -94,9 +131,11 @@ func (w *slowCounter) Write(p []byte) (int, error) {
 func TestDeadlineNamesSideAndPhase(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
 	c.PgbenchInit(t, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	w := &slowCounter{}
+	// The deadline is reached when the writer gets its first bytes: in the streaming phase
+	// by construction, not by a guess of how long the start takes (the writer then takes
+	// 200 ms a write, far longer than the rest of the backup).
+	ctx := newDeadlineAt()
+	w := &slowCounter{first: ctx.reach}
 	res, err := mux.Backup(ctx, w, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast})
 	var e *mux.Error
 	if !errors.As(err, &e) || !errors.Is(err, context.DeadlineExceeded) {

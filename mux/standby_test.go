@@ -11,7 +11,7 @@ import (
 	"github.com/walweave/walweave/mux"
 )
 
-// TestBackupOfStandby (issue 16, defect 21): a backup of a standby carries the standby's
+// TestBackupOfStandby: a backup of a standby carries the standby's
 // standby.signal and primary_conninfo by default (StandbyKeep, as pg_basebackup); with
 // StandbyDrop it carries neither, and the restored copy comes up as a primary of its own.
 func TestBackupOfStandby(t *testing.T) {

@@ -279,7 +279,13 @@ func (w *weaver) writeHistory() error {
 // recovery.signal: a later member replaces an earlier one when the stream is extracted, so a
 // recovery target known only after the data (a fleet's restore point) still reaches the copy.
 func (w *weaver) appendRecoveryTarget(settings []byte) error {
-	content := append(append([]byte(nil), w.autoConf...), settings...)
+	content := append([]byte(nil), w.autoConf...)
+	// The server's file may lack a final newline (edited by hand): the settings must start a
+	// line of their own, PostgreSQL refuses "work_mem = '8MB'recovery_target_name = ...".
+	if len(content) > 0 && content[len(content)-1] != '\n' {
+		content = append(content, '\n')
+	}
+	content = append(content, settings...)
 	if w.autoConf == nil {
 		w.autoConfMode = w.fileMode
 	}

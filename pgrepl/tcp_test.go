@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// TestApplyTCP (issue 16, defect 16): the keepalive and user-timeout settings reach the
+// TestApplyTCP: the keepalive and user-timeout settings reach the
 // server's side of a replication connection (as per-connection GUCs) and are set on ours; a
 // setting in the connection string's options wins on the server.
 func TestApplyTCP(t *testing.T) {

@@ -32,7 +32,7 @@ func (c *keepaliveDeathConn) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
-// TestBatchedConnKernelTimeout (issue 16, defect 19): a keepalive or user timeout of the
+// TestBatchedConnKernelTimeout: a keepalive or user timeout of the
 // kernel mid-message is reported as a timed-out connection, not taken for the batch reader's
 // own read deadline and then reported as "connection closed inside a message".
 func TestBatchedConnKernelTimeout(t *testing.T) {
@@ -51,7 +51,7 @@ func TestBatchedConnKernelTimeout(t *testing.T) {
 	}
 }
 
-// TestBatchedConnStall (defect 17): a read that gets no byte for the stall timeout fails,
+// TestBatchedConnStall: a read that gets no byte for the stall timeout fails,
 // batched or not.
 func TestBatchedConnStall(t *testing.T) {
 	client, _ := socketPair(t, "tcp", "127.0.0.1:0")

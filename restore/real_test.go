@@ -163,8 +163,9 @@ func TestExtractRealMutations(t *testing.T) {
 				return
 			}
 			if !c.FullPGVerifyBackup() {
-				// Debian's pg_verifybackup (15) reads neither 17+'s manifests nor 16+'s WAL:
-				// it would reject every stream, or miss WAL damage, for its own reasons.
+				// Only the server's own version's pg_verifybackup reads its WAL (and, from 17,
+				// its pg_control): another would reject every stream, or miss WAL damage, for
+				// its own reasons (none is installed for 16 and 17; see DEVELOPERS.md).
 				t.Logf("pg_verifybackup cannot fully check %s's backups: not compared", c.Server)
 				return
 			}

@@ -7,7 +7,7 @@ import (
 	"github.com/walweave/walweave/restore"
 )
 
-// Issue 16, defect 12: recovery_target_time is checked before anything is written.
+// recovery_target_time is checked before anything is written.
 func TestValidateTargetTime(t *testing.T) {
 	for _, ok := range []string{"2024-01-02", "2024-01-02 03:04:05", "2024-01-02 03:04:05+00", "2024-01-02T03:04:05Z",
 		"2024-01-02 03:04:05.123456+02:00", "2024-01-02 03:04:05-0530", "2024-01-02 03:04 UTC", "2024-02-29 00:00:00 Europe/Paris", "2024-01-02 03:04:05 CET"} {

@@ -89,10 +89,15 @@ func (mr *memberReader) Read(p []byte) (int, error) {
 // I/O errors, ctx, and errors of fn; a truncated or malformed stream is a problem in the
 // report. When Scan returns an error, the report is partial (Report.Complete is false).
 func (c *Checker) Scan(ctx context.Context, r io.Reader, fn MemberFunc) (*Report, error) {
-	cr := &countReader{r: r}
+	ir := newInterruptibleReader(ctx, r)
+	cr := &countReader{r: ir}
 	tr := tar.NewReader(cr)
 	bp := scanBufs.Get().(*[]byte)
-	defer scanBufs.Put(bp)
+	defer func() {
+		if !ir.abandoned() { // else a Read left running may still write into it
+			scanBufs.Put(bp)
+		}
+	}()
 	buf := *bp
 	partial := func(err error) (*Report, error) {
 		c.rep.StreamBytes = cr.n
@@ -264,6 +269,57 @@ func (c *Checker) recheckStream(ctx context.Context, r io.Reader) error {
 	}
 	return nil
 }
+
+// interruptibleReader reads r so that a Read blocked on an input that sends nothing (a
+// stalled pipe or FIFO) returns ctx's error when ctx ends: Scan, and so a CLI interrupted by
+// SIGINT, does not wait for the next byte. With a ctx that can end, each Read runs in a
+// goroutine, straight into the caller's p (no copy: verifying is about as fast as copying
+// memory). A Read abandoned that way may still write into its p until the underlying Read
+// returns, so such a buffer must not be used again: the reader reports it (abandoned), Scan
+// then keeps its own buffer out of the pool, and every other buffer that reaches it (archive/
+// tar's, restore's) belongs to the failed call alone.
+type interruptibleReader struct {
+	ctx context.Context
+	r   io.Reader
+	res chan readResult
+	err error // set once a Read was abandoned
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+func newInterruptibleReader(ctx context.Context, r io.Reader) *interruptibleReader {
+	return &interruptibleReader{ctx: ctx, r: r, res: make(chan readResult, 1)}
+}
+
+func (x *interruptibleReader) Read(p []byte) (int, error) {
+	if x.err != nil {
+		return 0, x.err
+	}
+	done := x.ctx.Done()
+	if done == nil { // a ctx that never ends: nothing to interrupt
+		return x.r.Read(p)
+	}
+	if err := x.ctx.Err(); err != nil {
+		return 0, err
+	}
+	go func() {
+		n, err := x.r.Read(p)
+		x.res <- readResult{n, err}
+	}()
+	select {
+	case res := <-x.res:
+		return res.n, res.err
+	case <-done:
+		x.err = x.ctx.Err()
+		return 0, x.err
+	}
+}
+
+// abandoned reports whether a Read was left running when ctx ended.
+func (x *interruptibleReader) abandoned() bool { return x.err != nil }
 
 type ctxReader struct {
 	ctx context.Context

@@ -49,7 +49,7 @@ func TestWatchThenStream(t *testing.T) {
 	}
 }
 
-// TestWatchTerminated (issue 16, defect 15): a walsender terminated while its connection is
+// TestWatchTerminated: a walsender terminated while its connection is
 // watched is reported at once, as terminated.
 func TestWatchTerminated(t *testing.T) {
 	c := sharedCluster(t)

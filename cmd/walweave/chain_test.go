@@ -208,7 +208,7 @@ func checkManifest(t *testing.T, dir, newestManifest string) {
 	t.Logf("regenerated manifest: %d files, sizes and CRC32C match the restored files; same files as the newest backup's manifest", len(m.Files))
 }
 
-// TestIncrementalChainDrill is issue 13's acceptance drill (PostgreSQL 17+): a full backup,
+// TestIncrementalChainDrill is the acceptance drill of incremental backups (PostgreSQL 17+): a full backup,
 // pgbench load, incremental 1, more load plus DDL (a dropped table, a truncated table, a
 // VACUUM that truncates, a new database, a dropped database, a table moved to a new
 // tablespace), incremental 2 under load, incremental 3 with writes stopped; both chains
@@ -421,6 +421,11 @@ func TestIncrementalChainDrill(t *testing.T) {
 				t.Fatalf("backup_label keeps its INCREMENTAL lines:\n%s", label)
 			}
 			checkManifest(t, rdir, chain.manifest)
+			// PostgreSQL's own check of the restored directory and its regenerated manifest
+			// (pg_verifybackup of the server's version, WAL included; none on 17 here).
+			if v := c.VerifyBackup(t, rdir); v != "" {
+				t.Logf("pg_verifybackup on the restored chain: %s", strings.TrimSpace(v))
+			}
 			r := pgtest.StartOn(t, rdir, nil)
 			r.Password, r.ReplPassword = c.Password, c.ReplPassword
 			if got := r.QueryValue(t, pgtest.Invariant); got != "true" {

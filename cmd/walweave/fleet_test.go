@@ -102,13 +102,13 @@ func TestFleetCLIRerunAdvice(t *testing.T) {
 	defer cancel()
 
 	dir := t.TempDir()
-	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		cs[1].Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'streaming'")
-	}()
+	killed := pgtest.WhenBackupsUnderWay(cs, time.Minute, cs[1].TerminateWALSender)
 	start := time.Now()
 	_, stderr, code := walweave(t, ctx, nil, "fleet", "backup", "--node", "a="+cs[0].DSN(), "--node", "b="+cs[1].DSN(),
 		"-c", "fast", "-r", "1M", "-o", filepath.Join(dir, "{node}.tar"))
+	if k := <-killed; k.Err != nil {
+		t.Fatal(k.Err)
+	}
 	t.Logf("consistent, after %v, stderr:\n%s", time.Since(start), stderr)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)

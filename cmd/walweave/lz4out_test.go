@@ -22,7 +22,7 @@ func (f *failAfter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestLZ4OutputWriteError (issue 16, defect 18): with --compress lz4, a failing output (disk
+// TestLZ4OutputWriteError: with --compress lz4, a failing output (disk
 // full) is reported by the next writes, not only when the frame is finished after the whole
 // backup was streamed.
 func TestLZ4OutputWriteError(t *testing.T) {

@@ -32,7 +32,7 @@ func TestProgressPrinterPlain(t *testing.T) {
 	}
 }
 
-// Defect 9: while the server runs the start checkpoint, the line shows the time waited and
+// While the server runs the start checkpoint, the line shows the time waited and
 // that -c fast avoids it; the average at the end leaves the wait out.
 func TestProgressCheckpointWait(t *testing.T) {
 	var out pgtest.SyncBuffer

@@ -24,12 +24,12 @@ type TarBackupOptions struct {
 	NoManifest bool
 }
 
-// ClientCanBackUp reports whether the installed pg_basebackup works against this server: it
-// refuses servers newer than itself ("incompatible server version"), which is what the
-// matrix's 16, 17 and 18 are against Debian's 15 client programs.
+// ClientCanBackUp reports whether an installed pg_basebackup works against this server: it
+// refuses servers newer than itself ("incompatible server version"), which the matrix's 16 and
+// 17 are when only Debian's 15 client programs are installed.
 func (c *Cluster) ClientCanBackUp() bool {
-	cl, err := Client()
-	return err == nil && cl.Major >= c.Version
+	s, ok := c.Tool("pg_basebackup")
+	return ok && s.Major >= c.Version
 }
 
 // TarBackup writes what `pg_basebackup -Ft -D out -c fast` writes (base.tar, one <oid>.tar per

@@ -44,56 +44,85 @@ func (c *Cluster) Extract(t testing.TB, tarPath string) string {
 	return dir
 }
 
-// VerifyBackup runs pg_verifybackup (WAL check included) on an extracted backup, as far as
-// the installed pg_verifybackup can read this server's backups (PGVerifyBackupArgs). It returns
-// pg_verifybackup's output, or "" when it cannot check this version at all.
+// VerifyBackup runs pg_verifybackup on an extracted backup with the program and options
+// PGVerifyBackup picks for this server, and returns its output; "" when no installed
+// pg_verifybackup can read this version's backups (PGVerifyBackup says when that fails the
+// test).
 func (c *Cluster) VerifyBackup(t testing.TB, dir string) string {
 	t.Helper()
-	args, ok := c.PGVerifyBackupArgs(t)
+	path, args, ok := c.PGVerifyBackup(t)
 	if !ok {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := c.Run(ctx, "pg_verifybackup", append(args, dir)...)
+	out, err := c.Run(ctx, path, append(args, dir)...)
 	if err != nil {
 		t.Fatalf("pg_verifybackup rejected the backup: %v", err)
 	}
 	return out
 }
 
-// PGVerifyBackupArgs returns the options pg_verifybackup needs for this server's backups, and
-// false when it cannot check them at all (it logs why). The client programs are Debian's (15):
-// pg_verifybackup 15 reads manifest version 1 only (17+ write version 2), and its pg_waldump
-// reads only its own version's WAL (so on 16 it runs with -n, no WAL check). Where it falls
-// short, RestoreDrill adds `walweave verify`, PostgreSQL's recovery and pg_amcheck.
-func (c *Cluster) PGVerifyBackupArgs(t testing.TB) ([]string, bool) {
+// OracleSetup is the command that installs the pg_verifybackup (with its pg_waldump) of each
+// server version whose backups the suite checks with that version's own programs. 16 and 17
+// have none here: no Debian suite carries PostgreSQL 16, and the deb-src index lists
+// postgresql-17 (trixie) but its source files are not served (apt-get source fails with 404),
+// while trixie's binaries need a newer C library than the machine's. 16's backups are checked
+// with another version's pg_verifybackup -n and walweave verify's WAL check, 17's with walweave
+// verify (every other version's pg_verifybackup refuses 17's pg_control), both by starting
+// PostgreSQL on them, pg_amcheck and pgbench's invariant.
+var OracleSetup = map[int]string{
+	15: "scripts/setup.sh",
+	18: "scripts/setup-pg18-src.sh",
+}
+
+// PGVerifyBackup returns the pg_verifybackup that checks this server's backups and its options:
+//   - the server's own major version's (WAL included: it runs its own pg_waldump);
+//   - else, for a backup of 15 or 16 (manifest version 1), another version's with -n:
+//     pg_waldump reads only its own version's WAL (RestoreDrill then checks the WAL with
+//     walweave verify);
+//   - else none (ok false): from 17 the manifest (version 2) makes pg_verifybackup read
+//     pg_control, which it refuses from another major ("unexpected control file version").
+//
+// When the server's own version's pg_verifybackup is missing for a version in OracleSetup,
+// the test fails under WALWEAVE_REQUIRE_PG=1 (naming the setup command) and logs why otherwise.
+func (c *Cluster) PGVerifyBackup(t testing.TB) (path string, args []string, ok bool) {
 	t.Helper()
-	cl, err := Client()
-	if err != nil {
-		t.Fatal(err)
+	if s, ok := c.Tool("pg_verifybackup"); ok {
+		return filepath.Join(s.BinDir, "pg_verifybackup"), nil, true
 	}
-	switch {
-	case cl.Major >= c.Version:
-		return nil, true
-	case c.Version >= 17 && cl.Major < 17:
-		t.Logf("pg_verifybackup %s cannot read %s's manifest (version 2): not run", cl.Version, c.Server)
-		return nil, false
-	default:
-		t.Logf("pg_verifybackup %s runs with -n: its pg_waldump cannot read %s's WAL", cl.Version, c.Server)
-		return []string{"-n"}, true
+	missing := fmt.Sprintf("no pg_verifybackup %d is installed", c.Version)
+	if setup, ok := OracleSetup[c.Version]; ok {
+		missing += " (install it with " + setup + ")"
+		if os.Getenv("WALWEAVE_REQUIRE_PG") == "1" {
+			t.Fatalf("%s: WALWEAVE_REQUIRE_PG=1, a missing oracle is a failure", missing)
+		}
 	}
+	if c.Version >= 17 {
+		t.Logf("%s; an older one refuses %s's manifest (version 2), a newer one its pg_control: pg_verifybackup not run", missing, c.Server)
+		return "", nil, false
+	}
+	for _, s := range Installed() {
+		if p := filepath.Join(s.BinDir, "pg_verifybackup"); fileExists(p) {
+			t.Logf("%s: pg_verifybackup %s runs with -n (its pg_waldump cannot read %s's WAL)", missing, s.Version, c.Server)
+			return p, []string{"-n"}, true
+		}
+	}
+	t.Logf("%s, nor any other: pg_verifybackup not run", missing)
+	return "", nil, false
 }
 
 // FullPGVerifyBackup reports whether pg_verifybackup checks this server's backups completely
-// (WAL included); tests that compare its verdict with walweave's need that.
+// (the server's own version's, with its pg_waldump for the WAL); tests that compare its
+// verdict with walweave's need that.
 func (c *Cluster) FullPGVerifyBackup() bool {
-	cl, err := Client()
-	return err == nil && cl.Major >= c.Version
+	s, ok := c.Tool("pg_verifybackup")
+	return ok && fileExists(filepath.Join(s.BinDir, "pg_waldump"))
 }
 
 // RestoreDrill is the test that matters: extract the stream with tar, check it (pg_verifybackup
-// where it can read this version's backups, else `walweave verify`), start PostgreSQL on it
+// of the server's version; where that is missing, another version's with -n where it can read
+// the manifest, and `walweave verify`), start PostgreSQL on it
 // (it must reach consistency), run pg_amcheck on every database, check pgbench's invariant
 // and the given queries. It returns the running restored cluster.
 func (c *Cluster) RestoreDrill(t testing.TB, tarPath string, d Drill) *Cluster {

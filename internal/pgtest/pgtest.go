@@ -1,6 +1,8 @@
 // Package pgtest starts throwaway PostgreSQL clusters for walweave's integration tests, of the
 // version WALWEAVE_PG selects (see EnvPG): 15 by default (Debian's), or 16, 17, 18 (and 14 for
-// refusal tests) from the checkout's .cache/pg, which scripts/setup-pg-matrix.sh fills.
+// refusal tests): an installed server of that major (18 from scripts/setup-pg18-src.sh), else
+// the checkout's .cache/pg, which scripts/setup-pg-matrix.sh fills. DEVELOPERS.md says how to
+// install them and which oracle checks each version's backups.
 //
 // A cluster is initialised with data checksums in its own directory under the system temp
 // dir, listens on 127.0.0.1 on a free port (scram-sha-256) and on a private unix socket
@@ -361,7 +363,7 @@ func (c *Cluster) NewDir(name string) (string, error) {
 
 // Command returns a command for a PostgreSQL program (a name, or a path) that runs as the
 // server user, with PGHOST/PGPORT/PGUSER/PGPASSWORD set for this cluster. A name is looked up
-// in BinDir, then among the client programs (Client): the matrix's server builds have none.
+// with ProgramPath: the matrix's server builds have no client programs.
 func (c *Cluster) Command(ctx context.Context, program string, args ...string) *exec.Cmd {
 	path := program
 	if !strings.Contains(program, "/") {
@@ -380,18 +382,24 @@ func (c *Cluster) Command(ctx context.Context, program string, args ...string) *
 	return cmd
 }
 
-// ProgramPath returns the path of a PostgreSQL program: BinDir's, or the client programs'.
+// ProgramPath returns the path of a PostgreSQL program for this cluster (Tool), or BinDir's
+// path of it when none is installed (running it then fails, naming the path).
 func (c *Cluster) ProgramPath(program string) string {
-	path := filepath.Join(c.BinDir, program)
-	if _, err := os.Stat(path); err == nil {
-		return path
+	if s, ok := c.Tool(program); ok {
+		return filepath.Join(s.BinDir, program)
 	}
-	if cl, err := Client(); err == nil {
-		if p := filepath.Join(cl.BinDir, program); fileExists(p) {
-			return p
-		}
-	}
-	return path
+	return filepath.Join(c.BinDir, program)
+}
+
+// Tool returns the installation whose program the helpers run against this cluster: the
+// server's own bin directory when it has the program, else an installed PostgreSQL of the same
+// major, else, for a program that is not bound to its own version's files (psql, pgbench,
+// pg_amcheck, pg_basebackup, pg_receivewal), the oldest installed one newer than the server,
+// else the newest older one. Programs that read WAL, pg_control or backups of their own version
+// only (pg_waldump, pg_verifybackup, pg_combinebackup, pg_controldata...) are never taken from
+// another major: ok is false then.
+func (c *Cluster) Tool(program string) (Server, bool) {
+	return pickTool(c.Server, program, Installed())
 }
 
 func fileExists(p string) bool {

@@ -18,10 +18,25 @@ import (
 // t.Cleanup; the data directory itself is removed only if it lies under base.
 func StartOn(t testing.TB, dataDir string, settings map[string]string) *Cluster {
 	t.Helper()
-	srv := RequireAny(t)
-	base, err := newBaseDir()
+	RequireAny(t)
+	c, err := StartOnErr(t, dataDir, settings)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return c
+}
+
+// StartOnErr is StartOn for another goroutine than the test's: it returns the error instead of
+// failing the test (t.Fatal is for the test's goroutine only); the cleanup is registered all
+// the same.
+func StartOnErr(t testing.TB, dataDir string, settings map[string]string) (*Cluster, error) {
+	srv, err := Selected()
+	if err != nil {
+		return nil, err
+	}
+	base, err := newBaseDir()
+	if err != nil {
+		return nil, err
 	}
 	c := &Cluster{BinDir: srv.BinDir, Version: srv.Major, Server: srv, Base: base, DataDir: dataDir,
 		SockDir: filepath.Join(base, "sock"), LogFile: filepath.Join(base, "server.log")}
@@ -32,10 +47,10 @@ func StartOn(t testing.TB, dataDir string, settings map[string]string) *Cluster 
 		c.Close()
 	})
 	if err := os.Mkdir(c.SockDir, 0o700); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if c.Port, err = freePort(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	conf := fmt.Sprintf("\n# pgtest restore\nport = %d\nunix_socket_directories = '%s'\nlisten_addresses = '127.0.0.1'\n", c.Port, c.SockDir)
 	for k, v := range settings {
@@ -43,27 +58,32 @@ func StartOn(t testing.TB, dataDir string, settings map[string]string) *Cluster 
 	}
 	p := filepath.Join(dataDir, "pgtest_port.conf")
 	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	_, _ = f.WriteString("\ninclude_if_exists = 'pgtest_port.conf'\n")
-	f.Close()
+	_, werr := f.WriteString("\ninclude_if_exists = 'pgtest_port.conf'\n")
+	if err := f.Close(); werr == nil {
+		werr = err
+	}
+	if werr != nil {
+		return nil, werr
+	}
 	if err := os.Chmod(dataDir, 0o700); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := Chown(base); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := Chown(dataDir); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := c.startWith(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return c
+	return c, nil
 }
 
 // Standby makes a streaming standby of c with pg_basebackup -R -X stream (as PostgreSQL's own

@@ -2,9 +2,12 @@ package pgtest
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Invariant is a query that returns true when pgbench's consistency invariant holds: the sums
@@ -42,4 +45,51 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// BackupUnderWay reports whether a backup of c is under way: a walsender sending a base backup
+// and one streaming WAL (pg_stat_replication's states "backup" and "streaming").
+func (c *Cluster) BackupUnderWay(ctx context.Context) (bool, error) {
+	n, err := c.QueryValueDB(ctx, "postgres", "select count(*) from pg_stat_replication where state in ('backup', 'streaming')")
+	return n == "2", err
+}
+
+// Acted is what WhenBackupsUnderWay reports: when the action ran, and its error (or the
+// wait's).
+type Acted struct {
+	At  time.Time
+	Err error
+}
+
+// WhenBackupsUnderWay waits in a goroutine until a backup of every cluster in cs is under way
+// (BackupUnderWay, polled for at most timeout), then runs act. The result comes back on the
+// channel, for the test's own goroutine to check: t.Fatal is for that goroutine only.
+func WhenBackupsUnderWay(cs []*Cluster, timeout time.Duration, act func() error) <-chan Acted {
+	ch := make(chan Acted, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		for _, c := range cs {
+			for {
+				ok, err := c.BackupUnderWay(ctx)
+				if err != nil {
+					ch <- Acted{Err: fmt.Errorf("pgtest: waiting for a backup of %s to be under way: %w", c.DataDir, err)}
+					return
+				}
+				if ok {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		ch <- Acted{At: time.Now(), Err: act()}
+	}()
+	return ch
+}
+
+// TerminateWALSender ends c's walsender that streams WAL (pg_terminate_backend).
+func (c *Cluster) TerminateWALSender() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return c.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE state = 'streaming'")
 }

@@ -41,10 +41,6 @@ var (
 	selOnce sync.Once
 	sel     Server
 	selErr  error
-
-	clientOnce sync.Once
-	clientSrv  Server
-	clientErr  error
 )
 
 // Selected returns the server EnvPG selects (see EnvPG).
@@ -168,25 +164,95 @@ func probeProgram(dir, program string) (Server, error) {
 	return s, nil
 }
 
-// Client returns the client programs the helpers use (psql, pgbench, pg_amcheck,
-// pg_basebackup, pg_verifybackup): the newest installed system PostgreSQL with pgbench. The
-// server builds of the matrix have no client programs; these work against newer servers, with
-// the exceptions the helpers handle (pg_basebackup streams only from servers up to its own
-// version, pg_verifybackup reads WAL and manifests up to its own version).
+// Client returns the newest installed PostgreSQL whose bin directory has the client programs
+// (pgbench, psql, ...). Tests do not use it to pick a program: a program that reads WAL, a
+// manifest or pg_control must match the server's version, and a client older than the server
+// may refuse it; Cluster.ProgramPath and Cluster.Tool pick by what each program can read.
 func Client() (Server, error) {
-	clientOnce.Do(func() {
+	for _, s := range Installed() {
+		if fileExists(filepath.Join(s.BinDir, "pgbench")) {
+			return s, nil
+		}
+	}
+	return Server{}, fmt.Errorf("pgtest: no PostgreSQL client programs (pgbench, psql...) in pg_config --bindir or /usr/lib/postgresql/*/bin; install them with: %s", InstallHint)
+}
+
+var (
+	installedOnce sync.Once
+	installedDirs []Server
+)
+
+// Installed lists the PostgreSQL bin directories installed on the machine (pg_config --bindir
+// and /usr/lib/postgresql/*/bin, not the matrix's server builds in .cache/pg), newest first,
+// each with the version of its programs (Debian's 15, the source build of 18 from
+// scripts/setup-pg18-src.sh).
+func Installed() []Server {
+	installedOnce.Do(func() {
+		seen := map[string]bool{}
 		for _, dir := range systemBinDirs() {
-			if _, err := os.Stat(filepath.Join(dir, "pgbench")); err != nil {
+			if seen[dir] {
 				continue
 			}
-			if s, err := probeProgram(dir, "pgbench"); err == nil {
-				clientSrv = s
-				return
+			seen[dir] = true
+			for _, p := range []string{"postgres", "pg_verifybackup", "psql", "pgbench"} {
+				if !fileExists(filepath.Join(dir, p)) {
+					continue
+				}
+				if s, err := probeProgram(dir, p); err == nil {
+					installedDirs = append(installedDirs, s)
+					break
+				}
 			}
 		}
-		clientErr = fmt.Errorf("pgtest: no PostgreSQL client programs (pgbench, psql...) in pg_config --bindir or /usr/lib/postgresql/*/bin; install them with: %s", InstallHint)
+		sort.SliceStable(installedDirs, func(i, j int) bool { return installedDirs[i].Num > installedDirs[j].Num })
 	})
-	return clientSrv, clientErr
+	return installedDirs
+}
+
+// versionBound are the programs that read a data directory, a backup, pg_control or WAL of
+// their own major version only: pg_waldump checks the WAL page magic, pg_verifybackup runs its
+// own version's pg_waldump and (manifest version 2) checks pg_control's version,
+// pg_combinebackup checks the backups' version. Every other client program (psql, pgbench,
+// pg_amcheck, pg_basebackup, pg_receivewal) works against older servers too.
+var versionBound = map[string]bool{
+	"postgres": true, "initdb": true, "pg_ctl": true, "pg_controldata": true, "pg_resetwal": true,
+	"pg_checksums": true, "pg_rewind": true, "pg_upgrade": true, "pg_waldump": true,
+	"pg_verifybackup": true, "pg_combinebackup": true, "pg_walsummary": true,
+}
+
+// pickTool finds program for the server srv among the installations inst (newest first): the
+// server's own, else an installed one of the same major, else (for a program that is not
+// version-bound) the oldest installed one newer than the server (a newer client reads older
+// servers), else the newest older one (which may refuse the server: pg_basebackup does).
+func pickTool(srv Server, program string, inst []Server) (Server, bool) {
+	if srv.BinDir != "" && fileExists(filepath.Join(srv.BinDir, program)) {
+		return srv, true
+	}
+	major := srv.Major
+	var newer, older []Server
+	for _, s := range inst {
+		if !fileExists(filepath.Join(s.BinDir, program)) {
+			continue
+		}
+		switch {
+		case s.Major == major:
+			return s, true
+		case s.Major > major:
+			newer = append(newer, s)
+		default:
+			older = append(older, s)
+		}
+	}
+	if versionBound[program] {
+		return Server{}, false
+	}
+	if len(newer) > 0 {
+		return newer[len(newer)-1], true // inst is newest first: the last newer one is the oldest
+	}
+	if len(older) > 0 {
+		return older[0], true
+	}
+	return Server{}, false
 }
 
 // BinDir returns the selected server's bin directory and major version (see EnvPG).

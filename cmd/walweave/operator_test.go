@@ -42,7 +42,7 @@ func oneLineErr(t *testing.T, stderr string) {
 	}
 }
 
-// Defect 1: -o naming a directory (or ending in /) is refused before connecting (the
+// -o naming a directory (or ending in /) is refused before connecting (the
 // unreachable server is never tried), and a stale PATH.tmp says what to do.
 func TestOutputPathRefused(t *testing.T) {
 	dir := t.TempDir()
@@ -67,7 +67,7 @@ func TestOutputPathRefused(t *testing.T) {
 	}
 }
 
-// Defect 7: pg_basebackup habits. Accepted no-ops reach the connection (exit 1: nothing
+// pg_basebackup habits. Accepted no-ops reach the connection (exit 1: nothing
 // listens); the others get one line; --help goes to stdout; unknown flags are one line.
 func TestPgBasebackupHabits(t *testing.T) {
 	nowhere := "host=127.0.0.1 port=1 user=x"
@@ -104,7 +104,7 @@ func TestPgBasebackupHabits(t *testing.T) {
 	}
 }
 
-// Defect 12: an invalid recovery target time is refused before anything is done.
+// An invalid recovery target time is refused before anything is done.
 func TestTargetTimeRefused(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "r")
 	for _, v := range []string{"yesterday", "now", "2024-13-01 00:00:00+00", "next tuesday", "2024-02-30"} {
@@ -119,7 +119,7 @@ func TestTargetTimeRefused(t *testing.T) {
 	}
 }
 
-// Defect 11: a terminal stdin is refused, not waited on forever.
+// A terminal stdin is refused, not waited on forever.
 func TestTerminalStdinRefused(t *testing.T) {
 	script, err := exec.LookPath("script")
 	if err != nil {
@@ -135,13 +135,15 @@ func TestTerminalStdinRefused(t *testing.T) {
 	}
 }
 
-// TestIssue16Server covers the defects that involve a server, on one cluster.
-func TestIssue16Server(t *testing.T) {
+// TestOperatorServer covers the operator-facing behaviours that need a server, on one
+// cluster: .pgpass, SHA checksums of a FILE, compressed input, flags after the file, restore's
+// owner, a reader closing stdout.
+func TestOperatorServer(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
 	c.PgbenchInit(t, 1)
 	plainDSN := "host=127.0.0.1 port=" + strconv.Itoa(c.Port) // no sslmode: prefer, as users have it
 
-	// Defects 8 and 3: each connection error once, no TLS noise, what to do, and no password
+	// Each connection error once, no TLS noise, what to do, and no password
 	// ever printed, nor any text mangled by redaction (passwords "e" and "x").
 	t.Run("connection errors", func(t *testing.T) {
 		for _, tc := range []struct {
@@ -179,7 +181,7 @@ func TestIssue16Server(t *testing.T) {
 		}
 	})
 
-	// Defect 2: a .pgpass line for the replication pseudo-database is used.
+	// A .pgpass line for the replication pseudo-database is used.
 	t.Run("pgpass replication line", func(t *testing.T) {
 		pass := filepath.Join(t.TempDir(), "pgpass")
 		line := "127.0.0.1:" + strconv.Itoa(c.Port) + ":replication:" + pgtest.ReplicationUser + ":" + c.ReplPassword + "\n"
@@ -208,7 +210,7 @@ func TestIssue16Server(t *testing.T) {
 		compressed[tool] = p
 	}
 
-	// Defect 4: a FILE is fully verified (SHA checksums too, by a second read), also when
+	// A FILE is fully verified (SHA checksums too, by a second read), also when
 	// compressed; a pipe that cannot verify them does not exit 0 unless asked to.
 	t.Run("SHA manifest", func(t *testing.T) {
 		for _, f := range []string{tarPath, compressed["zstd"], compressed["gzip"], compressed["lz4"]} {
@@ -231,7 +233,7 @@ func TestIssue16Server(t *testing.T) {
 		}
 	})
 
-	// Defect 11: compressed input by magic, from a file and from a pipe; other formats named.
+	// Compressed input by magic, from a file and from a pipe; other formats named.
 	t.Run("compressed input", func(t *testing.T) {
 		for _, tool := range []string{"zstd", "gzip", "lz4"} {
 			f, err := os.Open(compressed[tool])
@@ -254,7 +256,7 @@ func TestIssue16Server(t *testing.T) {
 		}
 	})
 
-	// Defect 6: flags after the file argument.
+	// Flags after the file argument.
 	t.Run("flags anywhere", func(t *testing.T) {
 		stdout, stderr, code := ww(t, nil, nil, "verify", tarPath, "-q")
 		if code != 0 || stdout != "" {
@@ -269,12 +271,10 @@ func TestIssue16Server(t *testing.T) {
 		}
 	})
 
-	// Defect 5: as root, restore gives the files to the stream's owner (or the target
+	// As root, restore gives the files to the stream's owner (or the target
 	// directory's, or --owner), says so, and PostgreSQL starts on them as postgres.
 	t.Run("restore owner", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root")
-		}
+		requireRoot(t, "the ownership rules apply to a restore run as root")
 		pg, err := user.Lookup("postgres")
 		if err != nil {
 			t.Fatal(err)
@@ -336,7 +336,7 @@ func TestIssue16Server(t *testing.T) {
 		checkOwner(t, data3, nuid)
 	})
 
-	// Defect 10: a reader that closes stdout (| head) gets exit 1 and one line naming it;
+	// A reader that closes stdout (| head) gets exit 1 and one line naming it;
 	// SIGINT while writing to a pipe says the stream written is incomplete.
 	t.Run("closed stdout", func(t *testing.T) {
 		cmd := exec.Command(binary, "backup", "-d", c.DSN(), "-c", "fast")
@@ -401,7 +401,7 @@ func checkOwner(t *testing.T, dir string, uid int) {
 	}
 }
 
-// Defect 8: a server with one walsender: the second connection is refused with 53300 and the
+// A server with one walsender: the second connection is refused with 53300 and the
 // message says walweave needs two.
 func TestTooFewWalsenders(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"max_wal_senders": "1"}})
