@@ -167,9 +167,9 @@ const (
 	PhaseCheckpoint  Phase = "waiting for checkpoint"
 	PhaseStreaming   Phase = "streaming"
 	PhaseFinishing   Phase = "waiting for WAL"
-	PhaseDone        Phase = "done"
-	PhaseFailed      Phase = "failed"
 	PhaseWritingTail Phase = "writing manifest"
+	PhaseDone        Phase = "done"
+	PhaseFailed      Phase = "failed" // after any of the phases above
 )
 
 // Progress is what the Progress callback receives.

@@ -9,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walweave/walweave/pgrepl"
@@ -53,10 +55,20 @@ func Backup(ctx context.Context, w io.Writer, cfg Config) (Result, error) {
 //	res, err := s.Finish(ctx)        // the rest of the WAL, backup_manifest, the trailer
 //	s.Close()                        // always: aborts an unfinished backup
 //
-// A Session's methods are called from one goroutine, except Abort and Close, which may come
-// from any goroutine at any time and make a call in progress return. The first failure on
-// either side cancels the other, and every later call returns that failure.
+// A Session's methods are called from one goroutine (the owner), except Abort and Close, which
+// may come from any goroutine at any time. From another goroutine they only cancel: the call
+// in progress returns (with the backup failed) and the owner releases the connections, the
+// slot and the receiver's goroutine as that call returns, or at once in Close when no call is
+// in progress. The first failure on either side cancels the other, and every later call
+// returns that failure.
 type Session struct {
+	// mu is held by the owner for the length of each call, and by Close while it releases:
+	// another goroutine's Close that finds it held only cancels and leaves closeReq for the
+	// owner (exit).
+	mu       sync.Mutex
+	closeReq atomic.Bool
+	closed   atomic.Bool
+
 	cfg    *Config
 	log    *slog.Logger
 	ctx    context.Context // the session's: cancelled by the first failure or by Abort
@@ -77,7 +89,6 @@ type Session struct {
 	walTarget    pgrepl.LSN
 	dataDone     bool
 	finished     bool
-	closed       bool
 	err          error // sticky
 	serverBytes  int64
 	total        int64
@@ -100,7 +111,7 @@ type DataEnd struct {
 func Start(ctx context.Context, w io.Writer, cfg Config) (*Session, error) {
 	s := &Session{start: time.Now()}
 	if err := cfg.normalize(); err != nil {
-		s.closed = true
+		s.closed.Store(true)
 		return s, err
 	}
 	s.cfg = &cfg
@@ -113,10 +124,28 @@ func Start(ctx context.Context, w io.Writer, cfg Config) (*Session, error) {
 	s.tw = tarw.NewWriter(w)
 	if err := s.begin(); err != nil {
 		s.abort(err)
-		s.Close()
+		s.release()
 		return s, s.err
 	}
 	return s, nil
+}
+
+// enter starts a call of the owner's.
+func (s *Session) enter() { s.mu.Lock() }
+
+// exit ends a call of the owner's: when another goroutine asked to close meanwhile, the owner
+// releases now. The check is repeated after unlocking, for a Close that found the lock still
+// held just before.
+func (s *Session) exit() {
+	for {
+		if s.closeReq.Load() {
+			s.release()
+		}
+		s.mu.Unlock()
+		if !s.closeReq.Load() || s.closed.Load() || !s.mu.TryLock() {
+			return
+		}
+	}
 }
 
 // serverName names the server in errors: Config.Name, else host:port of the connection string.
@@ -259,6 +288,8 @@ func recoveryConfLines(cfg *Config, log *slog.Logger) []byte {
 // completes meanwhile, and finishes the data side: when it returns, the backup's end LSN is
 // known and the server's backup has ended. The WAL side keeps streaming.
 func (s *Session) CopyData(ctx context.Context) (DataEnd, error) {
+	s.enter()
+	defer s.exit()
 	if err := s.usable(); err != nil {
 		return DataEnd{}, err
 	}
@@ -294,6 +325,8 @@ func (s *Session) CopyData(ctx context.Context) (DataEnd, error) {
 // stream. It is called after CopyData and before Finish; an lsn before the end changes
 // nothing. A fleet backup uses it for the restore point written after every server's data.
 func (s *Session) ExtendWAL(lsn pgrepl.LSN) error {
+	s.enter()
+	defer s.exit()
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -313,6 +346,8 @@ func (s *Session) ExtendWAL(lsn pgrepl.LSN) error {
 // a restore_command: give one that finds nothing ("restore_command = 'false'") to have
 // recovery read only the stream's pg_wal, or the archive's command.
 func (s *Session) AppendRecoveryConf(settings string) error {
+	s.enter()
+	defer s.exit()
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -329,33 +364,35 @@ func (s *Session) AppendRecoveryConf(settings string) error {
 // Finish waits for the WAL up to the end (or the ExtendWAL position), writes it, the history
 // files, backup_manifest and the tar trailer, and closes both connections.
 func (s *Session) Finish(ctx context.Context) (Result, error) {
+	s.enter()
+	defer s.exit()
 	if err := s.usable(); err != nil {
-		return s.Result(), err
+		return s.result(), err
 	}
 	if !s.dataDone {
-		return s.Result(), errors.New("mux: Finish before CopyData")
+		return s.result(), errors.New("mux: Finish before CopyData")
 	}
 	stop := s.follow(ctx)
 	defer stop()
 	s.phase(PhaseFinishing)
 	s.rcv.SetEnd(s.walTarget, s.end.Timeline)
 	if err := s.wv.finishWAL(s.ctx); err != nil {
-		return s.Result(), s.abort(err)
+		return s.result(), s.abort(err)
 	}
 	s.phase(PhaseWritingTail)
 	if s.tailRecovery != nil {
 		if err := s.wv.appendRecoveryTarget(s.tailRecovery); err != nil {
-			return s.Result(), s.abort(err)
+			return s.result(), s.abort(err)
 		}
 	}
 	if err := s.wv.finish(s.end.Manifest); err != nil {
-		return s.Result(), s.abort(err)
+		return s.result(), s.abort(err)
 	}
 	s.res.Manifest = s.end.Manifest
 	s.finished = true
-	s.Close()
+	s.release()
 	s.phase(PhaseDone)
-	return s.Result(), nil
+	return s.result(), nil
 }
 
 // Abort ends the backup with cause (nil: context.Canceled) from any goroutine: the call in
@@ -379,7 +416,7 @@ func (s *Session) usable() error {
 	if s.err != nil {
 		return s.err
 	}
-	if s.closed {
+	if s.closed.Load() {
 		return errors.New("mux: the backup session is closed")
 	}
 	if s.ctx.Err() != nil {
@@ -408,14 +445,34 @@ func (s *Session) abort(err error) error {
 	return err
 }
 
+// errClosed is the cancellation cause of a Close from another goroutine during a call.
+var errClosed = errors.New("mux: the session was closed before the backup finished")
+
 // Close releases everything: it aborts an unfinished backup (the server's backup, the slot and
 // the walsenders go with the connections), waits for the WAL receiver's goroutine and leaves
-// the stream unfinished. It is safe to call more than once.
+// the stream unfinished. It is safe to call more than once, and from any goroutine: while
+// another goroutine's call is in progress, Close only makes that call return, and the
+// session is released as it returns.
 func (s *Session) Close() error {
-	if s.closed {
+	if s.closed.Load() {
 		return nil
 	}
-	s.closed = true
+	s.closeReq.Store(true)
+	if !s.mu.TryLock() {
+		s.cancel(errClosed)
+		return nil
+	}
+	s.release()
+	s.mu.Unlock()
+	return nil
+}
+
+// release is Close with the lock held.
+func (s *Session) release() {
+	if s.closed.Load() {
+		return
+	}
+	s.closed.Store(true)
 	if !s.finished && s.err == nil {
 		s.abort(&Error{Server: s.server, Side: SideOutput, Phase: s.curPhase, Step: "close", Err: errors.New("closed before the backup finished")})
 	}
@@ -435,13 +492,19 @@ func (s *Session) Close() error {
 	if s.cancel != nil {
 		s.cancel(nil)
 	}
-	return nil
 }
 
 // Result returns what is known of the backup so far (complete after Finish). Like the other
 // methods but Abort and Close, it is called from the goroutine that runs the session; the
-// Progress callback reports from there too.
+// Progress callback reports from there too (or, for PhaseFailed, from a Close of another
+// goroutine that found no call in progress).
 func (s *Session) Result() Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.result()
+}
+
+func (s *Session) result() Result {
 	r := s.res
 	r.Duration = time.Since(s.start)
 	if s.wv != nil {
