@@ -282,17 +282,17 @@ func (r *Receiver) PrepareSlot(ctx context.Context) error {
 	}
 	switch typ {
 	case "":
-		return fmt.Errorf("walstream: replication slot %q does not exist; create it with SELECT pg_create_physical_replication_slot('%s', true) or leave --slot out", name, name)
+		return fmt.Errorf("walstream: replication slot %q: %w; create it with SELECT pg_create_physical_replication_slot('%s', true), or stream through a temporary slot (no slot name)", name, ErrSlotMissing, name)
 	case "physical":
 	default:
-		return fmt.Errorf("walstream: replication slot %q is a %s slot; WAL streaming needs a physical slot (SELECT pg_create_physical_replication_slot('%s', true)) or leave --slot out", name, typ, name)
+		return fmt.Errorf("walstream: replication slot %q is a %s slot; WAL streaming needs a physical slot (SELECT pg_create_physical_replication_slot('%s', true)), or a temporary slot (no slot name)", name, typ, name)
 	}
 	// Whether another client uses the slot can only be seen by acquiring it: start streaming
 	// through it and stop again at once.
 	if err := pgrepl.StartReplication(ctx, r.conn, name, r.sys.XLogPos, r.sys.Timeline); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
-			return fmt.Errorf("walstream: replication slot %q is in use by another process (%s); stop that client or use another slot", name, pgErr.Message)
+			return fmt.Errorf("walstream: replication slot %q: %w; stop that client or use another slot: %w", name, ErrSlotInUse, err)
 		}
 		return fmt.Errorf("walstream: check replication slot %q: %w", name, err)
 	}
@@ -514,6 +514,10 @@ func (r *Receiver) setTimeline(tli uint32) {
 // pushHistory fetches TIMELINE_HISTORY tli and pushes it.
 func (r *Receiver) pushHistory(ctx context.Context, ring *ringbuf.Ring, tli uint32) error {
 	name, content, err := pgrepl.TimelineHistory(ctx, r.conn, tli)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "58P01" { // undefined_file: no such history file
+		return fmt.Errorf("walstream: timeline %d: %w: %w", tli, ErrTimelineNotInHistory, err)
+	}
 	if err != nil {
 		return fmt.Errorf("walstream: %w", err)
 	}
@@ -553,7 +557,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 			// Nothing to stream on tli from pos: go on with the next timeline.
 			return &ended.Next, nil
 		}
-		return nil, r.serverError("start streaming", err)
+		return nil, r.startError(ctx, pos, tli, err)
 	}
 	r.copyActive = true
 	r.lastHeard = time.Now()
@@ -651,6 +655,11 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 		case *pgproto3.CommandComplete:
 			return nil, fmt.Errorf("walstream: the server ended WAL streaming at %s on timeline %d (%s): it is shutting down; run the backup again once it is back", r.received, tli, m.CommandTag)
 		case *pgproto3.ErrorResponse:
+			if r.received == pos {
+				// Refused before any WAL came (a start ahead of the server's WAL): the
+				// walsender goes back to command mode, where startError asks it why.
+				return nil, r.startError(ctx, pos, tli, pgconn.ErrorResponseToPgError(m))
+			}
 			return nil, r.serverError("stream", pgconn.ErrorResponseToPgError(m))
 		default:
 			// NoticeResponse, ParameterStatus: nothing to do.

@@ -580,8 +580,8 @@ func TestPermanentSlot(t *testing.T) {
 	c := sharedCluster(t)
 	r := connectT(t, connCfg(t, c, "nope", 0))
 	err := r.PrepareSlot(context.Background())
-	want := `walstream: replication slot "nope" does not exist; create it with SELECT pg_create_physical_replication_slot('nope', true) or leave --slot out`
-	if err == nil || err.Error() != want {
+	want := `walstream: replication slot "nope": the replication slot does not exist; create it with SELECT pg_create_physical_replication_slot('nope', true), or stream through a temporary slot (no slot name)`
+	if !errors.Is(err, ErrSlotMissing) || err.Error() != want {
 		t.Fatalf("missing slot:\n got %v\nwant %s", err, want)
 	}
 	r.Close()
@@ -608,7 +608,7 @@ func TestPermanentSlot(t *testing.T) {
 
 	// While it is in use, another receiver is told so.
 	other := connectT(t, connCfg(t, c, "walstream_perm", 0))
-	if err := other.PrepareSlot(ctx); err == nil || !strings.Contains(err.Error(), `replication slot "walstream_perm" is in use`) {
+	if err := other.PrepareSlot(ctx); !errors.Is(err, ErrSlotInUse) || !strings.Contains(err.Error(), `replication slot "walstream_perm"`) {
 		t.Fatalf("slot in use: %v", err)
 	}
 	other.Close()
