@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/internal/pgerr"
 	"io"
 	"strings"
 	"testing"
@@ -335,12 +336,19 @@ func (f *failAfter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// The sentinel errors match by SQLSTATE through an *Error.
+// The sentinel errors match by SQLSTATE through an *Error, read for the kind of connection.
 func TestErrorSentinels(t *testing.T) {
-	for code, want := range sqlstateSentinels {
+	for code, want := range map[string]error{"28P01": ErrAuthentication, "28000": ErrAuthentication,
+		"42501": ErrNoReplicationRole, "53300": ErrTooFewWALSenders, "53400": ErrTooFewSlots, "42704": ErrSlotMissing} {
 		err := fmt.Errorf("wrapped: %w", &Error{Side: SideWAL, Err: fmt.Errorf("connect: %w", pgError(code))})
 		if !errors.Is(err, want) {
 			t.Errorf("SQLSTATE %s does not match %v", code, want)
+		}
+	}
+	for code, want := range map[string]error{"42501": ErrPermissionDenied, "53300": ErrTooManyConnections} {
+		err := &Error{Side: SideBaseBackup, Err: fmt.Errorf("jobs: %w", pgerr.On(pgerr.Ordinary, pgError(code)))}
+		if !errors.Is(err, want) || errors.Is(err, ErrNoReplicationRole) || errors.Is(err, ErrTooFewWALSenders) {
+			t.Errorf("SQLSTATE %s on an ordinary connection does not match %v alone", code, want)
 		}
 	}
 	if errors.Is(&Error{Err: pgError("XX000")}, ErrAuthentication) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/internal/pgerr"
 	"io"
 	"time"
 
@@ -28,7 +29,7 @@ var (
 	// invalidated because max_slot_wal_keep_size was exceeded.
 	ErrSlotInvalidated = errors.New("the replication slot is invalidated")
 	// ErrSlotMissing: the named replication slot does not exist.
-	ErrSlotMissing = errors.New("the replication slot does not exist")
+	ErrSlotMissing = pgerr.ErrSlotMissing
 	// ErrSlotInUse: another process streams from the replication slot (55006).
 	ErrSlotInUse = errors.New("the replication slot is in use by another process")
 	// ErrStartAhead: the start position is past the WAL the server has flushed: the WAL

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/internal/pgerr"
 	"log/slog"
 	"net"
 	"strconv"
@@ -17,9 +18,6 @@ import (
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )
-
-// MinServerVersion is the oldest server version (server_version_num) the receiver accepts.
-const MinServerVersion = 150000
 
 // DefaultStatusInterval is the standby status update cadence when Config.StatusInterval is 0.
 const DefaultStatusInterval = 10 * time.Second
@@ -166,7 +164,7 @@ func Connect(ctx context.Context, cfg Config) (*Receiver, error) {
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
-		return nil, fmt.Errorf("walstream: connect for WAL streaming: %w", err)
+		return nil, fmt.Errorf("walstream: connect for WAL streaming: %w", pgerr.On(pgerr.Replication, err))
 	}
 	r := &Receiver{cfg: cfg, conn: conn, batched: batched, log: cfg.Logger}
 	if r.log == nil {
@@ -183,8 +181,8 @@ func Connect(ctx context.Context, cfg Config) (*Receiver, error) {
 
 func (r *Receiver) setup(ctx context.Context) error {
 	r.version = pgrepl.ServerVersionNum(r.conn)
-	if r.version < MinServerVersion {
-		return fmt.Errorf("walstream: the server runs PostgreSQL %q; walweave needs PostgreSQL 15 or newer", r.conn.ParameterStatus("server_version"))
+	if err := pgerr.CheckVersion(r.version, r.conn.ParameterStatus("server_version")); err != nil {
+		return fmt.Errorf("walstream: %w", err)
 	}
 	var err error
 	if r.sys, err = pgrepl.IdentifySystem(ctx, r.conn); err != nil {

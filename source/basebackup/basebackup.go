@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/internal/pgerr"
 	"io"
 	"log/slog"
 	"net"
@@ -32,12 +33,6 @@ import (
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
 )
-
-// MinServerVersion is the oldest server this source backs up (BASE_BACKUP's 15+ protocol).
-const MinServerVersion = 150000
-
-// ErrServerTooOld is returned (wrapped) by Open for servers older than MinServerVersion.
-var ErrServerTooOld = errors.New("server too old")
 
 // maxManifestSize bounds the manifest held in memory (it is about 150 bytes per file).
 const maxManifestSize = 1 << 30
@@ -127,12 +122,12 @@ func (b *Source) Open(ctx context.Context) (source.Info, error) {
 	connCfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { b.notice(n.Severity, n.Message) }
 	conn, err := pgconn.ConnectConfig(ctx, connCfg)
 	if err != nil {
-		return source.Info{}, fmt.Errorf("connect for the base backup: %w", err)
+		return source.Info{}, fmt.Errorf("connect for the base backup: %w", pgerr.On(pgerr.Replication, err))
 	}
 	b.conn = conn
 	info := source.Info{ServerVersion: pgrepl.ServerVersionNum(conn)}
-	if info.ServerVersion < MinServerVersion {
-		return info, fmt.Errorf("%w: server version %s is not supported: walweave needs PostgreSQL 15 or newer (BASE_BACKUP's 15+ protocol); use pg_basebackup for older servers", ErrServerTooOld, conn.ParameterStatus("server_version"))
+	if err := pgerr.CheckVersion(info.ServerVersion, conn.ParameterStatus("server_version")); err != nil {
+		return info, err
 	}
 	sys, err := pgrepl.IdentifySystem(ctx, conn)
 	if err != nil {

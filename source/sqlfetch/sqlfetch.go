@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/internal/pgerr"
 	"hash"
 	"io"
 	"log/slog"
@@ -46,9 +47,6 @@ import (
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
 )
-
-// MinServerVersion is the oldest server this source backs up (pg_backup_start, 15+).
-const MinServerVersion = 150000
 
 // Defaults.
 const (
@@ -234,7 +232,9 @@ func hasURLPath(s string) bool {
 // Open connects the session that will hold the backup, checks the server and the role
 // (preflight: nothing is started or written before it passes), reads pg_control and
 // connects the readers.
-func (s *Source) Open(ctx context.Context) (source.Info, error) {
+func (s *Source) Open(ctx context.Context) (_ source.Info, err error) {
+	// Every error here comes from an ordinary connection: its SQLSTATE is read as such.
+	defer func() { err = pgerr.On(pgerr.Ordinary, err) }()
 	if err := s.cfg.Validate(); err != nil {
 		return source.Info{}, err
 	}
@@ -256,6 +256,7 @@ func (s *Source) Open(ctx context.Context) (source.Info, error) {
 			wc, err := s.connConfig()
 			if err == nil {
 				s.workers[i], err = pgconn.ConnectConfig(ctx, wc)
+				err = pgerr.On(pgerr.Ordinary, err)
 			}
 			errs[i] = err
 		}()
@@ -263,12 +264,12 @@ func (s *Source) Open(ctx context.Context) (source.Info, error) {
 	defer wg.Wait() // on every return: Close then closes what connected
 	s.ctrl, err = pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
-		return source.Info{}, fmt.Errorf("connect for reading files: %w", err)
+		return source.Info{}, fmt.Errorf("connect for reading files: %w", pgerr.On(pgerr.Ordinary, err))
 	}
 	info := source.Info{ServerVersion: pgrepl.ServerVersionNum(s.ctrl)}
 	s.version = info.ServerVersion
-	if info.ServerVersion < MinServerVersion {
-		return info, fmt.Errorf("server version %s is not supported: walweave needs PostgreSQL 15 or newer", s.ctrl.ParameterStatus("server_version"))
+	if err := pgerr.CheckVersion(info.ServerVersion, s.ctrl.ParameterStatus("server_version")); err != nil {
+		return info, err
 	}
 	if err := s.preflight(ctx); err != nil {
 		return info, err
