@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/internal/conninfo"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -650,27 +651,11 @@ func (f *fleet) sqlConfig(i int) (*pgconn.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: SQL connection string: %w", n.Name, err)
 	}
-	if !explicit && !mentionsDatabase(cs) {
+	if _, named := conninfo.Database(cs); !explicit && !named {
 		pc.Database = "postgres"
 	}
 	delete(pc.RuntimeParams, "replication")
 	return pc, nil
-}
-
-// mentionsDatabase reports whether a connection string names a database.
-func mentionsDatabase(cs string) bool {
-	if strings.HasPrefix(cs, "postgres://") || strings.HasPrefix(cs, "postgresql://") {
-		rest := cs[strings.Index(cs, "://")+3:]
-		if i := strings.IndexAny(rest, "?"); i >= 0 {
-			if strings.Contains(rest[i:], "dbname=") {
-				return true
-			}
-			rest = rest[:i]
-		}
-		slash := strings.Index(rest, "/")
-		return slash >= 0 && slash < len(rest)-1
-	}
-	return strings.Contains(cs, "dbname")
 }
 
 func (f *fleet) connect(ctx context.Context, i int) (*pgconn.PgConn, error) {

@@ -28,11 +28,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/internal/conninfo"
 	"github.com/walweave/walweave/internal/pgerr"
 	"hash"
 	"io"
 	"log/slog"
-	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -197,8 +197,7 @@ func (s *Source) connConfig() (*pgconn.Config, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "walweave"
 	}
-	if os.Getenv("PGDATABASE") == "" && !strings.Contains(s.cfg.ConnString, "dbname") &&
-		!strings.Contains(s.cfg.ConnString, "database") && !hasURLPath(s.cfg.ConnString) {
+	if _, named := conninfo.Database(s.cfg.ConnString); !named {
 		cfg.Database = "postgres"
 	}
 	// A backup runs as long as it takes: no statement, lock or idle limits on its sessions.
@@ -211,22 +210,6 @@ func (s *Source) connConfig() (*pgconn.Config, error) {
 	// runs in 2 ms.
 	cfg.RuntimeParams["jit"] = "off"
 	return cfg, nil
-}
-
-func hasURLPath(s string) bool {
-	if !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
-		return false
-	}
-	rest := s[strings.Index(s, "://")+3:]
-	i := strings.IndexByte(rest, '/')
-	if i < 0 {
-		return false
-	}
-	db := rest[i+1:]
-	if j := strings.IndexByte(db, '?'); j >= 0 {
-		db = db[:j]
-	}
-	return db != ""
 }
 
 // Open connects the session that will hold the backup, checks the server and the role
