@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/internal/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -556,22 +557,19 @@ func (cs *chainState) writeManifest() error {
 		names = append(names, "postgresql.auto.conf")
 	}
 	sort.Strings(names)
-	tmp := filepath.Join(x.root, "backup_manifest.tmp")
-	out, err := createFile(tmp, x.filePerm(0o600))
+	out, err := atomicfile.Create(filepath.Join(x.root, "backup_manifest"), atomicfile.Options{Perm: x.filePerm(0o600), NoSync: x.opts.NoSync})
 	if err != nil {
-		return err
+		return fmt.Errorf("restore: %w", err)
 	}
-	defer os.Remove(tmp)
+	defer out.Abort()
 	b, err := pgformat.NewManifestBuilder(out, pgformat.ManifestOptions{Version: 2, SystemIdentifier: cs.ctl.SystemIdentifier})
 	if err != nil {
-		out.Close()
 		return err
 	}
 	for _, name := range names {
 		p := filepath.Join(x.root, filepath.FromSlash(name))
 		f, err := os.Open(p)
 		if err != nil {
-			out.Close()
 			return fmt.Errorf("restore: reading back %s for the manifest: %w", name, err)
 		}
 		fi, err := f.Stat()
@@ -580,24 +578,13 @@ func (cs *chainState) writeManifest() error {
 		}
 		f.Close()
 		if err != nil {
-			out.Close()
 			return fmt.Errorf("restore: manifest entry %s: %w", name, err)
 		}
 	}
 	if _, err := b.Finish(m.WALRanges); err != nil {
-		out.Close()
 		return fmt.Errorf("restore: write backup_manifest: %w", err)
 	}
-	if !x.opts.NoSync {
-		if err := out.Sync(); err != nil {
-			out.Close()
-			return fmt.Errorf("restore: %w", err)
-		}
-	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(x.root, "backup_manifest")); err != nil {
+	if err := out.Commit(); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if o := x.opts.Owner; o != nil {
@@ -613,14 +600,8 @@ func (cs *chainState) writeManifest() error {
 // renamed over it).
 func (cs *chainState) writeAtomic(name string, data []byte, perm os.FileMode) error {
 	x := cs.x
-	if err := x.writeFile(name+".tmp", data, perm); err != nil {
-		return err
-	}
-	if err := os.Rename(filepath.Join(x.root, name+".tmp"), filepath.Join(x.root, name)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(x.root, name), data, atomicfile.Options{Perm: perm, NoSync: x.opts.NoSync}); err != nil {
 		return fmt.Errorf("restore: %w", err)
-	}
-	if !x.opts.NoSync {
-		return syncDir(x.root)
 	}
 	return nil
 }

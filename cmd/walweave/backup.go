@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/walweave/walweave/internal/atomicfile"
 	"io"
 	iofs "io/fs"
 	"log/slog"
@@ -161,11 +162,10 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 
 	var out io.Writer = stdout
-	var file *os.File
-	tmp := ""
+	var file *atomicfile.File
 	if toFile {
-		tmp = f.output + ".tmp"
-		file, err = os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		tmp := atomicfile.TempName(f.output)
+		file, err = atomicfile.Create(f.output, atomicfile.Options{Exclusive: true})
 		if errors.Is(err, iofs.ErrExist) {
 			fmt.Fprintf(stderr, "walweave backup: %s exists: another backup into %s is running, or one was killed before it could remove it; if no walweave backup is running, remove %s and run again\n", tmp, f.output, tmp)
 			return exitFailure
@@ -183,8 +183,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	out = counted
 	cleanup := func() {
 		if file != nil {
-			file.Close()
-			os.Remove(tmp)
+			file.Abort()
 		}
 	}
 
@@ -204,14 +203,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		err = cw.Close()
 	}
 	if err == nil && file != nil {
-		if err = file.Sync(); err == nil {
-			if err = file.Close(); err == nil {
-				file = nil
-				if err = os.Rename(tmp, f.output); err == nil {
-					err = syncDir(filepath.Dir(f.output))
-				}
-			}
-		}
+		err = file.Commit()
 	}
 	if err == nil && f.manifestOut != "" {
 		err = writeManifestOut(f.manifestOut, res.Manifest)
@@ -286,15 +278,6 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // config turns the flags into a mux.Config.

@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/internal/atomicfile"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/restore"
@@ -83,25 +83,10 @@ func loadPriorManifest(prior string) ([]byte, error) {
 
 // writeManifestOut writes the finished backup's manifest to path (path.tmp, fsynced, renamed).
 func writeManifestOut(path string, manifest []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(manifest); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(path, manifest, atomicfile.Options{}); err != nil {
 		return fmt.Errorf("--manifest-out: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
+	return nil
 }
 
 // openChain opens every argument of a chain ("-" once, for stdin).
