@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/walweave/walweave/internal/conninfo"
+	"github.com/walweave/walweave/pgformat"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -256,14 +257,10 @@ func (c cancelledBy) Is(target error) bool { return target == errCancelled }
 // named restore point is always replayed.
 func RecoverySettings(name string) string {
 	return "# walweave fleet: recover to the fleet's restore point, then promote\n" +
-		"recovery_target_name = " + quote(name) + "\n" +
+		pgformat.ConfLine("recovery_target_name", name) +
 		"recovery_target_action = 'promote'\n" +
 		"recovery_target_timeline = 'latest'\n" +
 		"restore_command = 'false'\n"
-}
-
-func quote(s string) string {
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `''`) + "'"
 }
 
 // Backup backs up every node at once, each with its own mux.Session to its own destination.

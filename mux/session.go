@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walweave/walweave/pgformat"
 	"io"
 	"log/slog"
 	"net"
@@ -277,9 +278,9 @@ func recoveryConfLines(cfg *Config, log *slog.Logger) []byte {
 	if err != nil {
 		log.Warn("could not build primary_conninfo", "err", err)
 	}
-	b := fmt.Appendf(nil, "primary_conninfo = %s\n", quoteConfValue(conninfo))
+	b := []byte(pgformat.ConfLine("primary_conninfo", conninfo))
 	if cfg.SlotName != "" {
-		b = fmt.Appendf(b, "primary_slot_name = %s\n", quoteConfValue(cfg.SlotName))
+		b = append(b, pgformat.ConfLine("primary_slot_name", cfg.SlotName)...)
 	}
 	return b
 }
@@ -563,9 +564,4 @@ func sortTimelines(t []uint32) {
 			t[j], t[j-1] = t[j-1], t[j]
 		}
 	}
-}
-
-// quoteConfValue quotes a value for postgresql.auto.conf.
-func quoteConfValue(s string) string {
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
 }

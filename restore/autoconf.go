@@ -63,12 +63,6 @@ func rewriteAutoConf(conf []byte, relocated map[string]bool, inPlaceLeft bool, r
 	return b.Bytes()
 }
 
-// quoteConf quotes a value for postgresql.conf: single quotes doubled, backslashes
-// escaped (the GUC file parser reads backslash escapes).
-func quoteConf(v string) string {
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", "''") + "'"
-}
-
 // RecoveryOptions asks Extract to set the restored cluster up for recovery: as a standby
 // (standby.signal) or for targeted recovery (recovery.signal), with settings appended to
 // postgresql.auto.conf. A signal file of the other kind that came with the stream is
@@ -135,7 +129,7 @@ func (o *RecoveryOptions) settings() []string {
 	var out []string
 	add := func(name, v string) {
 		if v != "" {
-			out = append(out, name+" = "+quoteConf(v))
+			out = append(out, strings.TrimSuffix(pgformat.ConfLine(name, v), "\n"))
 		}
 	}
 	add("primary_conninfo", o.PrimaryConnInfo)

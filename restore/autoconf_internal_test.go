@@ -40,7 +40,4 @@ func TestRewriteAutoConf(t *testing.T) {
 	if out != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", out, want)
 	}
-	if q := quoteConf(`a'b\c`); q != `'a''b\\c'` {
-		t.Fatalf("quote %s", q)
-	}
 }

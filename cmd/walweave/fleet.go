@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/walweave/walweave/pgformat"
 	"io"
 	"log/slog"
 	"os"
@@ -655,14 +656,7 @@ func recoveryTargetName(dir string) string {
 	if err != nil {
 		return ""
 	}
-	name := ""
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if ok && strings.TrimSpace(k) == "recovery_target_name" {
-			v = strings.TrimSpace(v)
-			name = strings.ReplaceAll(strings.Trim(v, "'"), "''", "'")
-		}
-	}
+	name, _ := pgformat.ConfValue(b, "recovery_target_name")
 	return name
 }
 
