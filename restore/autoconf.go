@@ -145,27 +145,3 @@ func (o *RecoveryOptions) settings() []string {
 	add("recovery_target_action", o.TargetAction)
 	return out
 }
-
-// ParseTablespaceMapping parses a -T OLDDIR=NEWDIR argument the way pg_basebackup does:
-// "\=" stands for an "=" inside a directory name. Both sides must be non-empty.
-func ParseTablespaceMapping(arg string) (oldDir, newDir string, err error) {
-	var cur strings.Builder
-	var parts []string
-	for i := 0; i < len(arg); i++ {
-		switch {
-		case arg[i] == '\\' && i+1 < len(arg) && arg[i+1] == '=':
-			cur.WriteByte('=')
-			i++
-		case arg[i] == '=':
-			parts = append(parts, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(arg[i])
-		}
-	}
-	parts = append(parts, cur.String())
-	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
-		return "", "", fmt.Errorf("restore: invalid tablespace mapping %q: want OLDDIR=NEWDIR (write \\= for an = in a name)", arg)
-	}
-	return parts[0], parts[1], nil
-}
