@@ -176,16 +176,16 @@ func (s *Session) begin() error {
 	if s.src == nil && s.cfg.Jobs >= 2 {
 		s.src = sqlfetch.New(sqlfetch.Config{
 			ConnString: s.cfg.ConnString, Jobs: s.cfg.Jobs, Label: s.cfg.Label,
-			Fast: s.cfg.Checkpoint == CheckpointFast, ManifestChecksums: s.cfg.ManifestChecksums,
+			Checkpoint: s.cfg.Checkpoint, ManifestChecksums: s.cfg.ManifestChecksums,
 			NoVerifyChecksums: s.cfg.NoVerifyChecksums, Logger: s.log, TCP: s.cfg.tcp(),
 		})
 	}
 	if s.src == nil {
 		s.src = basebackup.New(basebackup.Config{
-			ConnConfig: connCfg.Copy(), Label: s.cfg.Label, Checkpoint: string(s.cfg.Checkpoint),
+			ConnConfig: connCfg.Copy(), Label: s.cfg.Label, Checkpoint: s.cfg.Checkpoint,
 			MaxRate: s.cfg.MaxRate, NoVerifyChecksums: s.cfg.NoVerifyChecksums,
 			ManifestChecksums: s.cfg.ManifestChecksums, Compression: s.cfg.ServerCompression,
-			Progress: s.cfg.Progress != nil, IncrementalFrom: s.cfg.IncrementalFrom, Logger: s.log, ProgressTimeout: s.cfg.progressTimeout(),
+			Progress: s.cfg.Progress != nil, IncrementalFrom: s.cfg.IncrementalFrom, Logger: s.log, ProgressTimeout: s.cfg.ProgressTimeout,
 		})
 		s.res.Incremental = s.cfg.IncrementalFrom != nil
 	}
@@ -201,7 +201,7 @@ func (s *Session) begin() error {
 	}
 
 	s.rcv, err = walstream.Connect(s.ctx, walstream.Config{ConnConfig: connCfg.Copy(), SlotName: s.cfg.SlotName, Logger: s.log,
-		ProgressTimeout: s.cfg.progressTimeout()})
+		ProgressTimeout: s.cfg.ProgressTimeout})
 	if err != nil {
 		return s.fail(SideWAL, "connect", err)
 	}

@@ -56,8 +56,10 @@ type Config struct {
 	Logger *slog.Logger
 	// ProgressTimeout fails streaming when the server sends nothing, not even the keepalive
 	// the receiver asks for, for that long (a stopped walsender, a proxy that holds the
-	// connection); the status interval is capped at a third of it. 0 means twice the server's
-	// wal_sender_timeout (never, if that is 0). Watch uses it as the probe's reply timeout.
+	// connection); the status interval is capped at a third of it. 0 means
+	// pgrepl.DefaultProgressTimeout; negative turns it off, and the receiver then gives up
+	// after twice the server's wal_sender_timeout of silence (never, if that is 0). Watch uses
+	// it as the probe's reply timeout.
 	ProgressTimeout time.Duration
 
 	// disableBlockedStatus turns off the status updates sent while Push is blocked (tests
@@ -203,7 +205,7 @@ func (r *Receiver) setup(ctx context.Context) error {
 		return fmt.Errorf("walstream: wal_sender_timeout: %w", err)
 	}
 	r.statusInterval = statusInterval(r.cfg.StatusInterval, r.senderTimeout)
-	if p := r.cfg.ProgressTimeout; p > 0 {
+	if p := r.progressTimeout(); p > 0 {
 		r.statusInterval = min(r.statusInterval, max(p/3, minStatusCap))
 	}
 	r.log.Debug("WAL connection ready", "system_id", r.sys.SystemID, "timeline", r.sys.Timeline,
@@ -760,14 +762,17 @@ func (r *Receiver) wake() error {
 }
 
 // silenceLimit is how long the server may stay silent, although the status updates ask it to
-// reply, before the receiver gives up: Config.ProgressTimeout, else twice wal_sender_timeout
-// (0: never).
+// reply, before the receiver gives up: the progress timeout, else (off) twice
+// wal_sender_timeout (0: never).
 func (r *Receiver) silenceLimit() time.Duration {
-	if r.cfg.ProgressTimeout > 0 {
-		return r.cfg.ProgressTimeout
+	if p := r.progressTimeout(); p > 0 {
+		return p
 	}
 	return 2 * r.senderTimeout
 }
+
+// progressTimeout is Config.ProgressTimeout as it applies (0: off).
+func (r *Receiver) progressTimeout() time.Duration { return pgrepl.ProgressTimeout(r.cfg.ProgressTimeout) }
 
 // sendStatus sends a standby status update: write = received, flush = handed to the ring. It
 // asks the server for a reply when it has not been heard from for a status interval, so that a

@@ -49,7 +49,7 @@ type Config struct {
 	// ConnConfig is a physical replication connection's configuration (pgrepl.ParseConfig).
 	ConnConfig *pgconn.Config
 	Label      string
-	Checkpoint string // "fast" or "spread"
+	Checkpoint source.Checkpoint // "" means spread
 	// MaxRate limits the server's send rate in bytes per second (0 = unlimited); see MaxRateKB.
 	MaxRate           int64
 	NoVerifyChecksums bool
@@ -63,8 +63,9 @@ type Config struct {
 	IncrementalFrom []byte
 	// ProgressTimeout fails the copy when the server sends nothing for that long once the copy
 	// stream is open (from the end of the start checkpoint to the end of the command): a
-	// stopped walsender or a proxy that holds the connection. 0 turns it off. The checkpoint
-	// itself sends nothing and is not bounded by it.
+	// stopped walsender or a proxy that holds the connection. 0 means
+	// pgrepl.DefaultProgressTimeout, negative turns it off (pgrepl.ProgressTimeout). The
+	// checkpoint itself sends nothing and is not bounded by it.
 	ProgressTimeout time.Duration
 	Logger          *slog.Logger // nil logs nothing
 }
@@ -118,6 +119,9 @@ func New(cfg Config) *Source {
 // Open connects, checks the server version and reads the system identifier and the data
 // directory's mode.
 func (b *Source) Open(ctx context.Context) (source.Info, error) {
+	if _, err := b.cfg.Checkpoint.Normalize(); err != nil {
+		return source.Info{}, fmt.Errorf("basebackup: %w", err)
+	}
 	connCfg := b.cfg.ConnConfig.Copy()
 	connCfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { b.notice(n.Severity, n.Message) }
 	conn, err := pgconn.ConnectConfig(ctx, connCfg)
@@ -158,9 +162,13 @@ func (b *Source) notice(severity, msg string) {
 
 // command builds the BASE_BACKUP command for the configuration.
 func (b *Source) command() string {
+	checkpoint, err := b.cfg.Checkpoint.Normalize()
+	if err != nil {
+		checkpoint = b.cfg.Checkpoint // Open refused it already
+	}
 	opts := []string{
 		"LABEL " + quoteLiteral(b.cfg.Label),
-		"CHECKPOINT " + quoteLiteral(b.cfg.Checkpoint),
+		"CHECKPOINT " + quoteLiteral(string(checkpoint)),
 		"WAIT false",
 		"MANIFEST 'yes'",
 		"MANIFEST_CHECKSUMS " + quoteLiteral(b.cfg.ManifestChecksums),
@@ -375,7 +383,7 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	if !b.bc.Batch(true) {
 		b.log.Debug("reading the copy stream without a socket low-water mark")
 	}
-	b.bc.SetStallTimeout(b.cfg.ProgressTimeout)
+	b.bc.SetStallTimeout(b.stallTimeout())
 	return st, nil
 }
 
@@ -718,3 +726,6 @@ func (b *Source) Close() error {
 	_, _ = b.nc.Write(terminate)
 	return b.nc.Close()
 }
+
+// stallTimeout is Config.ProgressTimeout as it applies (0: off).
+func (b *Source) stallTimeout() time.Duration { return pgrepl.ProgressTimeout(b.cfg.ProgressTimeout) }

@@ -71,9 +71,9 @@ type Config struct {
 	Window int
 	// Depth is how many queries each connection keeps in flight (default 3).
 	Depth int
-	// Label is the backup label; Fast asks for an immediate checkpoint.
-	Label string
-	Fast  bool
+	// Label is the backup label; Checkpoint the start checkpoint's mode ("" means spread).
+	Label      string
+	Checkpoint source.Checkpoint
 	// ManifestChecksums is the manifest's file checksum algorithm (default CRC32C).
 	ManifestChecksums string
 	// NoVerifyChecksums turns off the page checksum verification.
@@ -348,7 +348,7 @@ func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	// session and after it, pg_control (the backup's checkpoint and timeline are in it now),
 	// the tablespaces and the main directory's file list.
 	res, err := s.batch(ctx, []query{
-		{sql: "SELECT pg_catalog.pg_backup_start($1, $2)::text", args: []string{s.cfg.Label, strconv.FormatBool(s.cfg.Fast)}},
+		{sql: "SELECT pg_catalog.pg_backup_start($1, $2)::text", args: []string{s.cfg.Label, strconv.FormatBool(s.cfg.Checkpoint == source.CheckpointFast)}},
 		{sql: readOne, args: []string{"global/pg_control", "0", strconv.Itoa(pgformat.ControlFileSize)}, oids: []uint32{oidText, oidInt8, oidInt8}, binary: true},
 		{sql: tablespacesSQL},
 		s.walkQuery(".", "pg\\_tblspc/%"),
