@@ -1,15 +1,14 @@
 package main
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walweave/walweave/internal/atomicfile"
 	"io"
 	"os"
 
-	"github.com/walweave/walweave/pgformat"
+	"github.com/walweave/walweave/internal/atomicfile"
+	"github.com/walweave/walweave/mux"
 	"github.com/walweave/walweave/restore"
 	"github.com/walweave/walweave/verify"
 )
@@ -47,36 +46,9 @@ func loadPriorManifest(prior string) ([]byte, error) {
 		return nil, err
 	}
 	defer in.close()
-	br := newPeekReader(in)
-	head, _ := br.peek(1)
-	if len(head) == 1 && head[0] == '{' {
-		_, raw, err := pgformat.ReadManifest(br, pgformat.MaxManifestSize)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", prior, err)
-		}
-		return raw, nil
-	}
-	tr := tar.NewReader(br)
-	var manifest []byte
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: not a backup_manifest nor a readable backup stream: %w", prior, err)
-		}
-		if h.Name == "backup_manifest" || h.Name == "./backup_manifest" {
-			if h.Size > pgformat.MaxManifestSize {
-				return nil, fmt.Errorf("%s: backup_manifest of %d bytes is too large", prior, h.Size)
-			}
-			if manifest, err = io.ReadAll(tr); err != nil {
-				return nil, fmt.Errorf("%s: %w", prior, err)
-			}
-		}
-	}
-	if manifest == nil {
-		return nil, fmt.Errorf("%s: the stream has no backup_manifest (an unfinished backup?)", prior)
+	manifest, err := mux.PriorManifest(in)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", prior, err)
 	}
 	return manifest, nil
 }
