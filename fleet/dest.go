@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walweave/walweave/internal/atomicfile"
 	"io"
 	"os"
 	"os/exec"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/walweave/walweave/internal/atomicfile"
 )
 
 // Destination is where one node's stream goes. The fleet writes the stream, then calls Close

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walweave/walweave/internal/conninfo"
-	"github.com/walweave/walweave/pgformat"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -14,7 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walweave/walweave/internal/conninfo"
 	"github.com/walweave/walweave/mux"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )

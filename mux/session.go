@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walweave/walweave/pgformat"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"

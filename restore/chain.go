@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walweave/walweave/internal/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/walweave/walweave/internal/atomicfile"
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/verify"
 )

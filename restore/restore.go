@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walweave/walweave/internal/atomicfile"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/walweave/walweave/internal/atomicfile"
 	"github.com/walweave/walweave/verify"
 )
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walweave/walweave/internal/pgerr"
 	"io"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walweave/walweave/internal/pgerr"
 	"github.com/walweave/walweave/pgrepl"
 )
 

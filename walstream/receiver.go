@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walweave/walweave/internal/pgerr"
 	"log/slog"
 	"net"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/walweave/walweave/internal/pgerr"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )
@@ -772,7 +772,9 @@ func (r *Receiver) silenceLimit() time.Duration {
 }
 
 // progressTimeout is Config.ProgressTimeout as it applies (0: off).
-func (r *Receiver) progressTimeout() time.Duration { return pgrepl.ProgressTimeout(r.cfg.ProgressTimeout) }
+func (r *Receiver) progressTimeout() time.Duration {
+	return pgrepl.ProgressTimeout(r.cfg.ProgressTimeout)
+}
 
 // sendStatus sends a standby status update: write = received, flush = handed to the ring. It
 // asks the server for a reply when it has not been heard from for a status interval, so that a

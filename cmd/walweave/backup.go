@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/walweave/walweave/internal/atomicfile"
 	"io"
 	iofs "io/fs"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/term"
 
+	"github.com/walweave/walweave/internal/atomicfile"
 	"github.com/walweave/walweave/internal/humanize"
 	"github.com/walweave/walweave/mux"
 )

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/walweave/walweave/pgformat"
 	"io"
 	"log/slog"
 	"os"
@@ -28,6 +27,7 @@ import (
 	"github.com/walweave/walweave/fleet"
 	"github.com/walweave/walweave/internal/humanize"
 	"github.com/walweave/walweave/mux"
+	"github.com/walweave/walweave/pgformat"
 )
 
 const fleetUsage = `Usage:

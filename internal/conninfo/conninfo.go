@@ -80,7 +80,9 @@ func Parse(s string) (map[string]string, error) {
 	return out, nil
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
 
 func parseURL(s string) (map[string]string, error) {
 	u, err := url.Parse(s)

@@ -28,8 +28,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walweave/walweave/internal/conninfo"
-	"github.com/walweave/walweave/internal/pgerr"
 	"hash"
 	"io"
 	"log/slog"
@@ -42,6 +40,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walweave/walweave/internal/conninfo"
+	"github.com/walweave/walweave/internal/pgerr"
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/source"
