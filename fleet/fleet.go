@@ -15,7 +15,6 @@ import (
 	"github.com/walweave/walweave/internal/conninfo"
 	"github.com/walweave/walweave/mux"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )
 
@@ -304,7 +303,7 @@ type fleet struct {
 }
 
 type rpPoint struct {
-	lsn pgrepl.LSN
+	lsn pgformat.LSN
 }
 
 func newFleet(nodes []Node, opts Options) (*fleet, error) {
@@ -761,14 +760,14 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 	if err := f.eachNode(func(i int) (err error) { conns[i], err = f.connect(ctx, i); return err }); err != nil {
 		return err
 	}
-	lsns := make([]pgrepl.LSN, n)
+	lsns := make([]pgformat.LSN, n)
 	ats := make([]time.Time, n)
 	create := func(ctx context.Context, i int, sql string) error {
 		row, err := query(ctx, conns[i], sql, f.rp)
 		if err != nil {
 			return fmt.Errorf("create the restore point: %w", err)
 		}
-		if lsns[i], err = pgrepl.ParseLSN(row[0]); err != nil {
+		if lsns[i], err = pgformat.ParseLSN(row[0]); err != nil {
 			return err
 		}
 		ats[i], err = time.Parse("2006-01-02 15:04:05.999999-07", row[1])
@@ -797,7 +796,7 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			lsns[i], err = pgrepl.ParseLSN(row[0])
+			lsns[i], err = pgformat.ParseLSN(row[0])
 			ats[i] = ats[ci]
 			return err
 		}); err != nil {

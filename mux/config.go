@@ -188,7 +188,7 @@ type Progress struct {
 
 // Result describes a finished (or failed) backup.
 type Result struct {
-	StartLSN, EndLSN           pgrepl.LSN
+	StartLSN, EndLSN           pgformat.LSN
 	StartTimeline, EndTimeline uint32
 	Timelines                  []uint32 // every timeline whose WAL the stream holds
 	SystemID                   string

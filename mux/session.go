@@ -87,7 +87,7 @@ type Session struct {
 	recvDone chan error
 
 	end          source.End
-	walTarget    pgrepl.LSN
+	walTarget    pgformat.LSN
 	dataDone     bool
 	finished     bool
 	err          error // sticky
@@ -101,7 +101,7 @@ type Session struct {
 
 // DataEnd is what CopyData returns: where the data side ended.
 type DataEnd struct {
-	EndLSN   pgrepl.LSN
+	EndLSN   pgformat.LSN
 	Timeline uint32
 }
 
@@ -325,7 +325,7 @@ func (s *Session) CopyData(ctx context.Context) (DataEnd, error) {
 // at the segment holding the backup's end: the segments up to the one holding lsn go into the
 // stream. It is called after CopyData and before Finish; an lsn before the end changes
 // nothing. A fleet backup uses it for the restore point written after every server's data.
-func (s *Session) ExtendWAL(lsn pgrepl.LSN) error {
+func (s *Session) ExtendWAL(lsn pgformat.LSN) error {
 	s.enter()
 	defer s.exit()
 	if err := s.usable(); err != nil {

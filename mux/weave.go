@@ -15,14 +15,6 @@ import (
 	"github.com/walweave/walweave/tarw"
 )
 
-// Lines walweave appends to the stream's postgresql.auto.conf when the backup has
-// tablespaces (docs/stream-contract.md, item 1); pgformat owns them. Restore tools that
-// relocate tablespaces remove exactly these lines.
-const (
-	TablespaceCommentPrefix = pgformat.TablespaceCommentPrefix
-	InPlaceTablespaceLine   = pgformat.InPlaceTablespaceLine
-)
-
 // maxAutoConfSize bounds the postgresql.auto.conf held in memory to append settings to.
 const maxAutoConfSize = 16 << 20
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walweave/walweave/internal/pgerr"
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/source/sourcetest"
@@ -28,17 +28,19 @@ const testSegSize = 16 << 10 // small segments keep the tests fast; the weaver d
 // pushSegment pushes segment n of timeline 1 (its bytes filled with n).
 func pushSegment(t *testing.T, ring *ringbuf.Ring, n int) {
 	t.Helper()
-	lsn := pgrepl.LSN(n) * 16 << 20
+	lsn := pgformat.LSN(n) * 16 << 20
 	seg := ring.NewSegment()
 	seg.Kind, seg.Timeline, seg.StartLSN = ringbuf.KindSegment, 1, uint64(lsn)
-	seg.Name = pgrepl.WALFileName(1, lsn, 16<<20)
+	seg.Name = pgformat.WALFileName(1, lsn, 16<<20)
 	seg.Data = bytes.Repeat([]byte{byte(n)}, testSegSize)
 	if err := ring.Push(context.Background(), seg, 0, nil); err != nil {
 		t.Fatalf("push segment %d: %v", n, err)
 	}
 }
 
-func segName(n int) string { return "pg_wal/" + pgrepl.WALFileName(1, pgrepl.LSN(n)*16<<20, 16<<20) }
+func segName(n int) string {
+	return "pg_wal/" + pgformat.WALFileName(1, pgformat.LSN(n)*16<<20, 16<<20)
+}
 
 // testWeaver returns a weaver writing to buf, fed by ring, attributing errors as Session does.
 func testWeaver(buf *bytes.Buffer, ring *ringbuf.Ring, tablespaces ...source.Tablespace) *weaver {
@@ -136,7 +138,7 @@ func TestWeaveTablespacesBeforeMainDirectory(t *testing.T) {
 		t.Fatalf("the tablespace's symlink became a directory before the main directory started: %q", names)
 	}
 	conf := contents["postgresql.auto.conf"]
-	for _, line := range []string{"work_mem = '8MB'\n", TablespaceCommentPrefix + "16384 was at /srv/ts1\n", InPlaceTablespaceLine + "\n"} {
+	for _, line := range []string{"work_mem = '8MB'\n", "# walweave: tablespace 16384 was at /srv/ts1\n", pgformat.InPlaceTablespaceLine + "\n"} {
 		if !strings.Contains(conf, line) {
 			t.Fatalf("postgresql.auto.conf lacks %q:\n%s", line, conf)
 		}

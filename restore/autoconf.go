@@ -9,22 +9,9 @@ import (
 	"github.com/walweave/walweave/pgformat"
 )
 
-// The lines walweave's backup appends to postgresql.auto.conf when the backup has
-// tablespaces (docs/stream-contract.md, item 1), defined in pgformat with the writer's
-// and the parser's code:
-//
-//	# walweave: tablespace 16384 was at /path/to/ts1
-//	allow_in_place_tablespaces = on
-const (
-	// TablespaceCommentPrefix starts the comment line recording a tablespace's original
-	// location; TablespaceCommentInfix separates the oid from the location.
-	TablespaceCommentPrefix = pgformat.TablespaceCommentPrefix
-	TablespaceCommentInfix  = pgformat.TablespaceCommentInfix
-	// InPlaceTablespaceLine is the setting line walweave appends.
-	InPlaceTablespaceLine = pgformat.InPlaceTablespaceLine
-	// RecoveryComment heads the recovery settings Extract appends.
-	RecoveryComment = "# walweave restore: recovery settings"
-)
+// RecoveryComment heads the recovery settings Extract appends to postgresql.auto.conf (the
+// tablespace lines walweave's backup writes there are pgformat's: AppendTablespaceLines).
+const RecoveryComment = "# walweave restore: recovery settings"
 
 // tablespaceLocations returns the oid -> original location recorded by walweave's comments.
 func tablespaceLocations(conf []byte) map[string]string {

@@ -120,8 +120,8 @@ type chainState struct {
 
 // link is what the chain check needs of a backup, in verify.CheckChain's terms.
 func linkOf(l *pgformat.BackupLabel, sysid uint64) *verify.Report {
-	return &verify.Report{StartLSN: verify.LSN(l.StartLSN), StartTimeline: l.StartTimeline, SystemID: sysid,
-		Incremental: l.Incremental(), IncrementalFromLSN: verify.LSN(l.IncrementalFromLSN), IncrementalFromTLI: l.IncrementalFromTLI}
+	return &verify.Report{StartLSN: pgformat.LSN(l.StartLSN), StartTimeline: l.StartTimeline, SystemID: sysid,
+		Incremental: l.Incremental(), IncrementalFromLSN: pgformat.LSN(l.IncrementalFromLSN), IncrementalFromTLI: l.IncrementalFromTLI}
 }
 
 func (cs *chainState) names() []string {

@@ -18,7 +18,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/tarw"
 )
 
@@ -60,7 +60,7 @@ type Tablespace struct {
 
 // Start is what Start returns.
 type Start struct {
-	StartLSN    pgrepl.LSN
+	StartLSN    pgformat.LSN
 	Timeline    uint32
 	Tablespaces []Tablespace
 	TotalSize   int64 // estimated bytes of all data, 0 when unknown
@@ -79,7 +79,7 @@ type Member struct {
 
 // End is what End returns.
 type End struct {
-	EndLSN   pgrepl.LSN
+	EndLSN   pgformat.LSN
 	Timeline uint32
 	Manifest []byte
 	// WireBytes is the size of the data as it came over the network (compressed with server

@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/verify"
 	fixture "github.com/walweave/walweave/verify/verifytest"
 )
@@ -75,7 +76,7 @@ func ExampleChecker_Scan() {
 
 // A Checker fed by hand, for a caller with its own tar reader.
 func ExampleNewChecker() {
-	c, err := verify.NewChecker(verify.Options{Algorithm: verify.AlgorithmSHA256})
+	c, err := verify.NewChecker(verify.Options{Algorithm: pgformat.ChecksumSHA256})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -99,10 +100,4 @@ func ExampleNewChecker() {
 	}
 	fmt.Println(c.Finish().OK())
 	// Output: true
-}
-
-func ExampleParseLSN() {
-	l, _ := verify.ParseLSN("16/B374D848")
-	fmt.Println(uint64(l), l)
-	// Output: 97500059720 16/B374D848
 }

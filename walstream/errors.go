@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walweave/walweave/internal/pgerr"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 )
 
@@ -43,7 +44,7 @@ var (
 // startError explains a refused START_REPLICATION: the walsender is still in command mode,
 // so IDENTIFY_SYSTEM tells whether the server is behind the start position or on an older
 // timeline than the one asked for.
-func (r *Receiver) startError(ctx context.Context, pos pgrepl.LSN, tli uint32, err error) error {
+func (r *Receiver) startError(ctx context.Context, pos pgformat.LSN, tli uint32, err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return r.connError(err)

@@ -29,6 +29,7 @@ import (
 	"github.com/walweave/walweave/internal/lz4frame"
 	"github.com/walweave/walweave/internal/pgerr"
 	"github.com/walweave/walweave/internal/readerr"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
@@ -344,7 +345,7 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 		return source.Start{}, fmt.Errorf("start base backup: unexpected start position result %q", rows)
 	}
 	var st source.Start
-	if st.StartLSN, err = pgrepl.ParseLSN(string(rows[0][0])); err != nil {
+	if st.StartLSN, err = pgformat.ParseLSN(string(rows[0][0])); err != nil {
 		return st, fmt.Errorf("start base backup: %w", err)
 	}
 	tli, err := strconv.ParseUint(string(rows[0][1]), 10, 32)
@@ -664,7 +665,7 @@ func (b *Source) End(ctx context.Context) (source.End, error) {
 	if len(rows) != 1 || len(rows[0]) < 2 {
 		return end, fmt.Errorf("finish base backup: unexpected end position result %q", rows)
 	}
-	if end.EndLSN, err = pgrepl.ParseLSN(string(rows[0][0])); err != nil {
+	if end.EndLSN, err = pgformat.ParseLSN(string(rows[0][0])); err != nil {
 		return end, fmt.Errorf("finish base backup: %w", err)
 	}
 	tli, err := strconv.ParseUint(string(rows[0][1]), 10, 32)

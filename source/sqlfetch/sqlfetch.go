@@ -101,7 +101,7 @@ type Source struct {
 	verify      bool // page checksums verified
 
 	started     bool
-	startLSN    pgrepl.LSN
+	startLSN    pgformat.LSN
 	timeline    uint32
 	tablespaces []*source.Tablespace
 	members     []*member
@@ -120,7 +120,7 @@ type Source struct {
 	mb        *pgformat.ManifestBuilder
 	alg       string
 	stopped   atomic.Bool // pg_backup_stop returned: the backup is over on the server
-	endLSN    pgrepl.LSN
+	endLSN    pgformat.LSN
 	label     []byte
 	checksum  source.ChecksumError
 	failFiles map[string]int
@@ -362,7 +362,7 @@ func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	if len(res[0].Rows) != 1 {
 		return source.Start{}, fmt.Errorf("pg_backup_start: %d rows", len(res[0].Rows))
 	}
-	if s.startLSN, err = pgrepl.ParseLSN(string(res[0].Rows[0][0])); err != nil {
+	if s.startLSN, err = pgformat.ParseLSN(string(res[0].Rows[0][0])); err != nil {
 		return source.Start{}, fmt.Errorf("pg_backup_start: %w", err)
 	}
 	var ctl pgformat.ControlFile
@@ -739,7 +739,7 @@ func (s *Source) stop(ctx context.Context) (control []byte, err error) {
 		return nil, fmt.Errorf("pg_backup_stop: unexpected result %q", rows)
 	}
 	s.stopped.Store(true)
-	if s.endLSN, err = pgrepl.ParseLSN(rows[0][0]); err != nil {
+	if s.endLSN, err = pgformat.ParseLSN(rows[0][0]); err != nil {
 		return nil, fmt.Errorf("pg_backup_stop: %w", err)
 	}
 	s.label = []byte(rows[0][1])
