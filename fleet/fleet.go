@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walweave/walweave/internal/conninfo"
+	"github.com/walweave/walweave/internal/pgerr"
 	"github.com/walweave/walweave/mux"
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/ringbuf"
@@ -661,7 +662,7 @@ func (f *fleet) connect(ctx context.Context, i int) (*pgconn.PgConn, error) {
 	}
 	c, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("SQL connection: %w", err)
+		return nil, fmt.Errorf("SQL connection: %w", pgerr.On(pgerr.Ordinary, err))
 	}
 	return c, nil
 }
