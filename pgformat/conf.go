@@ -5,26 +5,27 @@ import (
 	"strings"
 )
 
-// QuoteConfValue quotes a value for postgresql.conf or postgresql.auto.conf the way ALTER
+// quoteConfValue quotes a value for postgresql.conf or postgresql.auto.conf the way ALTER
 // SYSTEM writes it: in single quotes, a single quote doubled and a backslash escaped (the
 // server's configuration file parser reads backslash escapes inside quotes); a line break,
 // which ALTER SYSTEM refuses, is written \n or \r, so that the setting stays one line (the
 // server reads it, but a later ALTER SYSTEM rewrites it as a real line break the server then
 // cannot parse: callers refuse line breaks in settings).
-func QuoteConfValue(v string) string {
+func quoteConfValue(v string) string {
 	return "'" + confEscaper.Replace(v) + "'"
 }
 
 var confEscaper = strings.NewReplacer(`\`, `\\`, "'", "''", "\n", `\n`, "\r", `\r`)
 
-// ConfLine returns a setting line, "name = 'value'\n".
-func ConfLine(name, value string) string { return name + " = " + QuoteConfValue(value) + "\n" }
+// ConfLine returns a setting line, "name = 'value'\n", the value quoted the way ALTER SYSTEM
+// writes it (quoteConfValue).
+func ConfLine(name, value string) string { return name + " = " + quoteConfValue(value) + "\n" }
 
-// ParseConfLine reads one line of a configuration file as the server does: "name = value"
+// parseConfLine reads one line of a configuration file as the server does: "name = value"
 // or "name value", the value quoted (with ” and backslash escapes) or a bare word, an
 // optional "# comment" after it. ok is false for a blank or comment line and for a line the
 // server would refuse.
-func ParseConfLine(line string) (name, value string, ok bool) {
+func parseConfLine(line string) (name, value string, ok bool) {
 	s := strings.TrimRight(line, "\r\n")
 	i := skipConfSpace(s, 0)
 	j := i
@@ -127,7 +128,7 @@ func isConfNameByte(c byte) bool {
 // server; names compare case-insensitively).
 func ConfValue(content []byte, name string) (value string, ok bool) {
 	for _, line := range strings.Split(string(content), "\n") {
-		if n, v, lok := ParseConfLine(line); lok && strings.EqualFold(n, name) {
+		if n, v, lok := parseConfLine(line); lok && strings.EqualFold(n, name) {
 			value, ok = v, true
 		}
 	}
@@ -142,7 +143,7 @@ func RemoveConfSettings(content []byte, names ...string) []byte {
 		line, rest, _ := bytes.Cut(content, []byte{'\n'})
 		content = rest
 		drop := false
-		if n, _, ok := ParseConfLine(string(line)); ok {
+		if n, _, ok := parseConfLine(string(line)); ok {
 			for _, want := range names {
 				drop = drop || strings.EqualFold(n, want)
 			}

@@ -33,7 +33,7 @@ func TestConfQuotingThroughServer(t *testing.T) {
 	}
 	for i, v := range values {
 		if got := c.QueryValue(t, fmt.Sprintf("select current_setting('walweave.w%d')", i)); got != v {
-			t.Errorf("written %q as %s: the server reads %q", v, pgformat.QuoteConfValue(v), got)
+			t.Errorf("written %q as %s: the server reads %q", v, pgformat.ConfLine("walweave.w", v), got)
 		}
 	}
 	// The other way: ALTER SYSTEM's quoting, read by ConfValue.

@@ -9,7 +9,7 @@ var confValues = []string{"", "plain", "it's", `back\slash`, `a''b`, `\'`, "trai
 func TestConfLineRoundTrip(t *testing.T) {
 	for _, v := range confValues {
 		line := ConfLine("walweave.test", v)
-		n, got, ok := ParseConfLine(line)
+		n, got, ok := parseConfLine(line)
 		if !ok || n != "walweave.test" || got != v {
 			t.Errorf("%q written as %q reads back %q %q %v", v, line, n, got, ok)
 		}
@@ -34,9 +34,9 @@ func TestParseConfLine(t *testing.T) {
 		{"a = 'b' c", "", "", false},
 		{"a =", "", "", false},
 	} {
-		n, v, ok := ParseConfLine(tc.line)
+		n, v, ok := parseConfLine(tc.line)
 		if n != tc.name || v != tc.value || ok != tc.ok {
-			t.Errorf("ParseConfLine(%q) = %q, %q, %v; want %q, %q, %v", tc.line, n, v, ok, tc.name, tc.value, tc.ok)
+			t.Errorf("parseConfLine(%q) = %q, %q, %v; want %q, %q, %v", tc.line, n, v, ok, tc.name, tc.value, tc.ok)
 		}
 	}
 }
@@ -57,12 +57,12 @@ func FuzzParseConfLine(f *testing.F) {
 		f.Add(ConfLine("x", v))
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		n, v, ok := ParseConfLine(line)
+		n, v, ok := parseConfLine(line)
 		if !ok {
 			return
 		}
 		// What parses, written again with ConfLine, reads back the same.
-		n2, v2, ok2 := ParseConfLine(ConfLine(n, v))
+		n2, v2, ok2 := parseConfLine(ConfLine(n, v))
 		if !ok2 || n2 != n || v2 != v {
 			t.Fatalf("%q -> %q %q -> rewritten %q -> %q %q %v", line, n, v, ConfLine(n, v), n2, v2, ok2)
 		}
