@@ -132,3 +132,35 @@ func (w *slowAfter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// The Progress callback may ask the session for its Result (the callback runs inside the
+// session's call): no deadlock, and the result is the backup's so far.
+func TestResultFromProgress(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	ctx := context.Background()
+	var s atomic.Pointer[mux.Session]
+	calls := 0
+	cfg := mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Progress: func(p mux.Progress) {
+		if sess := s.Load(); sess != nil {
+			if r := sess.Result(); r.StartLSN == 0 {
+				t.Errorf("Result from the callback in phase %q: %+v", p.Phase, r)
+			}
+			calls++
+		}
+	}}
+	sess, err := mux.Start(ctx, io.Discard, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	s.Store(sess)
+	if _, err := sess.CopyData(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 {
+		t.Fatal("the callback never ran after Start")
+	}
+}

@@ -500,8 +500,11 @@ func (s *Session) release() {
 // Progress callback reports from there too (or, for PhaseFailed, from a Close of another
 // goroutine that found no call in progress).
 func (s *Session) Result() Result {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// Held already when Result is called from the Progress callback (by the call that
+	// reports); otherwise taken when free.
+	if s.mu.TryLock() {
+		defer s.mu.Unlock()
+	}
 	return s.result()
 }
 
