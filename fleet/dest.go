@@ -8,11 +8,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/walweave/walweave/internal/atomicfile"
 )
 
 // Destination is where one node's stream goes. The fleet writes the stream, then calls Close
@@ -32,64 +33,21 @@ type Destination interface {
 // and fsyncs the directory, Abort removes the temporary file.
 func File(path string) func(ctx context.Context) (Destination, error) {
 	return func(ctx context.Context) (Destination, error) {
-		tmp := path + ".tmp"
-		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		f, err := atomicfile.Create(path, atomicfile.Options{Exclusive: true})
 		if err != nil {
-			return nil, fmt.Errorf("create output: %w (remove a stale %s if no backup is running)", err, tmp)
+			return nil, fmt.Errorf("create output: %w (remove a stale %s if no backup is running)", err, atomicfile.TempName(path))
 		}
-		return &fileDest{f: f, tmp: tmp, path: path}, nil
+		return fileDest{f}, nil
 	}
 }
 
-type fileDest struct {
-	mu        sync.Mutex // Close and Abort may run at once
-	f         *os.File
-	tmp, path string
-	closed    bool
-	committed bool
-}
+// fileDest is an atomicfile.File as a Destination.
+type fileDest struct{ f *atomicfile.File }
 
-func (d *fileDest) Write(p []byte) (int, error) { return d.f.Write(p) }
-
-func (d *fileDest) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil
-	}
-	d.closed = true
-	if err := d.f.Sync(); err != nil {
-		d.f.Close()
-		return fmt.Errorf("fsync %s: %w", d.tmp, err)
-	}
-	return d.f.Close()
-}
-
-func (d *fileDest) Commit() error {
-	if err := os.Rename(d.tmp, d.path); err != nil {
-		return err
-	}
-	d.committed = true
-	dir, err := os.Open(filepath.Dir(d.path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
-}
-
-func (d *fileDest) Abort(error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.committed {
-		return
-	}
-	if !d.closed {
-		d.closed = true
-		d.f.Close()
-	}
-	os.Remove(d.tmp)
-}
+func (d fileDest) Write(p []byte) (int, error) { return d.f.Write(p) }
+func (d fileDest) Close() error                { return d.f.Close() }
+func (d fileDest) Commit() error               { return d.f.Commit() }
+func (d fileDest) Abort(error)                 { d.f.Abort() }
 
 // Command returns a Destination factory running shell (with sh -c, in a process group of its
 // own) per node, the stream on its standard input, WALWEAVE_NODE=<node> in its environment,

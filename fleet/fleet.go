@@ -12,8 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walweave/walweave/internal/conninfo"
+	"github.com/walweave/walweave/internal/pgerr"
 	"github.com/walweave/walweave/mux"
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/ringbuf"
 )
 
@@ -257,14 +259,10 @@ func (c cancelledBy) Is(target error) bool { return target == errCancelled }
 // named restore point is always replayed.
 func RecoverySettings(name string) string {
 	return "# walweave fleet: recover to the fleet's restore point, then promote\n" +
-		"recovery_target_name = " + quote(name) + "\n" +
+		pgformat.ConfLine("recovery_target_name", name) +
 		"recovery_target_action = 'promote'\n" +
 		"recovery_target_timeline = 'latest'\n" +
 		"restore_command = 'false'\n"
-}
-
-func quote(s string) string {
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `''`) + "'"
 }
 
 // Backup backs up every node at once, each with its own mux.Session to its own destination.
@@ -308,7 +306,7 @@ type fleet struct {
 }
 
 type rpPoint struct {
-	lsn pgrepl.LSN
+	lsn pgformat.LSN
 }
 
 func newFleet(nodes []Node, opts Options) (*fleet, error) {
@@ -652,27 +650,11 @@ func (f *fleet) sqlConfig(i int) (*pgconn.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: SQL connection string: %w", n.Name, err)
 	}
-	if !explicit && !mentionsDatabase(cs) {
+	if _, named := conninfo.Database(cs); !explicit && !named {
 		pc.Database = "postgres"
 	}
 	delete(pc.RuntimeParams, "replication")
 	return pc, nil
-}
-
-// mentionsDatabase reports whether a connection string names a database.
-func mentionsDatabase(cs string) bool {
-	if strings.HasPrefix(cs, "postgres://") || strings.HasPrefix(cs, "postgresql://") {
-		rest := cs[strings.Index(cs, "://")+3:]
-		if i := strings.IndexAny(rest, "?"); i >= 0 {
-			if strings.Contains(rest[i:], "dbname=") {
-				return true
-			}
-			rest = rest[:i]
-		}
-		slash := strings.Index(rest, "/")
-		return slash >= 0 && slash < len(rest)-1
-	}
-	return strings.Contains(cs, "dbname")
 }
 
 func (f *fleet) connect(ctx context.Context, i int) (*pgconn.PgConn, error) {
@@ -682,7 +664,7 @@ func (f *fleet) connect(ctx context.Context, i int) (*pgconn.PgConn, error) {
 	}
 	c, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("SQL connection: %w", err)
+		return nil, fmt.Errorf("SQL connection: %w", pgerr.On(pgerr.Ordinary, err))
 	}
 	return c, nil
 }
@@ -781,14 +763,14 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 	if err := f.eachNode(func(i int) (err error) { conns[i], err = f.connect(ctx, i); return err }); err != nil {
 		return err
 	}
-	lsns := make([]pgrepl.LSN, n)
+	lsns := make([]pgformat.LSN, n)
 	ats := make([]time.Time, n)
 	create := func(ctx context.Context, i int, sql string) error {
 		row, err := query(ctx, conns[i], sql, f.rp)
 		if err != nil {
 			return fmt.Errorf("create the restore point: %w", err)
 		}
-		if lsns[i], err = pgrepl.ParseLSN(row[0]); err != nil {
+		if lsns[i], err = pgformat.ParseLSN(row[0]); err != nil {
 			return err
 		}
 		ats[i], err = time.Parse("2006-01-02 15:04:05.999999-07", row[1])
@@ -817,7 +799,7 @@ func (f *fleet) restorePoints(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			lsns[i], err = pgrepl.ParseLSN(row[0])
+			lsns[i], err = pgformat.ParseLSN(row[0])
 			ats[i] = ats[ci]
 			return err
 		}); err != nil {

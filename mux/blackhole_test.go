@@ -11,7 +11,7 @@ import (
 
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/mux"
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/pgformat"
 )
 
 // shortTCP are network bounds that keep the tests short: a dead connection is noticed after
@@ -188,7 +188,7 @@ func finishing(ctx context.Context, t *testing.T, c *pgtest.Cluster, cfg mux.Con
 		s.Close()
 		t.Fatal(err)
 	}
-	far, err := pgrepl.ParseLSN(c.QueryValue(t, "select pg_current_wal_insert_lsn() + 1024*1024*1024"))
+	far, err := pgformat.ParseLSN(c.QueryValue(t, "select pg_current_wal_insert_lsn() + 1024*1024*1024"))
 	if err == nil {
 		err = s.ExtendWAL(far)
 	}

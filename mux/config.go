@@ -13,13 +13,14 @@ import (
 	"github.com/walweave/walweave/source/basebackup"
 )
 
-// Checkpoint selects how the server's backup-start checkpoint runs.
-type Checkpoint string
+// Checkpoint selects how the server's backup-start checkpoint runs: the data sources' own
+// type, so one value means the same to BASE_BACKUP and to Jobs.
+type Checkpoint = source.Checkpoint
 
-// The checkpoint modes BASE_BACKUP accepts.
+// The checkpoint modes.
 const (
-	CheckpointSpread Checkpoint = "spread" // the default: spread over checkpoint_completion_target
-	CheckpointFast   Checkpoint = "fast"   // as fast as possible (more I/O at once)
+	CheckpointSpread = source.CheckpointSpread // the default: spread over checkpoint_completion_target
+	CheckpointFast   = source.CheckpointFast   // as fast as possible (more I/O at once)
 )
 
 // Default network and progress bounds (Config.KeepaliveIdle ... Config.ProgressTimeout): with
@@ -33,7 +34,7 @@ const (
 	DefaultKeepaliveInterval = 5 * time.Second
 	DefaultKeepaliveCount    = 6
 	DefaultTCPUserTimeout    = 40 * time.Second
-	DefaultProgressTimeout   = 60 * time.Second
+	DefaultProgressTimeout   = pgrepl.DefaultProgressTimeout
 )
 
 // StandbyConfig says what a backup of a standby does with the standby's own recovery settings.
@@ -137,7 +138,8 @@ type Config struct {
 	// keepalive at least every third of it) and during the checkpoint (an IDENTIFY_SYSTEM probe
 	// must be answered within it). 0 means DefaultProgressTimeout; negative turns it off (the
 	// WAL side then gives up after twice the server's wal_sender_timeout of silence, and the
-	// TCP settings above still notice a dead network).
+	// TCP settings above still notice a dead network). The same reading holds in
+	// basebackup.Config and walstream.Config (pgrepl.ProgressTimeout).
 	ProgressTimeout time.Duration
 	// StandbyConfig is StandbyKeep (default) or StandbyDrop: what a backup of a standby does
 	// with the standby's standby.signal and primary_conninfo (see StandbyDrop).
@@ -167,9 +169,9 @@ const (
 	PhaseCheckpoint  Phase = "waiting for checkpoint"
 	PhaseStreaming   Phase = "streaming"
 	PhaseFinishing   Phase = "waiting for WAL"
-	PhaseDone        Phase = "done"
-	PhaseFailed      Phase = "failed"
 	PhaseWritingTail Phase = "writing manifest"
+	PhaseDone        Phase = "done"
+	PhaseFailed      Phase = "failed" // after any of the phases above
 )
 
 // Progress is what the Progress callback receives.
@@ -186,7 +188,7 @@ type Progress struct {
 
 // Result describes a finished (or failed) backup.
 type Result struct {
-	StartLSN, EndLSN           pgrepl.LSN
+	StartLSN, EndLSN           pgformat.LSN
 	StartTimeline, EndTimeline uint32
 	Timelines                  []uint32 // every timeline whose WAL the stream holds
 	SystemID                   string
@@ -220,13 +222,11 @@ func (c *Config) normalize() error {
 	if strings.TrimSpace(c.Label) == "" {
 		c.Label = "walweave"
 	}
-	switch c.Checkpoint {
-	case "":
-		c.Checkpoint = CheckpointSpread
-	case CheckpointFast, CheckpointSpread:
-	default:
-		return fmt.Errorf("mux: checkpoint mode %q is not fast or spread", c.Checkpoint)
+	cp, err := c.Checkpoint.Normalize()
+	if err != nil {
+		return fmt.Errorf("mux: %w", err)
 	}
+	c.Checkpoint = cp
 	if c.MaxRate < 0 {
 		return fmt.Errorf("mux: max rate %d is negative (0 means unlimited)", c.MaxRate)
 	}
@@ -247,22 +247,11 @@ func (c *Config) normalize() error {
 	if _, _, err := basebackup.ParseCompression(c.ServerCompression); err != nil {
 		return fmt.Errorf("mux: %w", err)
 	}
-	if c.IncrementalFrom != nil && c.Source != nil {
-		return fmt.Errorf("mux: IncrementalFrom configures the BASE_BACKUP source; a caller's Source takes incremental backups its own way")
-	}
-	if c.IncrementalFrom != nil && c.Jobs >= 2 {
-		return fmt.Errorf("mux: an incremental backup needs BASE_BACKUP (the server's WAL summaries); reading files over SQL with %d jobs takes full backups only", c.Jobs)
-	}
 	if c.Jobs < 0 || c.Jobs > 256 {
 		return fmt.Errorf("mux: %d jobs: want 0..256", c.Jobs)
 	}
-	if c.Jobs >= 2 && c.Source == nil {
-		if method, _, _ := basebackup.ParseCompression(c.ServerCompression); method != "" {
-			return fmt.Errorf("mux: server compression %q applies to BASE_BACKUP, not to reading files over SQL with %d jobs; choose one", c.ServerCompression, c.Jobs)
-		}
-		if c.MaxRate > 0 {
-			return fmt.Errorf("mux: max rate applies to BASE_BACKUP, not to reading files over SQL with %d jobs", c.Jobs)
-		}
+	if err := c.checkSourceOptions(); err != nil {
+		return err
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = time.Second
@@ -279,9 +268,12 @@ func (c *Config) normalize() error {
 	if c.KeepaliveCount == 0 {
 		c.KeepaliveCount = DefaultKeepaliveCount
 	}
-	for name, d := range map[string]time.Duration{"keepalive idle": c.KeepaliveIdle, "keepalive interval": c.KeepaliveInterval} {
-		if d > 0 && d < time.Second {
-			return fmt.Errorf("mux: %s %v: the server counts it in whole seconds; use 1s or more (or a negative value for the system default)", name, d)
+	for _, k := range []struct {
+		name string
+		d    time.Duration
+	}{{"keepalive idle", c.KeepaliveIdle}, {"keepalive interval", c.KeepaliveInterval}} {
+		if k.d > 0 && k.d < time.Second {
+			return fmt.Errorf("mux: %s %v: the server counts it in whole seconds; use 1s or more (or a negative value for the system default)", k.name, k.d)
 		}
 	}
 	switch c.StandbyConfig {
@@ -294,6 +286,53 @@ func (c *Config) normalize() error {
 	return nil
 }
 
+// dataSource is which data source a Config uses.
+type dataSource string
+
+const (
+	srcBaseBackup dataSource = "BASE_BACKUP"
+	srcJobs       dataSource = "reading files over SQL (Jobs)"
+	srcCustom     dataSource = "a caller's Source"
+)
+
+func (c *Config) dataSource() dataSource {
+	switch {
+	case c.Source != nil:
+		return srcCustom
+	case c.Jobs >= 2:
+		return srcJobs
+	}
+	return srcBaseBackup
+}
+
+// sourceOptions are the options that configure one data source only: set with another, they
+// are refused (they would be ignored). The one table of which option goes with which source.
+var sourceOptions = []struct {
+	option string
+	set    func(*Config) bool
+	source dataSource
+	why    string
+}{
+	{"MaxRate", func(c *Config) bool { return c.MaxRate > 0 }, srcBaseBackup, "the server limits BASE_BACKUP's send rate"},
+	{"ServerCompression", func(c *Config) bool {
+		method, _, _ := basebackup.ParseCompression(c.ServerCompression)
+		return method != ""
+	}, srcBaseBackup, "the server compresses BASE_BACKUP's archives"},
+	{"IncrementalFrom", func(c *Config) bool { return c.IncrementalFrom != nil }, srcBaseBackup, "an incremental backup needs BASE_BACKUP (the server's WAL summaries)"},
+	{"Jobs", func(c *Config) bool { return c.Jobs >= 2 && c.Source != nil }, srcJobs, "Jobs chooses walweave's own SQL source"},
+}
+
+// checkSourceOptions refuses an option set for a data source it does not configure.
+func (c *Config) checkSourceOptions() error {
+	src := c.dataSource()
+	for _, o := range sourceOptions {
+		if o.set(c) && o.source != src {
+			return fmt.Errorf("mux: %s applies to %s, not to %s: %s; choose one", o.option, o.source, src, o.why)
+		}
+	}
+	return nil
+}
+
 // tcp is the keepalive and user-timeout settings for both connections.
 func (c *Config) tcp() pgrepl.TCP {
 	pos := func(d time.Duration) time.Duration { return max(d, 0) }
@@ -301,5 +340,5 @@ func (c *Config) tcp() pgrepl.TCP {
 		KeepaliveCount: max(c.KeepaliveCount, 0), UserTimeout: pos(c.TCPUserTimeout)}
 }
 
-// progressTimeout is ProgressTimeout with "off" as 0.
-func (c *Config) progressTimeout() time.Duration { return max(c.ProgressTimeout, 0) }
+// progressTimeout is ProgressTimeout as it applies (0: off).
+func (c *Config) progressTimeout() time.Duration { return pgrepl.ProgressTimeout(c.ProgressTimeout) }

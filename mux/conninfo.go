@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgpassfile"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walweave/walweave/internal/conninfo"
 )
 
 // applyReplicationPassfile gives cfg the password of the password file's line for the
@@ -19,14 +20,14 @@ import (
 // database field matched is "replication" (pgconn matches the dbname, which defaults to the
 // user name). A line with "*" matches both ways.
 func applyReplicationPassfile(cfg *pgconn.Config, connString string) {
-	settings, err := parseConnString(connString)
+	settings, err := conninfo.Parse(connString)
 	if err != nil {
 		return
 	}
 	if _, ok := settings["password"]; ok || os.Getenv("PGPASSWORD") != "" {
 		return
 	}
-	if _, ok := settings["dbname"]; ok || os.Getenv("PGDATABASE") != "" {
+	if _, ok := conninfo.Database(connString); ok {
 		return
 	}
 	path := settings["passfile"]
@@ -57,7 +58,7 @@ func applyReplicationPassfile(cfg *pgconn.Config, connString string) {
 // password, for messages that show which server was meant. It fails when s does not parse.
 func RedactConnString(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+	if conninfo.IsURL(s) {
 		u, err := url.Parse(s)
 		if err != nil {
 			return "", fmt.Errorf("connection string: %w", err)
@@ -72,7 +73,7 @@ func RedactConnString(s string) (string, error) {
 		}
 		return u.String(), nil
 	}
-	settings, err := parseConnString(s)
+	settings, err := conninfo.Parse(s)
 	if err != nil {
 		return "", err
 	}
@@ -90,7 +91,7 @@ func RedactConnString(s string) (string, error) {
 	})
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + quoteConnValue(settings[k])
+		parts[i] = k + "=" + conninfo.Quote(settings[k])
 	}
 	return strings.Join(parts, " "), nil
 }
@@ -114,7 +115,7 @@ var envKeys = map[string]string{"PGHOST": "host", "PGHOSTADDR": "hostaddr", "PGP
 // string reaches: its settings (and the PG* environment's), without replication, dbname
 // and, unless withPassword, the password.
 func primaryConnInfo(connString string, withPassword bool) (string, error) {
-	settings, err := parseConnString(connString)
+	settings, err := conninfo.Parse(connString)
 	if err != nil {
 		return "", err
 	}
@@ -158,7 +159,7 @@ func primaryConnInfo(connString string, withPassword bool) (string, error) {
 	}
 	sort.Slice(keys, func(i, j int) bool { return keyOrder(keys[i]) < keyOrder(keys[j]) })
 	for _, k := range keys {
-		parts = append(parts, k+"="+quoteConnValue(settings[k]))
+		parts = append(parts, k+"="+conninfo.Quote(settings[k]))
 	}
 	return strings.Join(parts, " "), nil
 }
@@ -170,96 +171,4 @@ func keyOrder(k string) int {
 		}
 	}
 	return len(recoveryKeys)
-}
-
-// quoteConnValue quotes a conninfo value when it needs it, as libpq reads it.
-func quoteConnValue(v string) string {
-	if v != "" && !strings.ContainsAny(v, ` '\`) {
-		return v
-	}
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", `\'`) + "'"
-}
-
-// parseConnString reads a libpq keyword/value string or a postgres:// URL into keywords.
-func parseConnString(s string) (map[string]string, error) {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
-		return parseConnURL(s)
-	}
-	out := map[string]string{}
-	for i := 0; i < len(s); {
-		for i < len(s) && s[i] == ' ' {
-			i++
-		}
-		if i >= len(s) {
-			break
-		}
-		eq := strings.IndexByte(s[i:], '=')
-		if eq < 0 {
-			return nil, fmt.Errorf("connection string: missing \"=\" after %q", s[i:])
-		}
-		key := strings.TrimSpace(s[i : i+eq])
-		i += eq + 1
-		for i < len(s) && s[i] == ' ' {
-			i++
-		}
-		var val strings.Builder
-		if i < len(s) && s[i] == '\'' {
-			i++
-			closed := false
-			for i < len(s) {
-				c := s[i]
-				if c == '\\' && i+1 < len(s) {
-					val.WriteByte(s[i+1])
-					i += 2
-					continue
-				}
-				i++
-				if c == '\'' {
-					closed = true
-					break
-				}
-				val.WriteByte(c)
-			}
-			if !closed {
-				return nil, fmt.Errorf("connection string: unterminated quoted value for %q", key)
-			}
-		} else {
-			for i < len(s) && s[i] != ' ' {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				val.WriteByte(s[i])
-				i++
-			}
-		}
-		out[key] = val.String()
-	}
-	return out, nil
-}
-
-func parseConnURL(s string) (map[string]string, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, fmt.Errorf("connection string: %w", err)
-	}
-	out := map[string]string{}
-	if u.User != nil {
-		out["user"] = u.User.Username()
-		if p, ok := u.User.Password(); ok {
-			out["password"] = p
-		}
-	}
-	if h := u.Hostname(); h != "" {
-		out["host"] = h
-	}
-	if p := u.Port(); p != "" {
-		out["port"] = p
-	}
-	for k, v := range u.Query() {
-		if len(v) > 0 {
-			out[k] = v[len(v)-1]
-		}
-	}
-	return out, nil
 }

@@ -21,7 +21,9 @@
 // (weave.go) holds the stream contract and knows no protocol; the data side is a
 // source.Source (Config.Source, BASE_BACKUP by default from package source/basebackup).
 // Every failure is an *Error naming the server, side, phase and step; the sentinel errors
-// (ErrAuthentication, ErrNoReplicationRole, ...) match it by SQLSTATE.
+// (ErrAuthentication, ErrNoReplicationRole, ErrTooManyConnections, ...) match it by SQLSTATE,
+// read for the kind of connection that failed, whichever data source ran, and Hint says what
+// to do about it. A Session may be closed from any goroutine.
 //
 // The stream format is docs/stream-contract.md in the repository: extract it with `tar -xf`
 // into an empty directory and PostgreSQL starts on it and reaches consistency with no archive;

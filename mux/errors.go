@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walweave/walweave/internal/pgerr"
 	"github.com/walweave/walweave/source"
-	"github.com/walweave/walweave/source/basebackup"
 )
 
 // ChecksumError is returned by Backup when the server reported data checksum failures. The
@@ -50,48 +49,44 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Sentinel errors for what an operator acts on; errors.Is matches them against an *Error (or
-// any error chain holding the server's *pgconn.PgError), by SQLSTATE, never by message text.
+// any error chain holding the server's *pgconn.PgError), by SQLSTATE read for the kind of
+// connection that failed, never by message text. The same sentinels hold whichever data
+// source (BASE_BACKUP or Jobs) and side failed; Hint says what to do about each.
 var (
-	// ErrServerTooOld: the server is older than PostgreSQL 15.
-	ErrServerTooOld = basebackup.ErrServerTooOld
+	// ErrServerTooOld: the server is older than PostgreSQL 15 (checked by every source and
+	// by the WAL receiver).
+	ErrServerTooOld = pgerr.ErrServerTooOld
 	// ErrAuthentication: the server refused the password or the pg_hba.conf rules refused the
 	// connection (SQLSTATE 28P01, 28000).
-	ErrAuthentication = errors.New("authentication failed")
+	ErrAuthentication = pgerr.ErrAuthentication
 	// ErrNoReplicationRole: the role lacks the REPLICATION attribute (42501 on a replication
 	// connection).
-	ErrNoReplicationRole = errors.New("role lacks the REPLICATION attribute")
+	ErrNoReplicationRole = pgerr.ErrNoReplicationRole
 	// ErrTooFewWALSenders: max_wal_senders is reached (53300 on a replication connection);
 	// a backup needs two walsenders.
-	ErrTooFewWALSenders = errors.New("too few walsenders (max_wal_senders)")
+	ErrTooFewWALSenders = pgerr.ErrTooFewWALSenders
 	// ErrTooFewSlots: every replication slot is in use (53400).
-	ErrTooFewSlots = errors.New("too few replication slots (max_replication_slots)")
-	// ErrSlotMissing: the named replication slot does not exist (42704).
-	ErrSlotMissing = errors.New("replication slot does not exist")
+	ErrTooFewSlots = pgerr.ErrTooFewSlots
+	// ErrSlotMissing: the named replication slot does not exist (42704, or found missing
+	// before streaming).
+	ErrSlotMissing = pgerr.ErrSlotMissing
+	// ErrTooManyConnections: max_connections is reached on an ordinary connection (53300 on
+	// a Jobs reader or its control session).
+	ErrTooManyConnections = pgerr.ErrTooManyConnections
+	// ErrPermissionDenied: the role lacks a privilege on an ordinary connection (42501 on a
+	// Jobs connection: CONNECT on the database, EXECUTE on a backup function).
+	ErrPermissionDenied = pgerr.ErrPermissionDenied
 )
 
-// sqlstateSentinels maps SQLSTATEs to the sentinel errors.
-var sqlstateSentinels = map[string]error{
-	"28P01": ErrAuthentication,    // invalid_password
-	"28000": ErrAuthentication,    // invalid_authorization_specification (pg_hba.conf)
-	"42501": ErrNoReplicationRole, // insufficient_privilege
-	"53300": ErrTooFewWALSenders,  // too_many_connections
-	"53400": ErrTooFewSlots,       // configuration_limit_exceeded
-	"42704": ErrSlotMissing,       // undefined_object
-}
-
 // Is matches the sentinel errors by the SQLSTATE of the server error in the chain.
-func (e *Error) Is(target error) bool {
-	return sentinelOf(e.Err) == target && target != nil
-}
+func (e *Error) Is(target error) bool { return pgerr.Matches(e.Err, target) }
 
-// sentinelOf returns the sentinel error matching err's SQLSTATE, or nil.
-func sentinelOf(err error) error {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return nil
-	}
-	return sqlstateSentinels[pgErr.Code]
-}
+// Hint says what to do about the failure (the same advice the CLI prints), or "".
+func (e *Error) Hint() string { return pgerr.Hint(e.Err) }
+
+// Hint says what to do about err, any error Backup, a Session or package fleet returned
+// (the advice of *Error.Hint, found anywhere in the chain), or "".
+func Hint(err error) string { return pgerr.Hint(err) }
 
 // fail wraps err with the server, side and phase, preferring the error that cancelled the run
 // (the first failure on either side).

@@ -1,29 +1,36 @@
 package mux_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 
 	"github.com/walweave/walweave/mux"
+	"github.com/walweave/walweave/verify"
 )
 
-// Back up a server into a file. The connection string needs a role with the REPLICATION
-// attribute; walweave adds replication=true itself. (Not run by go test: it needs a server.)
+// Back up a server into a file, then check the file. The connection string needs a role with
+// the REPLICATION attribute; walweave adds replication=true itself. A failed backup leaves an
+// unfinished stream: remove it.
 func ExampleBackup() {
-	f, err := os.Create("base.tar")
+	dsn, stop := scratchServer() // in real use: "host=db.example user=backup"
+	defer stop()
+	dir, _ := os.MkdirTemp("", "walweave-example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "base.tar")
+
+	f, err := os.Create(path)
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := mux.Backup(context.Background(), f, mux.Config{
-		ConnString: "host=db.example port=5432 user=backup",
-		Checkpoint: mux.CheckpointFast,
-	})
+	res, err := mux.Backup(context.Background(), f, mux.Config{ConnString: dsn, Checkpoint: mux.CheckpointFast})
 	if err != nil {
 		f.Close()
-		os.Remove("base.tar") // a failed stream is unfinished: do not keep it
-		log.Fatal(err)
+		os.Remove(path) // a failed stream is unfinished: do not keep it
+		log.Fatalf("%v (%s)", err, mux.Hint(err))
 	}
 	if err := f.Sync(); err != nil {
 		log.Fatal(err)
@@ -31,7 +38,58 @@ func ExampleBackup() {
 	if err := f.Close(); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("backup %s..%s, %d WAL segments woven in\n", res.StartLSN, res.EndLSN, res.WALSegments)
+	fmt.Println("WAL woven in:", res.WALSegments > 0, "manifest kept:", len(res.Manifest) > 0)
+
+	in, err := os.Open(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer in.Close()
+	rep, err := verify.Stream(context.Background(), in, verify.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("stream verified:", rep.OK())
+	// Output:
+	// WAL woven in: true manifest kept: true
+	// stream verified: true
+}
+
+// A backup in phases: between the data and the rest of the WAL the caller writes a restore
+// point and has the stream's WAL reach it, and recovery of the restored copy stop there.
+func ExampleSession() {
+	dsn, stop := scratchServer()
+	defer stop()
+	ctx := context.Background()
+	var out bytes.Buffer
+	s, err := mux.Start(ctx, &out, mux.Config{ConnString: dsn, Checkpoint: mux.CheckpointFast})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close() // always: aborts an unfinished backup (from any goroutine, too)
+	end, err := s.CopyData(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	point, err := createRestorePoint(ctx, "example") // as a superuser: SELECT pg_create_restore_point('example')
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := s.ExtendWAL(point); err != nil {
+		log.Fatal(err)
+	}
+	if err := s.AppendRecoveryConf("restore_command = 'false'\nrecovery_target_name = 'example'"); err != nil {
+		log.Fatal(err)
+	}
+	res, err := s.Finish(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("restore point after the data:", point > end.EndLSN)
+	fmt.Println("stream complete:", res.BytesWritten == int64(out.Len()))
+	// Output:
+	// restore point after the data: true
+	// stream complete: true
 }
 
 // Check a configuration before connecting, for example one built from user input: server-side

@@ -9,8 +9,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
@@ -53,10 +56,20 @@ func Backup(ctx context.Context, w io.Writer, cfg Config) (Result, error) {
 //	res, err := s.Finish(ctx)        // the rest of the WAL, backup_manifest, the trailer
 //	s.Close()                        // always: aborts an unfinished backup
 //
-// A Session's methods are called from one goroutine, except Abort and Close, which may come
-// from any goroutine at any time and make a call in progress return. The first failure on
-// either side cancels the other, and every later call returns that failure.
+// A Session's methods are called from one goroutine (the owner), except Abort and Close, which
+// may come from any goroutine at any time. From another goroutine they only cancel: the call
+// in progress returns (with the backup failed) and the owner releases the connections, the
+// slot and the receiver's goroutine as that call returns, or at once in Close when no call is
+// in progress. The first failure on either side cancels the other, and every later call
+// returns that failure.
 type Session struct {
+	// mu is held by the owner for the length of each call, and by Close while it releases:
+	// another goroutine's Close that finds it held only cancels and leaves closeReq for the
+	// owner (exit).
+	mu       sync.Mutex
+	closeReq atomic.Bool
+	closed   atomic.Bool
+
 	cfg    *Config
 	log    *slog.Logger
 	ctx    context.Context // the session's: cancelled by the first failure or by Abort
@@ -74,10 +87,9 @@ type Session struct {
 	recvDone chan error
 
 	end          source.End
-	walTarget    pgrepl.LSN
+	walTarget    pgformat.LSN
 	dataDone     bool
 	finished     bool
-	closed       bool
 	err          error // sticky
 	serverBytes  int64
 	total        int64
@@ -89,7 +101,7 @@ type Session struct {
 
 // DataEnd is what CopyData returns: where the data side ended.
 type DataEnd struct {
-	EndLSN   pgrepl.LSN
+	EndLSN   pgformat.LSN
 	Timeline uint32
 }
 
@@ -100,7 +112,7 @@ type DataEnd struct {
 func Start(ctx context.Context, w io.Writer, cfg Config) (*Session, error) {
 	s := &Session{start: time.Now()}
 	if err := cfg.normalize(); err != nil {
-		s.closed = true
+		s.closed.Store(true)
 		return s, err
 	}
 	s.cfg = &cfg
@@ -113,10 +125,28 @@ func Start(ctx context.Context, w io.Writer, cfg Config) (*Session, error) {
 	s.tw = tarw.NewWriter(w)
 	if err := s.begin(); err != nil {
 		s.abort(err)
-		s.Close()
+		s.release()
 		return s, s.err
 	}
 	return s, nil
+}
+
+// enter starts a call of the owner's.
+func (s *Session) enter() { s.mu.Lock() }
+
+// exit ends a call of the owner's: when another goroutine asked to close meanwhile, the owner
+// releases now. The check is repeated after unlocking, for a Close that found the lock still
+// held just before.
+func (s *Session) exit() {
+	for {
+		if s.closeReq.Load() {
+			s.release()
+		}
+		s.mu.Unlock()
+		if !s.closeReq.Load() || s.closed.Load() || !s.mu.TryLock() {
+			return
+		}
+	}
 }
 
 // serverName names the server in errors: Config.Name, else host:port of the connection string.
@@ -146,16 +176,16 @@ func (s *Session) begin() error {
 	if s.src == nil && s.cfg.Jobs >= 2 {
 		s.src = sqlfetch.New(sqlfetch.Config{
 			ConnString: s.cfg.ConnString, Jobs: s.cfg.Jobs, Label: s.cfg.Label,
-			Fast: s.cfg.Checkpoint == CheckpointFast, ManifestChecksums: s.cfg.ManifestChecksums,
+			Checkpoint: s.cfg.Checkpoint, ManifestChecksums: s.cfg.ManifestChecksums,
 			NoVerifyChecksums: s.cfg.NoVerifyChecksums, Logger: s.log, TCP: s.cfg.tcp(),
 		})
 	}
 	if s.src == nil {
 		s.src = basebackup.New(basebackup.Config{
-			ConnConfig: connCfg.Copy(), Label: s.cfg.Label, Checkpoint: string(s.cfg.Checkpoint),
+			ConnConfig: connCfg.Copy(), Label: s.cfg.Label, Checkpoint: s.cfg.Checkpoint,
 			MaxRate: s.cfg.MaxRate, NoVerifyChecksums: s.cfg.NoVerifyChecksums,
 			ManifestChecksums: s.cfg.ManifestChecksums, Compression: s.cfg.ServerCompression,
-			Progress: s.cfg.Progress != nil, IncrementalFrom: s.cfg.IncrementalFrom, Logger: s.log, ProgressTimeout: s.cfg.progressTimeout(),
+			Progress: s.cfg.Progress != nil, IncrementalFrom: s.cfg.IncrementalFrom, Logger: s.log, ProgressTimeout: s.cfg.ProgressTimeout,
 		})
 		s.res.Incremental = s.cfg.IncrementalFrom != nil
 	}
@@ -171,7 +201,7 @@ func (s *Session) begin() error {
 	}
 
 	s.rcv, err = walstream.Connect(s.ctx, walstream.Config{ConnConfig: connCfg.Copy(), SlotName: s.cfg.SlotName, Logger: s.log,
-		ProgressTimeout: s.cfg.progressTimeout()})
+		ProgressTimeout: s.cfg.ProgressTimeout})
 	if err != nil {
 		return s.fail(SideWAL, "connect", err)
 	}
@@ -248,9 +278,9 @@ func recoveryConfLines(cfg *Config, log *slog.Logger) []byte {
 	if err != nil {
 		log.Warn("could not build primary_conninfo", "err", err)
 	}
-	b := fmt.Appendf(nil, "primary_conninfo = %s\n", quoteConfValue(conninfo))
+	b := []byte(pgformat.ConfLine("primary_conninfo", conninfo))
 	if cfg.SlotName != "" {
-		b = fmt.Appendf(b, "primary_slot_name = %s\n", quoteConfValue(cfg.SlotName))
+		b = append(b, pgformat.ConfLine("primary_slot_name", cfg.SlotName)...)
 	}
 	return b
 }
@@ -259,6 +289,8 @@ func recoveryConfLines(cfg *Config, log *slog.Logger) []byte {
 // completes meanwhile, and finishes the data side: when it returns, the backup's end LSN is
 // known and the server's backup has ended. The WAL side keeps streaming.
 func (s *Session) CopyData(ctx context.Context) (DataEnd, error) {
+	s.enter()
+	defer s.exit()
 	if err := s.usable(); err != nil {
 		return DataEnd{}, err
 	}
@@ -293,7 +325,9 @@ func (s *Session) CopyData(ctx context.Context) (DataEnd, error) {
 // at the segment holding the backup's end: the segments up to the one holding lsn go into the
 // stream. It is called after CopyData and before Finish; an lsn before the end changes
 // nothing. A fleet backup uses it for the restore point written after every server's data.
-func (s *Session) ExtendWAL(lsn pgrepl.LSN) error {
+func (s *Session) ExtendWAL(lsn pgformat.LSN) error {
+	s.enter()
+	defer s.exit()
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -313,6 +347,8 @@ func (s *Session) ExtendWAL(lsn pgrepl.LSN) error {
 // a restore_command: give one that finds nothing ("restore_command = 'false'") to have
 // recovery read only the stream's pg_wal, or the archive's command.
 func (s *Session) AppendRecoveryConf(settings string) error {
+	s.enter()
+	defer s.exit()
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -329,33 +365,35 @@ func (s *Session) AppendRecoveryConf(settings string) error {
 // Finish waits for the WAL up to the end (or the ExtendWAL position), writes it, the history
 // files, backup_manifest and the tar trailer, and closes both connections.
 func (s *Session) Finish(ctx context.Context) (Result, error) {
+	s.enter()
+	defer s.exit()
 	if err := s.usable(); err != nil {
-		return s.Result(), err
+		return s.result(), err
 	}
 	if !s.dataDone {
-		return s.Result(), errors.New("mux: Finish before CopyData")
+		return s.result(), errors.New("mux: Finish before CopyData")
 	}
 	stop := s.follow(ctx)
 	defer stop()
 	s.phase(PhaseFinishing)
 	s.rcv.SetEnd(s.walTarget, s.end.Timeline)
 	if err := s.wv.finishWAL(s.ctx); err != nil {
-		return s.Result(), s.abort(err)
+		return s.result(), s.abort(err)
 	}
 	s.phase(PhaseWritingTail)
 	if s.tailRecovery != nil {
 		if err := s.wv.appendRecoveryTarget(s.tailRecovery); err != nil {
-			return s.Result(), s.abort(err)
+			return s.result(), s.abort(err)
 		}
 	}
 	if err := s.wv.finish(s.end.Manifest); err != nil {
-		return s.Result(), s.abort(err)
+		return s.result(), s.abort(err)
 	}
 	s.res.Manifest = s.end.Manifest
 	s.finished = true
-	s.Close()
+	s.release()
 	s.phase(PhaseDone)
-	return s.Result(), nil
+	return s.result(), nil
 }
 
 // Abort ends the backup with cause (nil: context.Canceled) from any goroutine: the call in
@@ -379,7 +417,7 @@ func (s *Session) usable() error {
 	if s.err != nil {
 		return s.err
 	}
-	if s.closed {
+	if s.closed.Load() {
 		return errors.New("mux: the backup session is closed")
 	}
 	if s.ctx.Err() != nil {
@@ -408,14 +446,34 @@ func (s *Session) abort(err error) error {
 	return err
 }
 
+// errClosed is the cancellation cause of a Close from another goroutine during a call.
+var errClosed = errors.New("mux: the session was closed before the backup finished")
+
 // Close releases everything: it aborts an unfinished backup (the server's backup, the slot and
 // the walsenders go with the connections), waits for the WAL receiver's goroutine and leaves
-// the stream unfinished. It is safe to call more than once.
+// the stream unfinished. It is safe to call more than once, and from any goroutine: while
+// another goroutine's call is in progress, Close only makes that call return, and the
+// session is released as it returns.
 func (s *Session) Close() error {
-	if s.closed {
+	if s.closed.Load() {
 		return nil
 	}
-	s.closed = true
+	s.closeReq.Store(true)
+	if !s.mu.TryLock() {
+		s.cancel(errClosed)
+		return nil
+	}
+	s.release()
+	s.mu.Unlock()
+	return nil
+}
+
+// release is Close with the lock held.
+func (s *Session) release() {
+	if s.closed.Load() {
+		return
+	}
+	s.closed.Store(true)
 	if !s.finished && s.err == nil {
 		s.abort(&Error{Server: s.server, Side: SideOutput, Phase: s.curPhase, Step: "close", Err: errors.New("closed before the backup finished")})
 	}
@@ -435,13 +493,22 @@ func (s *Session) Close() error {
 	if s.cancel != nil {
 		s.cancel(nil)
 	}
-	return nil
 }
 
 // Result returns what is known of the backup so far (complete after Finish). Like the other
 // methods but Abort and Close, it is called from the goroutine that runs the session; the
-// Progress callback reports from there too.
+// Progress callback reports from there too (or, for PhaseFailed, from a Close of another
+// goroutine that found no call in progress).
 func (s *Session) Result() Result {
+	// Held already when Result is called from the Progress callback (by the call that
+	// reports); otherwise taken when free.
+	if s.mu.TryLock() {
+		defer s.mu.Unlock()
+	}
+	return s.result()
+}
+
+func (s *Session) result() Result {
 	r := s.res
 	r.Duration = time.Since(s.start)
 	if s.wv != nil {
@@ -500,9 +567,4 @@ func sortTimelines(t []uint32) {
 			t[j], t[j-1] = t[j-1], t[j]
 		}
 	}
-}
-
-// quoteConfValue quotes a value for postgresql.auto.conf.
-func quoteConfValue(s string) string {
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/mux"
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/pgformat"
 )
 
 // The phase API against a real server: after CopyData the test writes rows and a named restore
@@ -43,7 +43,7 @@ func TestSessionExtendWALToRestorePoint(t *testing.T) {
 		c.Exec(t, "insert into marks values (1)")
 		c.Exec(t, "select pg_switch_wal()")
 	}
-	rp, err := pgrepl.ParseLSN(c.QueryValue(t, "select pg_create_restore_point('session-test')"))
+	rp, err := pgformat.ParseLSN(c.QueryValue(t, "select pg_create_restore_point('session-test')"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestSessionExtendWALToRestorePoint(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	want := pgrepl.WALFileName(res.EndTimeline, rp, 16<<20)
+	want := pgformat.WALFileName(res.EndTimeline, rp, 16<<20)
 	found := false
 	for _, m := range pgtest.ListTar(t, path) {
 		found = found || m.Name == "pg_wal/"+want

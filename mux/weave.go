@@ -15,14 +15,6 @@ import (
 	"github.com/walweave/walweave/tarw"
 )
 
-// Lines walweave appends to the stream's postgresql.auto.conf when the backup has
-// tablespaces (docs/stream-contract.md, item 1); pgformat owns them. Restore tools that
-// relocate tablespaces remove exactly these lines.
-const (
-	TablespaceCommentPrefix = pgformat.TablespaceCommentPrefix
-	InPlaceTablespaceLine   = pgformat.InPlaceTablespaceLine
-)
-
 // maxAutoConfSize bounds the postgresql.auto.conf held in memory to append settings to.
 const maxAutoConfSize = 16 << 20
 
@@ -185,7 +177,7 @@ func (w *weaver) rewriteAutoConf() bool {
 // standby's primary_conninfo and primary_slot_name with dropStandby).
 func (w *weaver) appendAutoConf(content []byte) []byte {
 	if w.dropStandby {
-		content = dropSettings(content, "primary_conninfo", "primary_slot_name")
+		content = pgformat.RemoveConfSettings(content, "primary_conninfo", "primary_slot_name")
 	}
 	out := append([]byte(nil), content...)
 	if len(out) > 0 && out[len(out)-1] != '\n' {
@@ -307,25 +299,4 @@ func (w *weaver) finish(manifest []byte) error {
 		return w.fail(SideOutput, "finish the archive", err)
 	}
 	return nil
-}
-
-// dropSettings removes the lines of postgresql.auto.conf content that set one of names.
-func dropSettings(content []byte, names ...string) []byte {
-	var out []byte
-	for len(content) > 0 {
-		line, rest, _ := bytes.Cut(content, []byte{'\n'})
-		content = rest
-		key := bytes.TrimLeft(line, " \t")
-		if i := bytes.IndexAny(key, " \t="); i >= 0 {
-			key = key[:i]
-		}
-		drop := false
-		for _, n := range names {
-			drop = drop || bytes.EqualFold(key, []byte(n))
-		}
-		if !drop {
-			out = append(append(out, line...), '\n')
-		}
-	}
-	return out
 }

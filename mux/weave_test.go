@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/internal/pgerr"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/source/sourcetest"
@@ -26,10 +27,10 @@ const testSegSize = 16 << 10 // small segments keep the tests fast; the weaver d
 
 // pushSegment pushes segment n of timeline 1 (its bytes filled with n).
 func pushSegment(ring *ringbuf.Ring, n int) error {
-	lsn := pgrepl.LSN(n) * 16 << 20
+	lsn := pgformat.LSN(n) * 16 << 20
 	seg := ring.NewSegment()
 	seg.Kind, seg.Timeline, seg.StartLSN = ringbuf.KindSegment, 1, uint64(lsn)
-	seg.Name = pgrepl.WALFileName(1, lsn, 16<<20)
+	seg.Name = pgformat.WALFileName(1, lsn, 16<<20)
 	seg.Data = bytes.Repeat([]byte{byte(n)}, testSegSize)
 	if err := ring.Push(context.Background(), seg, 0, nil); err != nil {
 		return fmt.Errorf("push segment %d: %w", n, err)
@@ -52,7 +53,9 @@ func pushSegments(ring *ringbuf.Ring, from, to int) <-chan error {
 	return done
 }
 
-func segName(n int) string { return "pg_wal/" + pgrepl.WALFileName(1, pgrepl.LSN(n)*16<<20, 16<<20) }
+func segName(n int) string {
+	return "pg_wal/" + pgformat.WALFileName(1, pgformat.LSN(n)*16<<20, 16<<20)
+}
 
 // testWeaver returns a weaver writing to buf, fed by ring, attributing errors as Session does.
 func testWeaver(buf *bytes.Buffer, ring *ringbuf.Ring, tablespaces ...source.Tablespace) *weaver {
@@ -150,7 +153,7 @@ func TestWeaveTablespacesBeforeMainDirectory(t *testing.T) {
 		t.Fatalf("the tablespace's symlink became a directory before the main directory started: %q", names)
 	}
 	conf := contents["postgresql.auto.conf"]
-	for _, line := range []string{"work_mem = '8MB'\n", TablespaceCommentPrefix + "16384 was at /srv/ts1\n", InPlaceTablespaceLine + "\n"} {
+	for _, line := range []string{"work_mem = '8MB'\n", "# walweave: tablespace 16384 was at /srv/ts1\n", pgformat.InPlaceTablespaceLine + "\n"} {
 		if !strings.Contains(conf, line) {
 			t.Fatalf("postgresql.auto.conf lacks %q:\n%s", line, conf)
 		}
@@ -350,12 +353,19 @@ func (f *failAfter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// The sentinel errors match by SQLSTATE through an *Error.
+// The sentinel errors match by SQLSTATE through an *Error, read for the kind of connection.
 func TestErrorSentinels(t *testing.T) {
-	for code, want := range sqlstateSentinels {
+	for code, want := range map[string]error{"28P01": ErrAuthentication, "28000": ErrAuthentication,
+		"42501": ErrNoReplicationRole, "53300": ErrTooFewWALSenders, "53400": ErrTooFewSlots, "42704": ErrSlotMissing} {
 		err := fmt.Errorf("wrapped: %w", &Error{Side: SideWAL, Err: fmt.Errorf("connect: %w", pgError(code))})
 		if !errors.Is(err, want) {
 			t.Errorf("SQLSTATE %s does not match %v", code, want)
+		}
+	}
+	for code, want := range map[string]error{"42501": ErrPermissionDenied, "53300": ErrTooManyConnections} {
+		err := &Error{Side: SideBaseBackup, Err: fmt.Errorf("jobs: %w", pgerr.On(pgerr.Ordinary, pgError(code)))}
+		if !errors.Is(err, want) || errors.Is(err, ErrNoReplicationRole) || errors.Is(err, ErrTooFewWALSenders) {
+			t.Errorf("SQLSTATE %s on an ordinary connection does not match %v alone", code, want)
 		}
 	}
 	if errors.Is(&Error{Err: pgError("XX000")}, ErrAuthentication) {

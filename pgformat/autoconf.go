@@ -13,10 +13,10 @@ import (
 //	# walweave: tablespace 16384 was at /path/to/ts1
 //	allow_in_place_tablespaces = on
 const (
-	// TablespaceCommentPrefix starts the comment line recording a tablespace's original
-	// location; TablespaceCommentInfix separates the oid from the location.
-	TablespaceCommentPrefix = "# walweave: tablespace "
-	TablespaceCommentInfix  = " was at "
+	// tablespaceCommentPrefix starts the comment line recording a tablespace's original
+	// location; tablespaceCommentInfix separates the oid from the location.
+	tablespaceCommentPrefix = "# walweave: tablespace "
+	tablespaceCommentInfix  = " was at "
 	// InPlaceTablespaceLine is the setting line walweave appends. ALTER SYSTEM quotes
 	// values, so an unquoted line next to walweave's comments is walweave's own.
 	InPlaceTablespaceLine = "allow_in_place_tablespaces = on"
@@ -40,9 +40,9 @@ func AppendTablespaceLines(content []byte, ts []TablespaceLocation) []byte {
 		content = append(content, '\n')
 	}
 	for _, t := range ts {
-		content = append(content, TablespaceCommentPrefix...)
+		content = append(content, tablespaceCommentPrefix...)
 		content = append(content, t.OID...)
-		content = append(content, TablespaceCommentInfix...)
+		content = append(content, tablespaceCommentInfix...)
 		content = append(content, t.Location...)
 		content = append(content, '\n')
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/walweave/walweave/pgformat"
 )
 
 // DefaultApplicationName is the application_name ParseConfig sets when the connection string
@@ -77,10 +79,10 @@ func oneRow(res *pgconn.Result, n int) ([][]byte, error) {
 
 // IdentifySystemResult is the row IDENTIFY_SYSTEM returns.
 type IdentifySystemResult struct {
-	SystemID string // the cluster's system identifier (a decimal uint64)
-	Timeline uint32 // the server's current timeline
-	XLogPos  LSN    // the current WAL flush position
-	DBName   string // the database connected to; "" on a physical replication connection
+	SystemID string       // the cluster's system identifier (a decimal uint64)
+	Timeline uint32       // the server's current timeline
+	XLogPos  pgformat.LSN // the current WAL flush position
+	DBName   string       // the database connected to; "" on a physical replication connection
 }
 
 // IdentifySystem runs IDENTIFY_SYSTEM (through pglogrepl).
@@ -92,7 +94,7 @@ func IdentifySystem(ctx context.Context, conn *pgconn.PgConn) (IdentifySystemRes
 	if sys.Timeline < 1 {
 		return IdentifySystemResult{}, fmt.Errorf("pgrepl: IDENTIFY_SYSTEM: invalid timeline %d", sys.Timeline)
 	}
-	return IdentifySystemResult{SystemID: sys.SystemID, Timeline: uint32(sys.Timeline), XLogPos: LSN(sys.XLogPos), DBName: sys.DBName}, nil
+	return IdentifySystemResult{SystemID: sys.SystemID, Timeline: uint32(sys.Timeline), XLogPos: pgformat.LSN(sys.XLogPos), DBName: sys.DBName}, nil
 }
 
 // Show runs SHOW name and returns the setting's value as the server prints it ("16MB", "1min").
@@ -113,7 +115,7 @@ func Show(ctx context.Context, conn *pgconn.PgConn, name string) (string, error)
 // primary). The slot lives as long as the connection. The server's answer has no restart LSN
 // for a physical slot (its consistent_point is 0/0), so it is read back with
 // READ_REPLICATION_SLOT.
-func CreateTemporaryPhysicalSlot(ctx context.Context, conn *pgconn.PgConn, name string) (LSN, error) {
+func CreateTemporaryPhysicalSlot(ctx context.Context, conn *pgconn.PgConn, name string) (pgformat.LSN, error) {
 	res, err := simpleQuery(ctx, conn, "CREATE_REPLICATION_SLOT "+QuoteIdent(name)+" TEMPORARY PHYSICAL (RESERVE_WAL)")
 	if err != nil {
 		return 0, fmt.Errorf("pgrepl: create temporary physical replication slot %q: %w", name, err)
@@ -134,7 +136,7 @@ func CreateTemporaryPhysicalSlot(ctx context.Context, conn *pgconn.PgConn, name 
 // ReadReplicationSlot runs READ_REPLICATION_SLOT name (PostgreSQL 15+). For a slot that does
 // not exist it returns slotType "" and no error. restartLSN is 0 and restartTLI 0 when the slot
 // has no restart LSN (created without reserving WAL, or invalidated).
-func ReadReplicationSlot(ctx context.Context, conn *pgconn.PgConn, name string) (slotType string, restartLSN LSN, restartTLI uint32, err error) {
+func ReadReplicationSlot(ctx context.Context, conn *pgconn.PgConn, name string) (slotType string, restartLSN pgformat.LSN, restartTLI uint32, err error) {
 	res, err := simpleQuery(ctx, conn, "READ_REPLICATION_SLOT "+QuoteIdent(name))
 	if err != nil {
 		return "", 0, 0, fmt.Errorf("pgrepl: READ_REPLICATION_SLOT %s: %w", name, err)
@@ -145,7 +147,7 @@ func ReadReplicationSlot(ctx context.Context, conn *pgconn.PgConn, name string) 
 	}
 	slotType = string(row[0])
 	if row[1] != nil {
-		if restartLSN, err = ParseLSN(string(row[1])); err != nil {
+		if restartLSN, err = pgformat.ParseLSN(string(row[1])); err != nil {
 			return "", 0, 0, fmt.Errorf("pgrepl: READ_REPLICATION_SLOT %s: %w", name, err)
 		}
 	}
@@ -161,7 +163,7 @@ func ReadReplicationSlot(ctx context.Context, conn *pgconn.PgConn, name string) 
 
 // StartReplicationCommand returns the START_REPLICATION command: START_REPLICATION [SLOT "s"]
 // PHYSICAL X/X TIMELINE n (the timeline is left out when tli is 0).
-func StartReplicationCommand(slot string, start LSN, tli uint32) string {
+func StartReplicationCommand(slot string, start pgformat.LSN, tli uint32) string {
 	var b strings.Builder
 	b.WriteString("START_REPLICATION ")
 	if slot != "" {
@@ -189,7 +191,7 @@ func StartReplicationCommand(slot string, start LSN, tli uint32) string {
 // tli ended in the server's history there is nothing to stream: the server answers with the
 // next timeline without entering COPY mode, and StartReplication returns a
 // *TimelineEndedError.
-func StartReplication(ctx context.Context, conn *pgconn.PgConn, slot string, start LSN, tli uint32) error {
+func StartReplication(ctx context.Context, conn *pgconn.PgConn, slot string, start pgformat.LSN, tli uint32) error {
 	fe := conn.Frontend()
 	fe.Send(&pgproto3.Query{String: StartReplicationCommand(slot, start, tli)})
 	if err := fe.Flush(); err != nil {
@@ -236,8 +238,8 @@ func StartReplication(ctx context.Context, conn *pgconn.PgConn, slot string, sta
 // requested timeline ended in the server's history: there is nothing to stream on it, and
 // streaming goes on from Next.StartPos on Next.NextTLI.
 type TimelineEndedError struct {
-	Timeline uint32 // the timeline asked for
-	Start    LSN    // the start asked for
+	Timeline uint32       // the timeline asked for
+	Start    pgformat.LSN // the start asked for
 	Next     TimelineSwitch
 }
 
@@ -264,7 +266,7 @@ func TimelineHistory(ctx context.Context, conn *pgconn.PgConn, tli uint32) (file
 // requested timeline ended in its history: the next timeline and the LSN where it starts.
 type TimelineSwitch struct {
 	NextTLI  uint32
-	StartPos LSN
+	StartPos pgformat.LSN
 }
 
 // ReadStreamEnd reads what follows the end of the COPY of START_REPLICATION once both sides sent
@@ -312,7 +314,7 @@ func parseNextTimeline(m *pgproto3.DataRow) (*TimelineSwitch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid next timeline %q", m.Values[0])
 	}
-	pos, err := ParseLSN(string(m.Values[1]))
+	pos, err := pgformat.ParseLSN(string(m.Values[1]))
 	if err != nil {
 		return nil, fmt.Errorf("next timeline start: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/walweave/walweave/pgformat"
 )
 
 // Message type bytes inside CopyData during physical streaming.
@@ -26,9 +28,6 @@ const (
 	postgresEpochUnixSecs = 946684800 // 2000-01-01 00:00:00 UTC
 )
 
-// PostgresEpoch is the origin of the protocol's timestamps: 2000-01-01 00:00:00 UTC.
-var PostgresEpoch = time.Unix(postgresEpochUnixSecs, 0).UTC()
-
 // TimeFromMicros converts a protocol timestamp (microseconds since 2000-01-01 UTC) to a time.
 func TimeFromMicros(us int64) time.Time {
 	return time.UnixMicro(us + postgresEpochUnixSecs*1_000_000)
@@ -41,10 +40,10 @@ func MicrosFromTime(t time.Time) int64 {
 
 // XLogData is a 'w' message: a chunk of WAL starting at WALStart.
 type XLogData struct {
-	WALStart     LSN       // LSN of the first byte of Data
-	ServerWALEnd LSN       // the server's current end of WAL
-	ServerTime   time.Time // the server's clock when it sent the message
-	Data         []byte    // the WAL bytes; aliases the input of ParseXLogData
+	WALStart     pgformat.LSN // LSN of the first byte of Data
+	ServerWALEnd pgformat.LSN // the server's current end of WAL
+	ServerTime   time.Time    // the server's clock when it sent the message
+	Data         []byte       // the WAL bytes; aliases the input of ParseXLogData
 }
 
 // ParseXLogData parses a CopyData payload holding an XLogData message ('w', walStart, walEnd,
@@ -57,14 +56,14 @@ func ParseXLogData(b []byte) (XLogData, error) {
 	if err != nil {
 		return XLogData{}, fmt.Errorf("pgrepl: malformed XLogData message: %w", err)
 	}
-	return XLogData{WALStart: LSN(x.WALStart), ServerWALEnd: LSN(x.ServerWALEnd), ServerTime: x.ServerTime, Data: x.WALData}, nil
+	return XLogData{WALStart: pgformat.LSN(x.WALStart), ServerWALEnd: pgformat.LSN(x.ServerWALEnd), ServerTime: x.ServerTime, Data: x.WALData}, nil
 }
 
 // PrimaryKeepalive is a 'k' message.
 type PrimaryKeepalive struct {
-	ServerWALEnd   LSN       // the server's current end of WAL
-	ServerTime     time.Time // the server's clock when it sent the message
-	ReplyRequested bool      // the server asks for a status update at once
+	ServerWALEnd   pgformat.LSN // the server's current end of WAL
+	ServerTime     time.Time    // the server's clock when it sent the message
+	ReplyRequested bool         // the server asks for a status update at once
 }
 
 // ParsePrimaryKeepalive parses a CopyData payload holding a primary keepalive message ('k',
@@ -77,7 +76,7 @@ func ParsePrimaryKeepalive(b []byte) (PrimaryKeepalive, error) {
 	if err != nil {
 		return PrimaryKeepalive{}, fmt.Errorf("pgrepl: malformed primary keepalive message: %w", err)
 	}
-	return PrimaryKeepalive{ServerWALEnd: LSN(k.ServerWALEnd), ServerTime: k.ServerTime, ReplyRequested: k.ReplyRequested}, nil
+	return PrimaryKeepalive{ServerWALEnd: pgformat.LSN(k.ServerWALEnd), ServerTime: k.ServerTime, ReplyRequested: k.ReplyRequested}, nil
 }
 
 func errBadMessage(what string, typ byte, b []byte, want int) error {
@@ -93,7 +92,7 @@ func errBadMessage(what string, typ byte, b []byte, want int) error {
 // AppendStandbyStatus appends a standby status update ('r') payload to dst: the write, flush
 // and apply positions, the client's clock now (microseconds since 2000-01-01 UTC) and whether
 // the client asks the server for an immediate reply.
-func AppendStandbyStatus(dst []byte, write, flush, apply LSN, now time.Time, replyRequested bool) []byte {
+func AppendStandbyStatus(dst []byte, write, flush, apply pgformat.LSN, now time.Time, replyRequested bool) []byte {
 	dst = append(dst, StandbyStatusByte)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(write))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(flush))

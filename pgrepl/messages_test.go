@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/walweave/walweave/pgformat"
 )
 
 // 2024-01-02 03:04:05.678901 UTC is 757479845678901 µs after 2000-01-01 (0x0002B0EC85204F35).
@@ -29,7 +31,7 @@ func TestTimeConversions(t *testing.T) {
 	if got := TimeFromMicros(757479845678901); !got.Equal(testTime) {
 		t.Fatalf("TimeFromMicros = %v", got)
 	}
-	if got := TimeFromMicros(0); !got.Equal(PostgresEpoch) || got.UTC().Format(time.RFC3339) != "2000-01-01T00:00:00Z" {
+	if got := TimeFromMicros(0); !got.Equal(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)) || got.UTC().Format(time.RFC3339) != "2000-01-01T00:00:00Z" {
 		t.Fatalf("TimeFromMicros(0) = %v", got)
 	}
 	if got := MicrosFromTime(time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC)); got != -1_000_000 {
@@ -99,7 +101,7 @@ func TestParsePrimaryKeepalive(t *testing.T) {
 
 func TestAppendStandbyStatus(t *testing.T) {
 	tests := []struct {
-		write, flush, apply LSN
+		write, flush, apply pgformat.LSN
 		reply               bool
 		hex                 string
 	}{
@@ -127,7 +129,7 @@ func TestAppendStandbyStatus(t *testing.T) {
 func TestStartReplicationCommand(t *testing.T) {
 	for _, tc := range []struct {
 		slot  string
-		start LSN
+		start pgformat.LSN
 		tli   uint32
 		want  string
 	}{

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/pgformat"
 )
 
 // cluster is shared by the tests of this package that need a server.
@@ -104,7 +105,7 @@ func TestIdentifySystemAndShow(t *testing.T) {
 	if sys.Timeline != 1 || sys.DBName != "" || sys.XLogPos == 0 {
 		t.Errorf("IDENTIFY_SYSTEM %+v", sys)
 	}
-	cur, err := ParseLSN(c.QueryValue(t, "select pg_current_wal_flush_lsn()"))
+	cur, err := pgformat.ParseLSN(c.QueryValue(t, "select pg_current_wal_flush_lsn()"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestPermanentSlot(t *testing.T) {
 	t.Cleanup(func() { c.Exec(t, "select pg_drop_replication_slot('pgrepl_noreserve')") })
 	conn := connect(t, c.DSN())
 	ctx := testCtx(t)
-	want, _ := ParseLSN(c.QueryValue(t, "select restart_lsn from pg_replication_slots where slot_name = 'pgrepl_perm'"))
+	want, _ := pgformat.ParseLSN(c.QueryValue(t, "select restart_lsn from pg_replication_slots where slot_name = 'pgrepl_perm'"))
 	typ, lsn, tli, err := ReadReplicationSlot(ctx, conn, "pgrepl_perm")
 	if err != nil || typ != "physical" || lsn != want || lsn == 0 || tli != 1 {
 		t.Fatalf("READ_REPLICATION_SLOT: %q %s %d %v (want %s)", typ, lsn, tli, err, want)
@@ -228,7 +229,7 @@ func TestStartReplicationStreamsServerWAL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := SegmentStart(sys.XLogPos, 16<<20)
+	start := sys.XLogPos.SegmentStart(16 << 20)
 	if err := StartReplication(ctx, conn, "", start, sys.Timeline); err != nil {
 		t.Fatal(err)
 	}
@@ -241,8 +242,8 @@ func TestStartReplicationStreamsServerWAL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if x.WALStart != start+LSN(len(got)) {
-				t.Fatalf("XLogData at %s, want %s", x.WALStart, start+LSN(len(got)))
+			if x.WALStart != start+pgformat.LSN(len(got)) {
+				t.Fatalf("XLogData at %s, want %s", x.WALStart, start+pgformat.LSN(len(got)))
 			}
 			if x.ServerWALEnd < x.WALStart || time.Since(x.ServerTime) > time.Minute {
 				t.Fatalf("XLogData header %+v", x)
@@ -256,14 +257,14 @@ func TestStartReplicationStreamsServerWAL(t *testing.T) {
 			t.Fatalf("unexpected message %q", b[0])
 		}
 	}
-	file, err := os.ReadFile(filepath.Join(c.DataDir, "pg_wal", WALFileName(sys.Timeline, start, 16<<20)))
+	file, err := os.ReadFile(filepath.Join(c.DataDir, "pg_wal", pgformat.WALFileName(sys.Timeline, start, 16<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, file[:len(got)]) {
 		t.Fatal("streamed WAL differs from the server's file")
 	}
-	status := AppendStandbyStatus(nil, start+LSN(len(got)), 0, 0, time.Now(), false)
+	status := AppendStandbyStatus(nil, start+pgformat.LSN(len(got)), 0, 0, time.Now(), false)
 	if err := SendStandbyStatus(conn, status); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func TestStartReplicationStreamsServerWAL(t *testing.T) {
 	}
 	// The walsender reports what we told it.
 	waitFor(t, func() bool {
-		return c.QueryValue(t, "select write_lsn from pg_stat_replication where pid = $1", int(conn.PID())) == (start + LSN(len(got))).String()
+		return c.QueryValue(t, "select write_lsn from pg_stat_replication where pid = $1", int(conn.PID())) == (start + pgformat.LSN(len(got))).String()
 	})
 	if err := SendCopyDone(conn); err != nil {
 		t.Fatal(err)
@@ -312,7 +313,7 @@ func TestStartReplicationErrors(t *testing.T) {
 	}
 	// The server checks the start against its flush position only after CopyBothResponse: the
 	// error is the first message of the stream, then the walsender is back in command mode.
-	ahead := SegmentStart(sys.XLogPos, 16<<20) + 1<<30
+	ahead := sys.XLogPos.SegmentStart(16<<20) + 1<<30
 	if err := StartReplication(ctx, conn, "", ahead, sys.Timeline); err != nil {
 		t.Fatalf("start ahead of flush: %v", err)
 	}
@@ -329,11 +330,11 @@ func TestStartReplicationErrors(t *testing.T) {
 	} else if _, ok := msg.(*pgproto3.ReadyForQuery); !ok {
 		t.Fatalf("after the error: %T", msg)
 	}
-	err = StartReplication(ctx, conn, "no_such_slot", SegmentStart(sys.XLogPos, 16<<20), sys.Timeline)
+	err = StartReplication(ctx, conn, "no_such_slot", sys.XLogPos.SegmentStart(16<<20), sys.Timeline)
 	if err == nil || !strings.Contains(err.Error(), `replication slot "no_such_slot" does not exist`) {
 		t.Fatalf("missing slot: %v", err)
 	}
-	err = StartReplication(ctx, conn, "", SegmentStart(sys.XLogPos, 16<<20), 7)
+	err = StartReplication(ctx, conn, "", sys.XLogPos.SegmentStart(16<<20), 7)
 	if err == nil || !strings.Contains(err.Error(), "timeline 7") {
 		t.Fatalf("unknown timeline: %v", err)
 	}
@@ -369,8 +370,8 @@ func TestPromotedStandbyTimelineHistory(t *testing.T) {
 		return err == nil && v == "10000"
 	})
 	replayed := s.QueryValue(t, "select pg_last_wal_replay_lsn()")
-	if s.QueryValue(t, "select $1::pg_lsn > $2::pg_lsn", replayed, SegmentStart(sys.XLogPos, 16<<20).String()) != "true" {
-		t.Fatalf("the standby replayed up to %s (primary at %s), not past %s", replayed, primaryLSN, SegmentStart(sys.XLogPos, 16<<20))
+	if s.QueryValue(t, "select $1::pg_lsn > $2::pg_lsn", replayed, sys.XLogPos.SegmentStart(16<<20).String()) != "true" {
+		t.Fatalf("the standby replayed up to %s (primary at %s), not past %s", replayed, primaryLSN, sys.XLogPos.SegmentStart(16<<20))
 	}
 	s.Promote(t)
 	s.Exec(t, "create table after_promotion (i int); insert into after_promotion values (1)") // on the copy only
@@ -394,7 +395,7 @@ func TestPromotedStandbyTimelineHistory(t *testing.T) {
 
 	// Streaming timeline 1 from the promoted server ends at the switch point with the next
 	// timeline.
-	start := SegmentStart(sys.XLogPos, 16<<20)
+	start := sys.XLogPos.SegmentStart(16 << 20)
 	if err := StartReplication(ctx, conn, "", start, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +410,7 @@ func TestPromotedStandbyTimelineHistory(t *testing.T) {
 		}
 		if cd, ok := msg.(*pgproto3.CopyData); ok && cd.Data[0] == XLogDataByte {
 			x, _ := ParseXLogData(cd.Data)
-			pos = x.WALStart + LSN(len(x.Data))
+			pos = x.WALStart + pgformat.LSN(len(x.Data))
 		}
 	}
 	if err := SendCopyDone(conn); err != nil {
@@ -421,7 +422,7 @@ func TestPromotedStandbyTimelineHistory(t *testing.T) {
 	}
 	// 00000002.history: "1\t0/3000XXX\tno recovery target specified"
 	fields := strings.Fields(string(file))
-	switchPoint, err := ParseLSN(fields[1])
+	switchPoint, err := pgformat.ParseLSN(fields[1])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,8 @@ import (
 	"unicode"
 
 	"github.com/jackc/pgx/v5/pgconn"
-)
 
-// Limits of wal_segment_size (initdb --wal-segsize): a power of two from 1 MiB to 1 GiB.
-const (
-	MinWALSegmentSize = 1 << 20
-	MaxWALSegmentSize = 1 << 30
+	"github.com/walweave/walweave/pgformat"
 )
 
 // splitUnit splits "16MB" into (16, "MB"), allowing spaces between the number and the unit.
@@ -58,7 +54,7 @@ func ParseWALSegmentSize(s string) (int, error) {
 		return 0, fmt.Errorf("pgrepl: invalid wal_segment_size %q: must be a power of two between 1MB and 1GB", s)
 	}
 	size := n * mult
-	if size < MinWALSegmentSize || size > MaxWALSegmentSize || size&(size-1) != 0 {
+	if size > math.MaxInt || !pgformat.ValidWALSegmentSize(int(size)) {
 		return 0, fmt.Errorf("pgrepl: invalid wal_segment_size %q (%d bytes): must be a power of two between 1MB and 1GB", s, size)
 	}
 	return int(size), nil

@@ -13,6 +13,23 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// DefaultProgressTimeout is how long a server may send nothing on a live connection (not
+// even a keepalive it was asked for) before walweave gives up on it, when the caller's
+// ProgressTimeout is 0 (mux.Config, basebackup.Config, walstream.Config alike).
+const DefaultProgressTimeout = 60 * time.Second
+
+// ProgressTimeout is the one reading of a ProgressTimeout setting: 0 means
+// DefaultProgressTimeout, a negative value turns the bound off (returned as 0).
+func ProgressTimeout(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultProgressTimeout
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
 // TCP holds the keepalive and user-timeout settings of a replication connection, applied on
 // both ends: on walweave's socket (so that walweave notices a dead server or network) and, as
 // startup parameters, on the server's (so that the walsender, and a temporary slot with it, goes

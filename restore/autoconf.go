@@ -9,22 +9,9 @@ import (
 	"github.com/walweave/walweave/pgformat"
 )
 
-// The lines walweave's backup appends to postgresql.auto.conf when the backup has
-// tablespaces (docs/stream-contract.md, item 1), defined in pgformat with the writer's
-// and the parser's code:
-//
-//	# walweave: tablespace 16384 was at /path/to/ts1
-//	allow_in_place_tablespaces = on
-const (
-	// TablespaceCommentPrefix starts the comment line recording a tablespace's original
-	// location; TablespaceCommentInfix separates the oid from the location.
-	TablespaceCommentPrefix = pgformat.TablespaceCommentPrefix
-	TablespaceCommentInfix  = pgformat.TablespaceCommentInfix
-	// InPlaceTablespaceLine is the setting line walweave appends.
-	InPlaceTablespaceLine = pgformat.InPlaceTablespaceLine
-	// RecoveryComment heads the recovery settings Extract appends.
-	RecoveryComment = "# walweave restore: recovery settings"
-)
+// RecoveryComment heads the recovery settings Extract appends to postgresql.auto.conf (the
+// tablespace lines walweave's backup writes there are pgformat's: AppendTablespaceLines).
+const RecoveryComment = "# walweave restore: recovery settings"
 
 // tablespaceLocations returns the oid -> original location recorded by walweave's comments.
 func tablespaceLocations(conf []byte) map[string]string {
@@ -61,12 +48,6 @@ func rewriteAutoConf(conf []byte, relocated map[string]bool, inPlaceLeft bool, r
 		}
 	}
 	return b.Bytes()
-}
-
-// quoteConf quotes a value for postgresql.conf: single quotes doubled, backslashes
-// escaped (the GUC file parser reads backslash escapes).
-func quoteConf(v string) string {
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", "''") + "'"
 }
 
 // RecoveryOptions asks Extract to set the restored cluster up for recovery: as a standby
@@ -135,7 +116,7 @@ func (o *RecoveryOptions) settings() []string {
 	var out []string
 	add := func(name, v string) {
 		if v != "" {
-			out = append(out, name+" = "+quoteConf(v))
+			out = append(out, strings.TrimSuffix(pgformat.ConfLine(name, v), "\n"))
 		}
 	}
 	add("primary_conninfo", o.PrimaryConnInfo)
@@ -150,28 +131,4 @@ func (o *RecoveryOptions) settings() []string {
 	add("recovery_target_name", o.TargetName)
 	add("recovery_target_action", o.TargetAction)
 	return out
-}
-
-// ParseTablespaceMapping parses a -T OLDDIR=NEWDIR argument the way pg_basebackup does:
-// "\=" stands for an "=" inside a directory name. Both sides must be non-empty.
-func ParseTablespaceMapping(arg string) (oldDir, newDir string, err error) {
-	var cur strings.Builder
-	var parts []string
-	for i := 0; i < len(arg); i++ {
-		switch {
-		case arg[i] == '\\' && i+1 < len(arg) && arg[i+1] == '=':
-			cur.WriteByte('=')
-			i++
-		case arg[i] == '=':
-			parts = append(parts, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(arg[i])
-		}
-	}
-	parts = append(parts, cur.String())
-	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
-		return "", "", fmt.Errorf("restore: invalid tablespace mapping %q: want OLDDIR=NEWDIR (write \\= for an = in a name)", arg)
-	}
-	return parts[0], parts[1], nil
 }

@@ -5,24 +5,6 @@ import (
 	"testing"
 )
 
-func TestParseTablespaceMapping(t *testing.T) {
-	for in, want := range map[string][2]string{
-		"/a=/b":              {"/a", "/b"},
-		`/a\=x=/b`:           {"/a=x", "/b"},
-		"pg_tblspc/16384=/n": {"pg_tblspc/16384", "/n"},
-	} {
-		o, n, err := ParseTablespaceMapping(in)
-		if err != nil || o != want[0] || n != want[1] {
-			t.Fatalf("%q: %q %q %v", in, o, n, err)
-		}
-	}
-	for _, bad := range []string{"", "/a", "=/b", "/a=", "/a=/b=/c"} {
-		if _, _, err := ParseTablespaceMapping(bad); err == nil {
-			t.Fatalf("%q accepted", bad)
-		}
-	}
-}
-
 func TestRewriteAutoConf(t *testing.T) {
 	conf := "# Do not edit\nwork_mem = '4MB'\nallow_in_place_tablespaces = 'on'\n" +
 		"# walweave: tablespace 16384 was at /srv/a\n#walweave:  tablespace 16385 was at /srv/b c\nallow_in_place_tablespaces = on\n"
@@ -39,8 +21,5 @@ func TestRewriteAutoConf(t *testing.T) {
 	want := "# Do not edit\nwork_mem = '4MB'\nallow_in_place_tablespaces = 'on'\n" + RecoveryComment + "\nprimary_conninfo = 'x'\n"
 	if out != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", out, want)
-	}
-	if q := quoteConf(`a'b\c`); q != `'a''b\\c'` {
-		t.Fatalf("quote %s", q)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/walweave/walweave/internal/atomicfile"
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/verify"
 )
@@ -128,8 +129,8 @@ type chainState struct {
 
 // link is what the chain check needs of a backup, in verify.CheckChain's terms.
 func linkOf(l *pgformat.BackupLabel, sysid uint64) *verify.Report {
-	return &verify.Report{StartLSN: verify.LSN(l.StartLSN), StartTimeline: l.StartTimeline, SystemID: sysid,
-		Incremental: l.Incremental(), IncrementalFromLSN: verify.LSN(l.IncrementalFromLSN), IncrementalFromTLI: l.IncrementalFromTLI}
+	return &verify.Report{StartLSN: pgformat.LSN(l.StartLSN), StartTimeline: l.StartTimeline, SystemID: sysid,
+		Incremental: l.Incremental(), IncrementalFromLSN: pgformat.LSN(l.IncrementalFromLSN), IncrementalFromTLI: l.IncrementalFromTLI}
 }
 
 func (cs *chainState) names() []string {
@@ -565,22 +566,19 @@ func (cs *chainState) writeManifest() error {
 		names = append(names, "postgresql.auto.conf")
 	}
 	sort.Strings(names)
-	tmp := filepath.Join(x.root, "backup_manifest.tmp")
-	out, err := createFile(tmp, x.filePerm(0o600))
+	out, err := atomicfile.Create(filepath.Join(x.root, "backup_manifest"), atomicfile.Options{Perm: x.filePerm(0o600), NoSync: x.opts.NoSync})
 	if err != nil {
-		return err
+		return fmt.Errorf("restore: %w", err)
 	}
-	defer os.Remove(tmp)
+	defer out.Abort()
 	b, err := pgformat.NewManifestBuilder(out, pgformat.ManifestOptions{Version: 2, SystemIdentifier: cs.ctl.SystemIdentifier})
 	if err != nil {
-		out.Close()
 		return err
 	}
 	for _, name := range names {
 		p := filepath.Join(x.root, filepath.FromSlash(name))
 		f, err := os.Open(p)
 		if err != nil {
-			out.Close()
 			return fmt.Errorf("restore: reading back %s for the manifest: %w", name, err)
 		}
 		fi, err := f.Stat()
@@ -589,24 +587,13 @@ func (cs *chainState) writeManifest() error {
 		}
 		f.Close()
 		if err != nil {
-			out.Close()
 			return fmt.Errorf("restore: manifest entry %s: %w", name, err)
 		}
 	}
 	if _, err := b.Finish(m.WALRanges); err != nil {
-		out.Close()
 		return fmt.Errorf("restore: write backup_manifest: %w", err)
 	}
-	if !x.opts.NoSync {
-		if err := out.Sync(); err != nil {
-			out.Close()
-			return fmt.Errorf("restore: %w", err)
-		}
-	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(x.root, "backup_manifest")); err != nil {
+	if err := out.Commit(); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if o := x.opts.Owner; o != nil {
@@ -622,14 +609,8 @@ func (cs *chainState) writeManifest() error {
 // renamed over it).
 func (cs *chainState) writeAtomic(name string, data []byte, perm os.FileMode) error {
 	x := cs.x
-	if err := x.writeFile(name+".tmp", data, perm); err != nil {
-		return err
-	}
-	if err := os.Rename(filepath.Join(x.root, name+".tmp"), filepath.Join(x.root, name)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(x.root, name), data, atomicfile.Options{Perm: perm, NoSync: x.opts.NoSync}); err != nil {
 		return fmt.Errorf("restore: %w", err)
-	}
-	if !x.opts.NoSync {
-		return syncDir(x.root)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/walweave/walweave/internal/atomicfile"
 	"github.com/walweave/walweave/verify"
 )
 
@@ -676,16 +677,8 @@ func (x *extractor) syncDirs() error {
 }
 
 func syncDir(d string) error {
-	f, err := os.Open(d)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if err := atomicfile.SyncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("restore: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("restore: fsync %s: %w", d, err)
 	}
 	return nil
 }

@@ -33,6 +33,23 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
 
+# A second language for the server's messages: a test runs PostgreSQL with lc_messages =
+# 'de_DE.UTF-8' to show that no decision depends on English message text (Debian's
+# PostgreSQL ships the translations; the locale itself must be generated).
+if ! locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$'; then
+  echo "setup: generating the de_DE.UTF-8 locale" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if ! command -v locale-gen >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends locales >&2
+  fi
+  $sudo sed -i 's/^# *\(de_DE.UTF-8 UTF-8\)/\1/' /etc/locale.gen
+  grep -q '^de_DE.UTF-8 UTF-8' /etc/locale.gen || echo 'de_DE.UTF-8 UTF-8' | $sudo tee -a /etc/locale.gen >/dev/null
+  $sudo locale-gen >&2
+fi
+
 # The version matrix's server builds (16, 17, 18, and 14 for the refusal test) go into
 # .cache/pg in the checkout: with --matrix [MAJOR...], or for the version WALWEAVE_PG names.
 if [ "${1:-}" = --matrix ]; then

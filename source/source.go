@@ -14,9 +14,11 @@ package source
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/tarw"
 )
 
@@ -58,7 +60,7 @@ type Tablespace struct {
 
 // Start is what Start returns.
 type Start struct {
-	StartLSN    pgrepl.LSN
+	StartLSN    pgformat.LSN
 	Timeline    uint32
 	Tablespaces []Tablespace
 	TotalSize   int64 // estimated bytes of all data, 0 when unknown
@@ -77,7 +79,7 @@ type Member struct {
 
 // End is what End returns.
 type End struct {
-	EndLSN   pgrepl.LSN
+	EndLSN   pgformat.LSN
 	Timeline uint32
 	Manifest []byte
 	// WireBytes is the size of the data as it came over the network (compressed with server
@@ -86,4 +88,28 @@ type End struct {
 	// Checksum is non-nil when the server reported data checksum failures; the stream must not
 	// be finished then.
 	Checksum *ChecksumError
+}
+
+// Checkpoint selects how the server's backup-start checkpoint runs (BASE_BACKUP's CHECKPOINT
+// option, pg_backup_start's fast argument).
+type Checkpoint string
+
+// The checkpoint modes.
+const (
+	CheckpointSpread Checkpoint = "spread" // the default: spread over checkpoint_completion_target
+	CheckpointFast   Checkpoint = "fast"   // as fast as possible (more I/O at once)
+)
+
+// ErrCheckpointMode is returned (wrapped) for a Checkpoint that is none of the modes.
+var ErrCheckpointMode = errors.New("checkpoint mode is not fast or spread")
+
+// Normalize returns c with "" read as CheckpointSpread, or an error for an unknown mode.
+func (c Checkpoint) Normalize() (Checkpoint, error) {
+	switch c {
+	case "":
+		return CheckpointSpread, nil
+	case CheckpointFast, CheckpointSpread:
+		return c, nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrCheckpointMode, string(c))
 }

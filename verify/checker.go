@@ -78,7 +78,7 @@ const (
 	spHistory
 )
 
-var specialCap = map[int]int{spLabel: 64 << 10, spManifest: MaxManifestSize, spControl: 512, spVersion: 64, spHistory: 1 << 20}
+var specialCap = map[int]int{spLabel: 64 << 10, spManifest: pgformat.MaxManifestSize, spControl: 512, spVersion: 64, spHistory: 1 << 20}
 
 type fileState struct {
 	size    int64
@@ -106,9 +106,9 @@ type member struct {
 }
 
 type backupLabel struct {
-	start     LSN
+	start     pgformat.LSN
 	startFile string
-	ckpt      LSN
+	ckpt      pgformat.LSN
 	tli       uint32
 	hasTLI    bool
 }
@@ -134,7 +134,7 @@ type Checker struct {
 
 	cur          *member
 	manifestSeen bool
-	manifest     *Manifest
+	manifest     *pgformat.Manifest
 	manifestErr  error
 	label        *backupLabel
 	labelSeen    bool
@@ -147,7 +147,7 @@ type Checker struct {
 	trailer      bool
 	aborted      bool
 	finished     bool
-	unverified   map[string]ManifestFile
+	unverified   map[string]pgformat.ManifestFile
 	tailConf     bool // the recovery tail's postgresql.auto.conf was seen
 }
 
@@ -161,7 +161,7 @@ func NewChecker(opts Options) (*Checker, error) {
 		parents:    map[string]struct{}{},
 		files:      map[string]*fileState{},
 		wal:        newWALState(),
-		unverified: map[string]ManifestFile{},
+		unverified: map[string]pgformat.ManifestFile{},
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -169,10 +169,10 @@ func NewChecker(opts Options) (*Checker, error) {
 	c.rep.maxProblems = opts.MaxProblems
 	alg := strings.ToUpper(strings.ReplaceAll(opts.Algorithm, "-", ""))
 	switch alg {
-	case "", AlgorithmCRC32C:
-	case AlgorithmNone:
+	case "", pgformat.ChecksumCRC32C:
+	case pgformat.ChecksumNone:
 		c.opts.SkipChecksums = true
-	case AlgorithmSHA224, AlgorithmSHA256, AlgorithmSHA384, AlgorithmSHA512:
+	case pgformat.ChecksumSHA224, pgformat.ChecksumSHA256, pgformat.ChecksumSHA384, pgformat.ChecksumSHA512:
 		c.shaName, c.shaNew = alg, hashFor(alg)
 	default:
 		return nil, fmt.Errorf("verify: unknown checksum algorithm %q (want CRC32C, SHA224, SHA256, SHA384, SHA512 or NONE)", opts.Algorithm)
@@ -186,7 +186,7 @@ func NewChecker(opts Options) (*Checker, error) {
 
 // hashFor returns a constructor for a SHA-2 manifest algorithm (nil for others).
 func hashFor(alg string) func() hash.Hash {
-	if alg == AlgorithmNone || alg == AlgorithmCRC32C {
+	if alg == pgformat.ChecksumNone || alg == pgformat.ChecksumCRC32C {
 		return nil
 	}
 	if _, err := pgformat.NewChecksum(alg); err != nil {
@@ -210,7 +210,7 @@ func (c *Checker) ProblemCount() int { return c.problemCount() }
 
 // Manifest returns the parsed backup_manifest once it has been read (nil before, or when
 // it could not be parsed).
-func (c *Checker) Manifest() *Manifest { return c.manifest }
+func (c *Checker) Manifest() *pgformat.Manifest { return c.manifest }
 
 func (c *Checker) ignored(p string) bool {
 	for _, ig := range c.ignore {
@@ -391,7 +391,7 @@ func (c *Checker) Begin(h *tar.Header) error {
 	case "backup_manifest":
 		m.special = spManifest
 		c.manifestSeen = true
-		if h.Size > MaxManifestSize {
+		if h.Size > pgformat.MaxManifestSize {
 			m.overflow = true
 		}
 	case "global/pg_control":
@@ -476,11 +476,11 @@ func (c *Checker) End() {
 		c.parseLabel(m)
 	case spManifest:
 		if m.overflow {
-			c.problem(m.name, fmt.Sprintf("larger than %d bytes; not read", MaxManifestSize))
+			c.problem(m.name, fmt.Sprintf("larger than %d bytes; not read", pgformat.MaxManifestSize))
 			c.manifestErr = errors.New("too large")
 			return
 		}
-		c.manifest, c.manifestErr = ParseManifest(m.buf)
+		c.manifest, c.manifestErr = pgformat.ParseManifest(m.buf)
 		if c.manifestErr != nil {
 			c.problem(m.name, c.manifestErr.Error())
 		}
@@ -605,7 +605,7 @@ func (c *Checker) Finish() *Report {
 	return &c.rep
 }
 
-func (c *Checker) fillReport(man *Manifest, trusted bool) {
+func (c *Checker) fillReport(man *pgformat.Manifest, trusted bool) {
 	r := &c.rep
 	r.WALSegments = c.wal.count
 	r.WALBytes = c.wal.bytes
@@ -632,7 +632,7 @@ func (c *Checker) fillReport(man *Manifest, trusted bool) {
 	}
 }
 
-func (c *Checker) compareFiles(man *Manifest) {
+func (c *Checker) compareFiles(man *pgformat.Manifest) {
 	algs := map[string]bool{}
 	for _, mf := range man.Files {
 		if c.ignored(mf.Path) {
@@ -654,14 +654,14 @@ func (c *Checker) compareFiles(man *Manifest) {
 		}
 		if c.opts.SkipChecksums || mf.Algorithm == "" {
 			if mf.Algorithm == "" {
-				algs[AlgorithmNone] = true
+				algs[pgformat.ChecksumNone] = true
 			}
 			continue
 		}
 		algs[mf.Algorithm] = true
 		var got string
 		switch {
-		case mf.Algorithm == AlgorithmCRC32C:
+		case mf.Algorithm == pgformat.ChecksumCRC32C:
 			got = crcHex(fs.crc)
 		case mf.Algorithm == c.shaName && fs.sum != nil:
 			got = hex.EncodeToString(fs.sum)
@@ -692,7 +692,7 @@ func (c *Checker) compareFiles(man *Manifest) {
 	}
 }
 
-func (c *Checker) checkLabel(man *Manifest, trusted bool) {
+func (c *Checker) checkLabel(man *pgformat.Manifest, trusted bool) {
 	l := c.label
 	if l == nil {
 		if !c.labelSeen && (!trusted || !manifestHas(man, "backup_label")) {
@@ -720,7 +720,7 @@ func (c *Checker) checkLabel(man *Manifest, trusted bool) {
 	}
 }
 
-func manifestHas(man *Manifest, p string) bool {
+func manifestHas(man *pgformat.Manifest, p string) bool {
 	if man == nil {
 		return false
 	}
@@ -732,7 +732,7 @@ func manifestHas(man *Manifest, p string) bool {
 	return false
 }
 
-func (c *Checker) checkControl(man *Manifest, trusted bool) {
+func (c *Checker) checkControl(man *pgformat.Manifest, trusted bool) {
 	if !c.controlSeen {
 		return
 	}
@@ -746,8 +746,8 @@ func (c *Checker) checkControl(man *Manifest, trusted bool) {
 
 // Unverified lists the manifest files whose checksum Finish could not compare because their
 // algorithm was not computed while the stream was read (see Options.Algorithm).
-func (c *Checker) Unverified() []ManifestFile {
-	out := make([]ManifestFile, 0, len(c.unverified))
+func (c *Checker) Unverified() []pgformat.ManifestFile {
+	out := make([]pgformat.ManifestFile, 0, len(c.unverified))
 	for _, mf := range c.unverified {
 		out = append(out, mf)
 	}
@@ -766,7 +766,7 @@ func (c *Checker) RecheckFile(p string, r io.Reader) error {
 	}
 	var h hash.Hash
 	var crc hash.Hash32
-	if mf.Algorithm == AlgorithmCRC32C {
+	if mf.Algorithm == pgformat.ChecksumCRC32C {
 		crc = crc32.New(pgformat.Castagnoli)
 		h = crc
 	} else if nf := hashFor(mf.Algorithm); nf != nil {

@@ -9,14 +9,18 @@ import (
 	"log"
 	"os"
 
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/verify"
 	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // Check a backup stream read from a file; with a file (seekable), SHA manifests are
-// verified with a second read when needed.
+// verified with a second read when needed. (The file here holds a synthetic stream.)
 func ExampleStream() {
-	f, err := os.Open("base.tar")
+	path := exampleFile()
+	defer os.Remove(path)
+
+	f, err := os.Open(path)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -25,10 +29,25 @@ func ExampleStream() {
 	if err != nil {
 		log.Fatal(err) // reading failed
 	}
-	fmt.Print(rep) // a summary, then one line per problem
 	if !rep.OK() {
+		fmt.Print(rep) // a summary, then one line per problem
 		os.Exit(1)
 	}
+	fmt.Println("ok:", rep.WALSegments, "WAL segments from", rep.StartLSN, "to", rep.EndLSN)
+	// Output: ok: 3 WAL segments from 0/3023B0 to 0/5F2608
+}
+
+// exampleFile writes a synthetic stream to a temporary file.
+func exampleFile() string {
+	f, err := os.CreateTemp("", "walweave-example-*.tar")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fixture.Synth(fixture.SynthOptions{}).WriteTo(f); err != nil {
+		log.Fatal(err)
+	}
+	return f.Name()
 }
 
 // A stream (here a synthetic one) that has lost a WAL segment.
@@ -75,7 +94,7 @@ func ExampleChecker_Scan() {
 
 // A Checker fed by hand, for a caller with its own tar reader.
 func ExampleNewChecker() {
-	c, err := verify.NewChecker(verify.Options{Algorithm: verify.AlgorithmSHA256})
+	c, err := verify.NewChecker(verify.Options{Algorithm: pgformat.ChecksumSHA256})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -99,10 +118,4 @@ func ExampleNewChecker() {
 	}
 	fmt.Println(c.Finish().OK())
 	// Output: true
-}
-
-func ExampleParseLSN() {
-	l, _ := verify.ParseLSN("16/B374D848")
-	fmt.Println(uint64(l), l)
-	// Output: 97500059720 16/B374D848
 }

@@ -3,6 +3,7 @@ package verify
 import (
 	"testing"
 
+	"github.com/walweave/walweave/pgformat"
 	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
@@ -27,6 +28,6 @@ func FuzzWAL(f *testing.F) {
 		}
 		w.end()
 		c, _ := NewChecker(Options{})
-		w.finish(c, []WALRange{{Timeline: 1, Start: 3<<20 + 40, End: 3<<20 + 900000}})
+		w.finish(c, []pgformat.WALRange{{Timeline: 1, Start: 3<<20 + 40, End: 3<<20 + 900000}})
 	})
 }

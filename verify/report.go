@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/walweave/walweave/internal/humanize"
+	"github.com/walweave/walweave/pgformat"
 )
 
 // Problem is one thing wrong with a stream.
@@ -51,7 +52,7 @@ type Report struct {
 	SegmentSize int64
 	// StartLSN and EndLSN are the backup's start and end (from backup_label and the
 	// manifest); CheckpointLSN is backup_label's CHECKPOINT LOCATION.
-	StartLSN, EndLSN, CheckpointLSN LSN
+	StartLSN, EndLSN, CheckpointLSN pgformat.LSN
 	// StartTimeline is backup_label's START TIMELINE.
 	StartTimeline uint32
 	// Incremental is true for an incremental backup (PostgreSQL 17+): backup_label has
@@ -60,7 +61,7 @@ type Report struct {
 	// stream cannot be restored alone: restore.Chain applies it on top of the backups
 	// it depends on.
 	Incremental        bool
-	IncrementalFromLSN LSN
+	IncrementalFromLSN pgformat.LSN
 	IncrementalFromTLI uint32
 	IncrementalFiles   int
 	// SystemID is the system identifier from global/pg_control (0 if not seen).

@@ -55,14 +55,14 @@ func magicOK(m uint16) bool {
 // pageBufs holds WAL page buffers (one per checker, returned by Finish).
 var pageBufs = sync.Pool{New: func() any { return make([]byte, maxBlockSize) }}
 
-func maxAlign(l LSN) LSN { return (l + 7) &^ 7 }
+func maxAlign(l pgformat.LSN) pgformat.LSN { return (l + 7) &^ 7 }
 
 // segInfo is what is kept of one WAL segment once it has streamed past.
 type segInfo struct {
 	name     string
 	tli      uint32
 	segno    uint64
-	start    LSN
+	start    pgformat.LSN
 	size     int64
 	sizeOK   bool
 	firstBad int64 // offset of the first page that is not a valid WAL page; -1 if none
@@ -91,7 +91,7 @@ type walState struct {
 	bytes    int64
 	history  map[uint32][]byte
 
-	labelStart LSN
+	labelStart pgformat.LSN
 	labelTLI   uint32
 
 	// the segment being written
@@ -109,7 +109,7 @@ func newWALState() *walState {
 	return &walState{segs: map[string]*segInfo{}, walkers: map[uint32]*walker{}, history: map[uint32][]byte{}}
 }
 
-func (w *walState) segnoOf(l LSN) uint64 { return uint64(l) / uint64(w.segSize) }
+func (w *walState) segnoOf(l pgformat.LSN) uint64 { return uint64(l) / uint64(w.segSize) }
 
 // begin starts a segment member. It returns a problem to report at once (or "").
 func (w *walState) begin(name string, size int64) string {
@@ -144,7 +144,7 @@ func (w *walState) place(si *segInfo, log, seg uint32) string {
 		return fmt.Sprintf("invalid WAL segment name for a %d byte segment size", w.segSize)
 	}
 	si.segno = uint64(log)*perID + uint64(seg)
-	si.start = LSN(si.segno * uint64(w.segSize))
+	si.start = pgformat.LSN(si.segno * uint64(w.segSize))
 	if si.size != w.segSize {
 		w.skip = true
 		si.sizeOK = false
@@ -280,7 +280,7 @@ func (w *walState) end() {
 func (w *walState) pageDone(page []byte) {
 	si := w.cur
 	off := w.curOff
-	pageLSN := si.start + LSN(off)
+	pageLSN := si.start + pgformat.LSN(off)
 	why := ""
 	if si.firstBad < 0 {
 		why = w.checkPage(si, off, pageLSN, page)
@@ -297,11 +297,11 @@ func (w *walState) pageDone(page []byte) {
 	}
 }
 
-func (w *walState) checkPage(si *segInfo, off int64, pageLSN LSN, page []byte) string {
+func (w *walState) checkPage(si *segInfo, off int64, pageLSN pgformat.LSN, page []byte) string {
 	magic := binary.LittleEndian.Uint16(page[0:2])
 	info := binary.LittleEndian.Uint16(page[2:4])
 	tli := binary.LittleEndian.Uint32(page[4:8])
-	addr := LSN(binary.LittleEndian.Uint64(page[8:16]))
+	addr := pgformat.LSN(binary.LittleEndian.Uint64(page[8:16]))
 	if magic == 0 {
 		if w.zero == nil || len(w.zero) != len(page) {
 			w.zero = make([]byte, len(page))
@@ -375,25 +375,25 @@ type walker struct {
 	segSize    int64
 	blcksz     int64
 	nextSeg    uint64
-	pos        LSN
+	pos        pgformat.LSN
 	skipCont   bool
 	randAccess bool
 	started    bool
-	start      LSN
+	start      pgformat.LSN
 
 	inRec    bool
-	recStart LSN
+	recStart pgformat.LSN
 	tot      uint32
 	got      uint32
 	hdr      [recordHeaderSize]byte
 	crc      uint32
-	prev     LSN
+	prev     pgformat.LSN
 
-	validEnd   LSN
+	validEnd   pgformat.LSN
 	newRecords int64
 
 	stopped  bool
-	stopAt   LSN
+	stopAt   pgformat.LSN
 	stopKind int
 	stopWhy  string
 }
@@ -406,18 +406,18 @@ func (k *walker) why() string {
 	return k.stopWhy
 }
 
-func (k *walker) stop(at LSN, kind int, why string) {
+func (k *walker) stop(at pgformat.LSN, kind int, why string) {
 	if k.stopped {
 		return
 	}
 	k.stopped, k.stopAt, k.stopKind, k.stopWhy = true, at, kind, why
 }
 
-func (k *walker) page(pageLSN LSN, page []byte, invalid string) {
+func (k *walker) page(pageLSN pgformat.LSN, page []byte, invalid string) {
 	if k.stopped {
 		return
 	}
-	bl := LSN(len(page))
+	bl := pgformat.LSN(len(page))
 	if pageLSN+bl <= k.pos {
 		return
 	}
@@ -430,7 +430,7 @@ func (k *walker) page(pageLSN LSN, page []byte, invalid string) {
 		return
 	}
 	info := binary.LittleEndian.Uint16(page[2:4])
-	hsize := LSN(shortPageHeaderSize)
+	hsize := pgformat.LSN(shortPageHeaderSize)
 	if info&xlpLongHeader != 0 {
 		hsize = longPageHeaderSize
 	}
@@ -450,11 +450,11 @@ func (k *walker) page(pageLSN LSN, page []byte, invalid string) {
 			off = hsize
 		case k.skipCont:
 			if info&xlpFirstIsContRecord != 0 {
-				if LSN(remLen) > bl-hsize {
+				if pgformat.LSN(remLen) > bl-hsize {
 					k.pos = pageLSN + bl
 					return
 				}
-				k.pos = maxAlign(pageLSN + hsize + LSN(remLen))
+				k.pos = maxAlign(pageLSN + hsize + pgformat.LSN(remLen))
 				off = k.pos - pageLSN
 			} else {
 				off = hsize
@@ -496,7 +496,7 @@ func (k *walker) page(pageLSN LSN, page []byte, invalid string) {
 			}
 			k.inRec, k.recStart, k.tot, k.got, k.crc = true, recLSN, tot, 0, 0
 		}
-		n := LSN(k.tot - k.got)
+		n := pgformat.LSN(k.tot - k.got)
 		if n > bl-off {
 			n = bl - off
 		}
@@ -534,7 +534,7 @@ func (k *walker) page(pageLSN LSN, page []byte, invalid string) {
 		end := pageLSN + off // page headers make it more than recStart+tot when it spans pages
 		if k.hdr[17] == rmXLOGID && k.hdr[16]&^xlrInfoMask == xlogSwitch {
 			// The rest of the segment is unused.
-			seg := LSN(k.segSize)
+			seg := pgformat.LSN(k.segSize)
 			end = (end + seg - 1) / seg * seg
 			k.validEnd, k.pos = end, end
 			return
@@ -549,7 +549,7 @@ func (k *walker) page(pageLSN LSN, page []byte, invalid string) {
 }
 
 func (k *walker) checkHeader() bool {
-	prev := LSN(binary.LittleEndian.Uint64(k.hdr[8:16]))
+	prev := pgformat.LSN(binary.LittleEndian.Uint64(k.hdr[8:16]))
 	if k.randAccess {
 		if prev >= k.recStart {
 			k.stop(k.recStart, stopRecord, fmt.Sprintf("record with incorrect prev-link %s at %s", prev, k.recStart))
@@ -564,12 +564,12 @@ func (k *walker) checkHeader() bool {
 
 // parseHistory parses a timeline history file (pgformat.ParseHistory) into the switch
 // LSN of each timeline it lists.
-func parseHistory(b []byte) (map[uint32]LSN, error) {
+func parseHistory(b []byte) (map[uint32]pgformat.LSN, error) {
 	h, err := pgformat.ParseHistory(b)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[uint32]LSN, len(h))
+	out := make(map[uint32]pgformat.LSN, len(h))
 	for _, e := range h {
 		out[e.Timeline] = e.SwitchLSN
 	}
@@ -577,11 +577,11 @@ func parseHistory(b []byte) (map[uint32]LSN, error) {
 }
 
 // finish checks the WAL against the manifest's ranges.
-func (w *walState) finish(c *Checker, ranges []WALRange) {
+func (w *walState) finish(c *Checker, ranges []pgformat.WALRange) {
 	if len(ranges) == 0 {
 		return
 	}
-	asc := append([]WALRange(nil), ranges...)
+	asc := append([]pgformat.WALRange(nil), ranges...)
 	sort.Slice(asc, func(i, j int) bool { return asc[i].Timeline < asc[j].Timeline })
 	if w.segSize == 0 {
 		if w.count == 0 {
@@ -591,7 +591,7 @@ func (w *walState) finish(c *Checker, ranges []WALRange) {
 		}
 		return
 	}
-	tliAt := func(l LSN) uint32 {
+	tliAt := func(l pgformat.LSN) uint32 {
 		if l < asc[0].Start {
 			return 0
 		}
@@ -655,19 +655,19 @@ func (w *walState) finish(c *Checker, ranges []WALRange) {
 				limit = si.firstBad
 			}
 			ci := 0
-			for off := int64(0); len(si.tlis) > 0 && off < limit && si.start+LSN(off) < rg.End; off += w.blcksz {
+			for off := int64(0); len(si.tlis) > 0 && off < limit && si.start+pgformat.LSN(off) < rg.End; off += w.blcksz {
 				for ci+1 < len(si.tlis) && si.tlis[ci+1].off <= off {
 					ci++
 				}
-				if want := tliAt(si.start + LSN(off)); want != 0 && si.tlis[ci].tli != want {
-					c.problem("pg_wal/"+si.name, fmt.Sprintf("page at %s carries timeline %d, expected %d from the WAL ranges", si.start+LSN(off), si.tlis[ci].tli, want))
+				if want := tliAt(si.start + pgformat.LSN(off)); want != 0 && si.tlis[ci].tli != want {
+					c.problem("pg_wal/"+si.name, fmt.Sprintf("page at %s carries timeline %d, expected %d from the WAL ranges", si.start+pgformat.LSN(off), si.tlis[ci].tli, want))
 					break
 				}
 			}
 		}
 		// The record chain decides: it read every page and record the backup needs.
 		k := w.walkers[rg.Timeline]
-		stopAt := LSN(0)
+		stopAt := pgformat.LSN(0)
 		switch {
 		case anyMissing:
 			// reported above; the chain stops at the gap.

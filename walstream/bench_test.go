@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )
 
 var (
 	benchOnce            sync.Once
-	benchStart, benchEnd pgrepl.LSN
+	benchStart, benchEnd pgformat.LSN
 )
 
 // BenchmarkReceive streams already-written WAL (about 128 MiB of real table data, kept by

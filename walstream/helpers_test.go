@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )
@@ -93,9 +94,9 @@ func connectT(t testing.TB, cfg Config) *Receiver {
 	return r
 }
 
-func lsnOf(t testing.TB, c *pgtest.Cluster, sql string) pgrepl.LSN {
+func lsnOf(t testing.TB, c *pgtest.Cluster, sql string) pgformat.LSN {
 	t.Helper()
-	l, err := pgrepl.ParseLSN(c.QueryValue(t, sql))
+	l, err := pgformat.ParseLSN(c.QueryValue(t, sql))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ type taken struct {
 	Kind      ringbuf.Kind
 	Name      string
 	Timeline  uint32
-	StartLSN  pgrepl.LSN
+	StartLSN  pgformat.LSN
 	Size      int
 	FirstDiff int // first offset differing from the server's file at take time; -1: identical; -2: no file
 	LastNZ    int // last non-zero offset; -1: all zeros
@@ -179,7 +180,7 @@ func (c *collector) run() {
 }
 
 func (c *collector) record(seg *ringbuf.Segment) {
-	tk := taken{Kind: seg.Kind, Name: seg.Name, Timeline: seg.Timeline, StartLSN: pgrepl.LSN(seg.StartLSN), Size: len(seg.Data)}
+	tk := taken{Kind: seg.Kind, Name: seg.Name, Timeline: seg.Timeline, StartLSN: pgformat.LSN(seg.StartLSN), Size: len(seg.Data)}
 	if seg.Kind == ringbuf.KindHistory {
 		c.mu.Lock()
 		c.history[seg.Name] = bytes.Clone(seg.Data)
@@ -261,24 +262,24 @@ func (c *collector) count() int {
 // checkSegments checks that the WAL segments of one timeline are consecutive from start, named
 // right, and identical to the server's files, except the last one, which must hold the server's
 // bytes up to end and zeros after it.
-func checkSegments(t testing.TB, segs []taken, tli uint32, start, end pgrepl.LSN, segSize int) {
+func checkSegments(t testing.TB, segs []taken, tli uint32, start, end pgformat.LSN, segSize int) {
 	t.Helper()
 	if len(segs) == 0 {
 		t.Fatal("no segments")
 	}
-	want := pgrepl.SegmentStart(start, segSize)
+	want := start.SegmentStart(segSize)
 	for i, s := range segs {
 		if s.Kind != ringbuf.KindSegment || s.Timeline != tli || s.StartLSN != want ||
-			s.Name != pgrepl.WALFileName(tli, want, segSize) || s.Size != segSize {
-			t.Fatalf("segment %d: %+v, want %s on timeline %d", i, s, pgrepl.WALFileName(tli, want, segSize), tli)
+			s.Name != pgformat.WALFileName(tli, want, segSize) || s.Size != segSize {
+			t.Fatalf("segment %d: %+v, want %s on timeline %d", i, s, pgformat.WALFileName(tli, want, segSize), tli)
 		}
 		if i < len(segs)-1 && s.FirstDiff != -1 {
 			t.Fatalf("segment %s differs from the server's file at offset %d", s.Name, s.FirstDiff)
 		}
-		want += pgrepl.LSN(segSize)
+		want += pgformat.LSN(segSize)
 	}
 	lastSeg := segs[len(segs)-1]
-	if wantLast := pgrepl.SegmentStart(end-1, segSize); lastSeg.StartLSN != wantLast {
+	if wantLast := (end - 1).SegmentStart(segSize); lastSeg.StartLSN != wantLast {
 		t.Fatalf("last segment %s starts at %s, want the one holding %s", lastSeg.Name, lastSeg.StartLSN, end-1)
 	}
 }
@@ -305,7 +306,7 @@ type streamResult struct {
 	at   time.Time
 }
 
-func startStream(ctx context.Context, r *Receiver, ring *ringbuf.Ring, start pgrepl.LSN, tli uint32) *streamResult {
+func startStream(ctx context.Context, r *Receiver, ring *ringbuf.Ring, start pgformat.LSN, tli uint32) *streamResult {
 	s := &streamResult{done: make(chan struct{})}
 	go func() {
 		s.err = r.Stream(ctx, ring, start, tli, r.SystemID())

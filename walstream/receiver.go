@@ -14,12 +14,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/walweave/walweave/internal/pgerr"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )
-
-// MinServerVersion is the oldest server version (server_version_num) the receiver accepts.
-const MinServerVersion = 150000
 
 // DefaultStatusInterval is the standby status update cadence when Config.StatusInterval is 0.
 const DefaultStatusInterval = 10 * time.Second
@@ -58,8 +57,10 @@ type Config struct {
 	Logger *slog.Logger
 	// ProgressTimeout fails streaming when the server sends nothing, not even the keepalive
 	// the receiver asks for, for that long (a stopped walsender, a proxy that holds the
-	// connection); the status interval is capped at a third of it. 0 means twice the server's
-	// wal_sender_timeout (never, if that is 0). Watch uses it as the probe's reply timeout.
+	// connection); the status interval is capped at a third of it. 0 means
+	// pgrepl.DefaultProgressTimeout; negative turns it off, and the receiver then gives up
+	// after twice the server's wal_sender_timeout of silence (never, if that is 0). Watch uses
+	// it as the probe's reply timeout.
 	ProgressTimeout time.Duration
 
 	// disableBlockedStatus turns off the status updates sent while Push is blocked (tests
@@ -80,8 +81,8 @@ type Stats struct {
 	Blocks               int64         // how many hand-overs had to wait for room
 	ReadTimeouts         int64         // reads cut short by the status-update deadline or SetEnd
 	Timelines            []uint32      // timelines streamed, in order
-	WritePos             pgrepl.LSN    // received position (last status update's write)
-	FlushPos             pgrepl.LSN    // end of the WAL handed to the ring
+	WritePos             pgformat.LSN  // received position (last status update's write)
+	FlushPos             pgformat.LSN  // end of the WAL handed to the ring
 }
 
 // Receiver streams WAL from one replication connection into a ring of segments. Its methods
@@ -104,7 +105,7 @@ type Receiver struct {
 	// end position, set once by SetEnd
 	endMu  sync.Mutex
 	endSet atomic.Bool
-	endLSN pgrepl.LSN
+	endLSN pgformat.LSN
 	endTLI uint32
 
 	// kickOn says whether SetEnd may interrupt a read by moving the read deadline.
@@ -130,10 +131,10 @@ type Receiver struct {
 
 	// Stream goroutine state.
 	tli        uint32
-	received   pgrepl.LSN // next byte expected (write position)
-	flushed    pgrepl.LSN // end of the WAL handed to the ring
-	cur        []byte     // segment being filled; nil if none
-	curStart   pgrepl.LSN
+	received   pgformat.LSN // next byte expected (write position)
+	flushed    pgformat.LSN // end of the WAL handed to the ring
+	cur        []byte       // segment being filled; nil if none
+	curStart   pgformat.LSN
 	copyActive bool // the COPY of START_REPLICATION is running (status updates allowed)
 	nextStatus time.Time
 	statusBuf  []byte
@@ -166,7 +167,7 @@ func Connect(ctx context.Context, cfg Config) (*Receiver, error) {
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
-		return nil, fmt.Errorf("walstream: connect for WAL streaming: %w", err)
+		return nil, fmt.Errorf("walstream: connect for WAL streaming: %w", pgerr.On(pgerr.Replication, err))
 	}
 	r := &Receiver{cfg: cfg, conn: conn, batched: batched, log: cfg.Logger}
 	if r.log == nil {
@@ -183,8 +184,8 @@ func Connect(ctx context.Context, cfg Config) (*Receiver, error) {
 
 func (r *Receiver) setup(ctx context.Context) error {
 	r.version = pgrepl.ServerVersionNum(r.conn)
-	if r.version < MinServerVersion {
-		return fmt.Errorf("walstream: the server runs PostgreSQL %q; walweave needs PostgreSQL 15 or newer", r.conn.ParameterStatus("server_version"))
+	if err := pgerr.CheckVersion(r.version, r.conn.ParameterStatus("server_version")); err != nil {
+		return fmt.Errorf("walstream: %w", err)
 	}
 	var err error
 	if r.sys, err = pgrepl.IdentifySystem(ctx, r.conn); err != nil {
@@ -205,7 +206,7 @@ func (r *Receiver) setup(ctx context.Context) error {
 		return fmt.Errorf("walstream: wal_sender_timeout: %w", err)
 	}
 	r.statusInterval = statusInterval(r.cfg.StatusInterval, r.senderTimeout)
-	if p := r.cfg.ProgressTimeout; p > 0 {
+	if p := r.progressTimeout(); p > 0 {
 		r.statusInterval = min(r.statusInterval, max(p/3, minStatusCap))
 	}
 	r.log.Debug("WAL connection ready", "system_id", r.sys.SystemID, "timeline", r.sys.Timeline,
@@ -233,7 +234,7 @@ func (r *Receiver) SystemID() string { return r.sys.SystemID }
 func (r *Receiver) Timeline() uint32 { return r.sys.Timeline }
 
 // XLogPos returns the WAL flush position IDENTIFY_SYSTEM reported.
-func (r *Receiver) XLogPos() pgrepl.LSN { return r.sys.XLogPos }
+func (r *Receiver) XLogPos() pgformat.LSN { return r.sys.XLogPos }
 
 // SegmentSize returns the server's wal_segment_size in bytes.
 func (r *Receiver) SegmentSize() int { return r.segSize }
@@ -282,17 +283,17 @@ func (r *Receiver) PrepareSlot(ctx context.Context) error {
 	}
 	switch typ {
 	case "":
-		return fmt.Errorf("walstream: replication slot %q does not exist; create it with SELECT pg_create_physical_replication_slot('%s', true) or leave --slot out", name, name)
+		return fmt.Errorf("walstream: replication slot %q: %w; create it with SELECT pg_create_physical_replication_slot('%s', true), or stream through a temporary slot (no slot name)", name, ErrSlotMissing, name)
 	case "physical":
 	default:
-		return fmt.Errorf("walstream: replication slot %q is a %s slot; WAL streaming needs a physical slot (SELECT pg_create_physical_replication_slot('%s', true)) or leave --slot out", name, typ, name)
+		return fmt.Errorf("walstream: replication slot %q is a %s slot; WAL streaming needs a physical slot (SELECT pg_create_physical_replication_slot('%s', true)), or a temporary slot (no slot name)", name, typ, name)
 	}
 	// Whether another client uses the slot can only be seen by acquiring it: start streaming
 	// through it and stop again at once.
 	if err := pgrepl.StartReplication(ctx, r.conn, name, r.sys.XLogPos, r.sys.Timeline); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
-			return fmt.Errorf("walstream: replication slot %q is in use by another process (%s); stop that client or use another slot", name, pgErr.Message)
+			return fmt.Errorf("walstream: replication slot %q: %w; stop that client or use another slot: %w", name, ErrSlotInUse, err)
 		}
 		return fmt.Errorf("walstream: check replication slot %q: %w", name, err)
 	}
@@ -315,7 +316,7 @@ func (r *Receiver) PrepareSlot(ctx context.Context) error {
 
 // SetEnd tells the receiver the backup's end position: Stream stops once it has received WAL up
 // to end. It is safe to call from any goroutine at any time; calls after the first are ignored.
-func (r *Receiver) SetEnd(end pgrepl.LSN, tli uint32) {
+func (r *Receiver) SetEnd(end pgformat.LSN, tli uint32) {
 	r.endMu.Lock()
 	if r.endSet.Load() {
 		r.endMu.Unlock()
@@ -328,7 +329,7 @@ func (r *Receiver) SetEnd(end pgrepl.LSN, tli uint32) {
 	r.kick()
 }
 
-func (r *Receiver) end() (pgrepl.LSN, uint32, bool) {
+func (r *Receiver) end() (pgformat.LSN, uint32, bool) {
 	if !r.endSet.Load() {
 		return 0, 0, false
 	}
@@ -363,8 +364,8 @@ func (r *Receiver) Stats() Stats {
 		StatusUpdates:        r.st.status.Load(),
 		BlockedStatusUpdates: r.st.blockedStatus.Load(),
 		ReadTimeouts:         r.st.timeouts.Load(),
-		WritePos:             pgrepl.LSN(r.st.write.Load()),
-		FlushPos:             pgrepl.LSN(r.st.flush.Load()),
+		WritePos:             pgformat.LSN(r.st.write.Load()),
+		FlushPos:             pgformat.LSN(r.st.flush.Load()),
 	}
 	r.mu.Lock()
 	ring := r.ring
@@ -417,7 +418,7 @@ func (r *Receiver) closeConn() {
 // Stream always ends by calling ring.Close with its result (nil on success). It calls
 // PrepareSlot if that was not done. It can be called once per Receiver; after an error the
 // connection is closed.
-func (r *Receiver) Stream(ctx context.Context, ring *ringbuf.Ring, start pgrepl.LSN, tli uint32, expectSystemID string) (err error) {
+func (r *Receiver) Stream(ctx context.Context, ring *ringbuf.Ring, start pgformat.LSN, tli uint32, expectSystemID string) (err error) {
 	if ring == nil {
 		return errors.New("walstream: Stream needs a ring")
 	}
@@ -459,7 +460,7 @@ func (r *Receiver) Stream(ctx context.Context, ring *ringbuf.Ring, start pgrepl.
 	if err := r.PrepareSlot(ctx); err != nil {
 		return r.ctxErr(ctx, err)
 	}
-	pos := pgrepl.SegmentStart(start, r.segSize)
+	pos := start.SegmentStart(r.segSize)
 	r.flushed = pos
 	r.log.Info("streaming WAL", "start_lsn", pos, "timeline", tli, "slot", r.slot)
 	if tli > 1 {
@@ -481,7 +482,7 @@ func (r *Receiver) Stream(ctx context.Context, ring *ringbuf.Ring, start pgrepl.
 		if sw.NextTLI <= tli {
 			return fmt.Errorf("walstream: the server switched from timeline %d to timeline %d, which is not newer", tli, sw.NextTLI)
 		}
-		tli, pos = sw.NextTLI, pgrepl.SegmentStart(sw.StartPos, r.segSize)
+		tli, pos = sw.NextTLI, sw.StartPos.SegmentStart(r.segSize)
 		if err := r.pushHistory(ctx, ring, tli); err != nil {
 			return r.ctxErr(ctx, err)
 		}
@@ -514,10 +515,14 @@ func (r *Receiver) setTimeline(tli uint32) {
 // pushHistory fetches TIMELINE_HISTORY tli and pushes it.
 func (r *Receiver) pushHistory(ctx context.Context, ring *ringbuf.Ring, tli uint32) error {
 	name, content, err := pgrepl.TimelineHistory(ctx, r.conn, tli)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "58P01" { // undefined_file: no such history file
+		return fmt.Errorf("walstream: timeline %d: %w: %w", tli, ErrTimelineNotInHistory, err)
+	}
 	if err != nil {
 		return fmt.Errorf("walstream: %w", err)
 	}
-	if want := pgrepl.HistoryFileName(tli); name != want {
+	if want := pgformat.HistoryFileName(tli); name != want {
 		return fmt.Errorf("walstream: TIMELINE_HISTORY %d returned file %q, want %q", tli, name, want)
 	}
 	seg := ring.NewSegment()
@@ -541,7 +546,7 @@ func (r *Receiver) pushError(name string, err error) error {
 // streamTimeline runs one START_REPLICATION. It returns (nil, nil) when the end position was
 // reached and the stream was ended cleanly, or the next timeline when the server ended the
 // stream because tli ended.
-func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos pgrepl.LSN, tli uint32) (*pgrepl.TimelineSwitch, error) {
+func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos pgformat.LSN, tli uint32) (*pgrepl.TimelineSwitch, error) {
 	r.received = pos
 	r.st.write.Store(uint64(pos))
 	if err := ctx.Err(); err != nil {
@@ -553,7 +558,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 			// Nothing to stream on tli from pos: go on with the next timeline.
 			return &ended.Next, nil
 		}
-		return nil, r.serverError("start streaming", err)
+		return nil, r.startError(ctx, pos, tli, err)
 	}
 	r.copyActive = true
 	r.lastHeard = time.Now()
@@ -651,6 +656,11 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 		case *pgproto3.CommandComplete:
 			return nil, fmt.Errorf("walstream: the server ended WAL streaming at %s on timeline %d (%s): it is shutting down; run the backup again once it is back", r.received, tli, m.CommandTag)
 		case *pgproto3.ErrorResponse:
+			if r.received == pos {
+				// Refused before any WAL came (a start ahead of the server's WAL): the
+				// walsender goes back to command mode, where startError asks it why.
+				return nil, r.startError(ctx, pos, tli, pgconn.ErrorResponseToPgError(m))
+			}
 			return nil, r.serverError("stream", pgconn.ErrorResponseToPgError(m))
 		default:
 			// NoticeResponse, ParameterStatus: nothing to do.
@@ -660,20 +670,20 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 
 // handleXLogData copies one XLogData payload into the segment buffer(s) and pushes the segments
 // it completes. It does not allocate unless it completes a segment.
-func (r *Receiver) handleXLogData(ctx context.Context, ring *ringbuf.Ring, start pgrepl.LSN, data []byte) error {
+func (r *Receiver) handleXLogData(ctx context.Context, ring *ringbuf.Ring, start pgformat.LSN, data []byte) error {
 	if start != r.received {
 		return r.gapError(start)
 	}
 	r.st.messages.Add(1)
 	r.st.received.Add(int64(len(data)))
-	if end, _, ok := r.end(); ok && r.received+pgrepl.LSN(len(data)) > end {
+	if end, _, ok := r.end(); ok && r.received+pgformat.LSN(len(data)) > end {
 		// Nothing after the end is needed: the segment holding it is padded with zeros.
 		if r.received >= end {
 			return nil
 		}
 		data = data[:end-r.received]
 	}
-	mask := pgrepl.LSN(r.segSize - 1)
+	mask := pgformat.LSN(r.segSize - 1)
 	for len(data) > 0 {
 		off := int(r.received & mask)
 		if r.cur == nil {
@@ -685,7 +695,7 @@ func (r *Receiver) handleXLogData(ctx context.Context, ring *ringbuf.Ring, start
 		}
 		n := copy(r.cur[off:], data)
 		data = data[n:]
-		r.received += pgrepl.LSN(n)
+		r.received += pgformat.LSN(n)
 		r.st.write.Store(uint64(r.received))
 		if off+n == r.segSize {
 			if err := r.pushCurrent(ctx, ring, r.segSize); err != nil {
@@ -696,7 +706,7 @@ func (r *Receiver) handleXLogData(ctx context.Context, ring *ringbuf.Ring, start
 	return nil
 }
 
-func (r *Receiver) gapError(start pgrepl.LSN) error {
+func (r *Receiver) gapError(start pgformat.LSN) error {
 	return fmt.Errorf("walstream: the server sent WAL starting at %s, expected %s (timeline %d)", start, r.received, r.tli)
 }
 
@@ -709,7 +719,7 @@ func (r *Receiver) pushCurrent(ctx context.Context, ring *ringbuf.Ring, valid in
 	}
 	seg := ring.NewSegment()
 	seg.Kind = ringbuf.KindSegment
-	seg.Name = pgrepl.WALFileName(r.tli, r.curStart, r.segSize)
+	seg.Name = pgformat.WALFileName(r.tli, r.curStart, r.segSize)
 	seg.Timeline = r.tli
 	seg.StartLSN = uint64(r.curStart)
 	seg.Data = buf
@@ -721,7 +731,7 @@ func (r *Receiver) pushCurrent(ctx context.Context, ring *ringbuf.Ring, valid in
 	}
 	r.st.segments.Add(1)
 	r.lastHeard = time.Now() // nothing was read while the segment was handed over
-	if end := r.curStart + pgrepl.LSN(valid); end > r.flushed {
+	if end := r.curStart + pgformat.LSN(valid); end > r.flushed {
 		r.flushed = end
 		r.st.flush.Store(uint64(end))
 	}
@@ -753,13 +763,18 @@ func (r *Receiver) wake() error {
 }
 
 // silenceLimit is how long the server may stay silent, although the status updates ask it to
-// reply, before the receiver gives up: Config.ProgressTimeout, else twice wal_sender_timeout
-// (0: never).
+// reply, before the receiver gives up: the progress timeout, else (off) twice
+// wal_sender_timeout (0: never).
 func (r *Receiver) silenceLimit() time.Duration {
-	if r.cfg.ProgressTimeout > 0 {
-		return r.cfg.ProgressTimeout
+	if p := r.progressTimeout(); p > 0 {
+		return p
 	}
 	return 2 * r.senderTimeout
+}
+
+// progressTimeout is Config.ProgressTimeout as it applies (0: off).
+func (r *Receiver) progressTimeout() time.Duration {
+	return pgrepl.ProgressTimeout(r.cfg.ProgressTimeout)
 }
 
 // sendStatus sends a standby status update: write = received, flush = handed to the ring. It
@@ -782,14 +797,14 @@ func (r *Receiver) sendStatus(now time.Time, reply bool) error {
 // finish ends the stream at end: it pushes the segment holding the last byte before end,
 // zero-padded after end (unless it was already pushed complete), sends a last status update
 // and CopyDone, and reads the server's end of streaming.
-func (r *Receiver) finish(ctx context.Context, ring *ringbuf.Ring, end pgrepl.LSN) error {
+func (r *Receiver) finish(ctx context.Context, ring *ringbuf.Ring, end pgformat.LSN) error {
 	if err := r.conn.Conn().SetReadDeadline(time.Time{}); err != nil {
 		return r.connError(err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if r.cur != nil && end > r.curStart && pgrepl.SegmentStart(end-1, r.segSize) == r.curStart {
+	if r.cur != nil && end > r.curStart && (end-1).SegmentStart(r.segSize) == r.curStart {
 		if err := r.pushCurrent(ctx, ring, int(end-r.curStart)); err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )
@@ -165,7 +166,7 @@ func TestStreamUnderLoad(t *testing.T) {
 		st.WritePos < end || len(st.Timelines) != 1 || st.Timelines[0] != 1 {
 		t.Errorf("stats %+v", st)
 	}
-	if st.ReceivedBytes < int64(end-pgrepl.SegmentStart(start, r.SegmentSize())) {
+	if st.ReceivedBytes < int64(end-start.SegmentStart(r.SegmentSize())) {
 		t.Errorf("received %d bytes, less than the streamed range", st.ReceivedBytes)
 	}
 	name := r.SlotName()
@@ -232,7 +233,7 @@ const timeoutLine = "terminating walsender process due to replication timeout"
 
 // runStall streams with a 2-slot ring whose consumer does not take anything for pause while WAL
 // keeps coming (pgbench plus a WAL switch every 200ms).
-func runStall(t *testing.T, c *pgtest.Cluster, blockedStatus bool, pause time.Duration) (r *Receiver, res *streamResult, col *collector, start pgrepl.LSN, logFrom int) {
+func runStall(t *testing.T, c *pgtest.Cluster, blockedStatus bool, pause time.Duration) (r *Receiver, res *streamResult, col *collector, start pgformat.LSN, logFrom int) {
 	logFrom = len(c.Log())
 	cfg := connCfg(t, c, "", 0)
 	cfg.disableBlockedStatus = !blockedStatus
@@ -451,7 +452,7 @@ func TestPromotedStandby(t *testing.T) {
 func testPromotedStandby(t *testing.T, atSegmentStart bool) {
 	p := sharedCluster(t)
 	s := p.Standby(t)
-	var start pgrepl.LSN
+	var start pgformat.LSN
 	if !atSegmentStart {
 		// The start: an LSN on timeline 1 before WAL that the standby replays and that
 		// precedes the promotion, so timeline 1 has WAL after it in the same segment.
@@ -478,19 +479,19 @@ func testPromotedStandby(t *testing.T, atSegmentStart bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	switchPoint, err := pgrepl.ParseLSN(strings.Fields(string(history))[1])
+	switchPoint, err := pgformat.ParseLSN(strings.Fields(string(history))[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	seg := pgrepl.LSN(0)
+	seg := pgformat.LSN(0)
 	if atSegmentStart {
-		start = pgrepl.SegmentStart(switchPoint-1, 16<<20)
+		start = (switchPoint - 1).SegmentStart(16 << 20)
 	}
 	t.Logf("start %s, switch %s, end %s", start, switchPoint, end)
 	if start >= switchPoint {
 		t.Fatalf("start %s is not before the switch point %s", start, switchPoint)
 	}
-	if onStart := switchPoint == pgrepl.SegmentStart(switchPoint, 16<<20); onStart != atSegmentStart {
+	if onStart := switchPoint == switchPoint.SegmentStart(16<<20); onStart != atSegmentStart {
 		t.Logf("switch point %s on a segment start: %v, wanted %v (the test still checks what it got)", switchPoint, onStart, atSegmentStart)
 	}
 
@@ -499,13 +500,13 @@ func testPromotedStandby(t *testing.T, atSegmentStart bool) {
 	// stream runs a receiver from (from, tli) to end on timeline 2 and checks what it hands
 	// over: timeline 1's segments from from's segment to the one holding switchPoint-1 (none
 	// when from's segment starts at the switch point), the history file, timeline 2's segments.
-	stream := func(from pgrepl.LSN) {
+	stream := func(from pgformat.LSN) {
 		t.Helper()
 		r := connectT(t, connCfg(t, s, "", 0))
 		if r.Timeline() != 2 {
 			t.Fatalf("timeline %d", r.Timeline())
 		}
-		seg = pgrepl.LSN(r.SegmentSize())
+		seg = pgformat.LSN(r.SegmentSize())
 		ring := ringbuf.New(4)
 		col := newCollector(ring, s.DataDir, false)
 		r.SetEnd(end, 2)
@@ -525,7 +526,7 @@ func testPromotedStandby(t *testing.T, atSegmentStart bool) {
 		for len(segs) > 0 && segs[0].Kind == ringbuf.KindSegment && segs[0].Timeline == 1 {
 			old, segs = append(old, segs[0]), segs[1:]
 		}
-		if pgrepl.SegmentStart(from, int(seg)) < switchPoint {
+		if from.SegmentStart(int(seg)) < switchPoint {
 			// Timeline 1, up to the segment holding its last byte, padded after the switch point.
 			checkSegments(t, old, 1, from, switchPoint, int(seg))
 			last := old[len(old)-1]
@@ -580,8 +581,8 @@ func TestPermanentSlot(t *testing.T) {
 	c := sharedCluster(t)
 	r := connectT(t, connCfg(t, c, "nope", 0))
 	err := r.PrepareSlot(context.Background())
-	want := `walstream: replication slot "nope" does not exist; create it with SELECT pg_create_physical_replication_slot('nope', true) or leave --slot out`
-	if err == nil || err.Error() != want {
+	want := `walstream: replication slot "nope": the replication slot does not exist; create it with SELECT pg_create_physical_replication_slot('nope', true), or stream through a temporary slot (no slot name)`
+	if !errors.Is(err, ErrSlotMissing) || err.Error() != want {
 		t.Fatalf("missing slot:\n got %v\nwant %s", err, want)
 	}
 	r.Close()
@@ -608,7 +609,7 @@ func TestPermanentSlot(t *testing.T) {
 
 	// While it is in use, another receiver is told so.
 	other := connectT(t, connCfg(t, c, "walstream_perm", 0))
-	if err := other.PrepareSlot(ctx); err == nil || !strings.Contains(err.Error(), `replication slot "walstream_perm" is in use`) {
+	if err := other.PrepareSlot(ctx); !errors.Is(err, ErrSlotInUse) || !strings.Contains(err.Error(), `replication slot "walstream_perm"`) {
 		t.Fatalf("slot in use: %v", err)
 	}
 	other.Close()
@@ -616,7 +617,7 @@ func TestPermanentSlot(t *testing.T) {
 	c.Exec(t, "select pg_switch_wal()")
 	c.Exec(t, "insert into small select generate_series(1, 10)")
 	c.Exec(t, "select pg_switch_wal()")
-	firstEnd := pgrepl.SegmentStart(start, r.SegmentSize()) + pgrepl.LSN(r.SegmentSize())
+	firstEnd := start.SegmentStart(r.SegmentSize()) + pgformat.LSN(r.SegmentSize())
 	waitUntil(t, 10*time.Second, "restart_lsn to follow the flush position", func() bool {
 		return lsnOf(t, c, "select restart_lsn from pg_replication_slots where slot_name = 'walstream_perm'") >= firstEnd
 	})

@@ -21,8 +21,9 @@ const DefaultProbeInterval = 10 * time.Second
 // only when streaming starts: Watch reads the connection, so that a terminated walsender's
 // FATAL (57P01), a closed connection or one the kernel timed out (TCP keepalive, user timeout)
 // is reported at once, and sends IDENTIFY_SYSTEM every probeEvery (0: DefaultProbeInterval),
-// failing when its reply takes longer than replyTimeout (0: Config.ProgressTimeout, else no
-// bound): a walsender that hangs on a live connection is noticed too.
+// failing when its reply takes longer than replyTimeout (0: Config.ProgressTimeout as it
+// applies; no bound when that is off): a walsender that hangs on a live connection is noticed
+// too.
 //
 // onFail is called once, from Watch's goroutine, with the first failure. stop ends the watch
 // (after the reply to a probe in flight), leaves the connection ready for Stream and returns
@@ -32,7 +33,7 @@ func (r *Receiver) Watch(probeEvery, replyTimeout time.Duration, onFail func(err
 		probeEvery = DefaultProbeInterval
 	}
 	if replyTimeout <= 0 {
-		replyTimeout = r.cfg.ProgressTimeout
+		replyTimeout = r.progressTimeout()
 	}
 	w := &watch{r: r, done: make(chan struct{}), every: probeEvery, replyTimeout: replyTimeout}
 	go w.run(onFail)

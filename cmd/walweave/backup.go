@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/walweave/walweave/internal/atomicfile"
 	"github.com/walweave/walweave/internal/humanize"
 	"github.com/walweave/walweave/mux"
 )
@@ -171,11 +172,10 @@ func runBackup(ctx context.Context, f *backupFlags, stdout, stderr io.Writer) in
 	}
 
 	var out io.Writer = stdout
-	var file *os.File
-	tmp := ""
+	var file *atomicfile.File
 	if toFile {
-		tmp = f.output + ".tmp"
-		file, err = os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		tmp := atomicfile.TempName(f.output)
+		file, err = atomicfile.Create(f.output, atomicfile.Options{Exclusive: true})
 		if errors.Is(err, iofs.ErrExist) {
 			fmt.Fprintf(stderr, "walweave backup: %s exists: another backup into %s is running, or one was killed before it could remove it; if no walweave backup is running, remove %s and run again\n", tmp, f.output, tmp)
 			return exitFailure
@@ -193,8 +193,7 @@ func runBackup(ctx context.Context, f *backupFlags, stdout, stderr io.Writer) in
 	out = counted
 	cleanup := func() {
 		if file != nil {
-			file.Close()
-			os.Remove(tmp)
+			file.Abort()
 		}
 	}
 
@@ -214,14 +213,7 @@ func runBackup(ctx context.Context, f *backupFlags, stdout, stderr io.Writer) in
 		err = cw.Close()
 	}
 	if err == nil && file != nil {
-		if err = file.Sync(); err == nil {
-			if err = file.Close(); err == nil {
-				file = nil
-				if err = os.Rename(tmp, f.output); err == nil {
-					err = syncDir(filepath.Dir(f.output))
-				}
-			}
-		}
+		err = file.Commit()
 	}
 	if err == nil && f.manifestOut != "" {
 		err = writeManifestOut(f.manifestOut, res.Manifest)
@@ -335,15 +327,6 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // config turns the flags into a mux.Config.

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/walweave/walweave/pgformat"
+	"github.com/walweave/walweave/internal/atomicfile"
+	"github.com/walweave/walweave/mux"
 	"github.com/walweave/walweave/restore"
 	"github.com/walweave/walweave/verify"
 )
@@ -48,61 +47,19 @@ func loadPriorManifest(prior string) ([]byte, error) {
 		return nil, err
 	}
 	defer in.close()
-	br := newPeekReader(in)
-	head, _ := br.peek(1)
-	if len(head) == 1 && head[0] == '{' {
-		_, raw, err := pgformat.ReadManifest(br, pgformat.MaxManifestSize)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", prior, err)
-		}
-		return raw, nil
-	}
-	tr := tar.NewReader(br)
-	var manifest []byte
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: not a backup_manifest nor a readable backup stream: %w", prior, err)
-		}
-		if h.Name == "backup_manifest" || h.Name == "./backup_manifest" {
-			if h.Size > pgformat.MaxManifestSize {
-				return nil, fmt.Errorf("%s: backup_manifest of %d bytes is too large", prior, h.Size)
-			}
-			if manifest, err = io.ReadAll(tr); err != nil {
-				return nil, fmt.Errorf("%s: %w", prior, err)
-			}
-		}
-	}
-	if manifest == nil {
-		return nil, fmt.Errorf("%s: the stream has no backup_manifest (an unfinished backup?)", prior)
+	manifest, err := mux.PriorManifest(in)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", prior, err)
 	}
 	return manifest, nil
 }
 
 // writeManifestOut writes the finished backup's manifest to path (path.tmp, fsynced, renamed).
 func writeManifestOut(path string, manifest []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(manifest); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(path, manifest, atomicfile.Options{}); err != nil {
 		return fmt.Errorf("--manifest-out: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
+	return nil
 }
 
 // openChain opens every argument of a chain ("-" once, for stdin).

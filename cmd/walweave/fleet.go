@@ -28,6 +28,7 @@ import (
 	"github.com/walweave/walweave/fleet"
 	"github.com/walweave/walweave/internal/humanize"
 	"github.com/walweave/walweave/mux"
+	"github.com/walweave/walweave/pgformat"
 )
 
 const fleetLong = `Backs up several PostgreSQL servers at once, each to its own stream, with one restore point
@@ -725,14 +726,7 @@ func recoveryTargetName(dir string) string {
 	if err != nil {
 		return ""
 	}
-	name := ""
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if ok && strings.TrimSpace(k) == "recovery_target_name" {
-			v = strings.TrimSpace(v)
-			name = strings.ReplaceAll(strings.Trim(v, "'"), "''", "'")
-		}
-	}
+	name, _ := pgformat.ConfValue(b, "recovery_target_name")
 	return name
 }
 

@@ -34,14 +34,37 @@ func (m mapFlag) String() string { return "" }
 func (m mapFlag) Type() string { return "OLDDIR=NEWDIR" }
 
 func (m mapFlag) Set(v string) error {
-	// As pg_basebackup: "\=" escapes an "=" that is part of a directory name.
-	esc := strings.ReplaceAll(v, `\=`, "\x00")
-	old, new, ok := strings.Cut(esc, "=")
-	if !ok || old == "" || new == "" {
-		return fmt.Errorf("invalid tablespace mapping %q: must be OLDDIR=NEWDIR", v)
+	old, new, err := parseTablespaceMapping(v)
+	if err != nil {
+		return err
 	}
-	m[strings.ReplaceAll(old, "\x00", "=")] = strings.ReplaceAll(new, "\x00", "=")
+	m[old] = new
 	return nil
+}
+
+// parseTablespaceMapping parses a -T OLDDIR=NEWDIR argument by pg_basebackup's rule: "\="
+// stands for an "=" inside a directory name, so an unescaped "=" separates the two sides and
+// a second one (a=b=c) is refused; both sides must be non-empty.
+func parseTablespaceMapping(arg string) (oldDir, newDir string, err error) {
+	var cur strings.Builder
+	var parts []string
+	for i := 0; i < len(arg); i++ {
+		switch {
+		case arg[i] == '\\' && i+1 < len(arg) && arg[i+1] == '=':
+			cur.WriteByte('=')
+			i++
+		case arg[i] == '=':
+			parts = append(parts, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(arg[i])
+		}
+	}
+	parts = append(parts, cur.String())
+	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+		return "", "", fmt.Errorf("invalid tablespace mapping %q: must be OLDDIR=NEWDIR (write \\= for an = inside a directory name)", arg)
+	}
+	return parts[0], parts[1], nil
 }
 
 // restoreFlags are walweave restore's flags.

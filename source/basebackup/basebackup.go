@@ -27,17 +27,13 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/klauspost/compress/zstd"
 	"github.com/walweave/walweave/internal/lz4frame"
+	"github.com/walweave/walweave/internal/pgerr"
 	"github.com/walweave/walweave/internal/readerr"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
 )
-
-// MinServerVersion is the oldest server this source backs up (BASE_BACKUP's 15+ protocol).
-const MinServerVersion = 150000
-
-// ErrServerTooOld is returned (wrapped) by Open for servers older than MinServerVersion.
-var ErrServerTooOld = errors.New("server too old")
 
 // maxManifestSize bounds the manifest held in memory (it is about 150 bytes per file).
 const maxManifestSize = 1 << 30
@@ -54,7 +50,7 @@ type Config struct {
 	// ConnConfig is a physical replication connection's configuration (pgrepl.ParseConfig).
 	ConnConfig *pgconn.Config
 	Label      string
-	Checkpoint string // "fast" or "spread"
+	Checkpoint source.Checkpoint // "" means spread
 	// MaxRate limits the server's send rate in bytes per second (0 = unlimited); see MaxRateKB.
 	MaxRate           int64
 	NoVerifyChecksums bool
@@ -68,8 +64,9 @@ type Config struct {
 	IncrementalFrom []byte
 	// ProgressTimeout fails the copy when the server sends nothing for that long once the copy
 	// stream is open (from the end of the start checkpoint to the end of the command): a
-	// stopped walsender or a proxy that holds the connection. 0 turns it off. The checkpoint
-	// itself sends nothing and is not bounded by it.
+	// stopped walsender or a proxy that holds the connection. 0 means
+	// pgrepl.DefaultProgressTimeout, negative turns it off (pgrepl.ProgressTimeout). The
+	// checkpoint itself sends nothing and is not bounded by it.
 	ProgressTimeout time.Duration
 	Logger          *slog.Logger // nil logs nothing
 }
@@ -123,16 +120,19 @@ func New(cfg Config) *Source {
 // Open connects, checks the server version and reads the system identifier and the data
 // directory's mode.
 func (b *Source) Open(ctx context.Context) (source.Info, error) {
+	if _, err := b.cfg.Checkpoint.Normalize(); err != nil {
+		return source.Info{}, fmt.Errorf("basebackup: %w", err)
+	}
 	connCfg := b.cfg.ConnConfig.Copy()
 	connCfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { b.notice(n.Severity, n.Message) }
 	conn, err := pgconn.ConnectConfig(ctx, connCfg)
 	if err != nil {
-		return source.Info{}, fmt.Errorf("connect for the base backup: %w", err)
+		return source.Info{}, fmt.Errorf("connect for the base backup: %w", pgerr.On(pgerr.Replication, err))
 	}
 	b.conn = conn
 	info := source.Info{ServerVersion: pgrepl.ServerVersionNum(conn)}
-	if info.ServerVersion < MinServerVersion {
-		return info, fmt.Errorf("%w: server version %s is not supported: walweave needs PostgreSQL 15 or newer (BASE_BACKUP's 15+ protocol); use pg_basebackup for older servers", ErrServerTooOld, conn.ParameterStatus("server_version"))
+	if err := pgerr.CheckVersion(info.ServerVersion, conn.ParameterStatus("server_version")); err != nil {
+		return info, err
 	}
 	sys, err := pgrepl.IdentifySystem(ctx, conn)
 	if err != nil {
@@ -163,9 +163,13 @@ func (b *Source) notice(severity, msg string) {
 
 // command builds the BASE_BACKUP command for the configuration.
 func (b *Source) command() string {
+	checkpoint, err := b.cfg.Checkpoint.Normalize()
+	if err != nil {
+		checkpoint = b.cfg.Checkpoint // Open refused it already
+	}
 	opts := []string{
 		"LABEL " + quoteLiteral(b.cfg.Label),
-		"CHECKPOINT " + quoteLiteral(b.cfg.Checkpoint),
+		"CHECKPOINT " + quoteLiteral(string(checkpoint)),
 		"WAIT false",
 		"MANIFEST 'yes'",
 		"MANIFEST_CHECKSUMS " + quoteLiteral(b.cfg.ManifestChecksums),
@@ -341,7 +345,7 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 		return source.Start{}, fmt.Errorf("start base backup: unexpected start position result %q", rows)
 	}
 	var st source.Start
-	if st.StartLSN, err = pgrepl.ParseLSN(string(rows[0][0])); err != nil {
+	if st.StartLSN, err = pgformat.ParseLSN(string(rows[0][0])); err != nil {
 		return st, fmt.Errorf("start base backup: %w", err)
 	}
 	tli, err := strconv.ParseUint(string(rows[0][1]), 10, 32)
@@ -380,7 +384,7 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	if !b.bc.Batch(true) {
 		b.log.Debug("reading the copy stream without a socket low-water mark")
 	}
-	b.bc.SetStallTimeout(b.cfg.ProgressTimeout)
+	b.bc.SetStallTimeout(b.stallTimeout())
 	return st, nil
 }
 
@@ -661,7 +665,7 @@ func (b *Source) End(ctx context.Context) (source.End, error) {
 	if len(rows) != 1 || len(rows[0]) < 2 {
 		return end, fmt.Errorf("finish base backup: unexpected end position result %q", rows)
 	}
-	if end.EndLSN, err = pgrepl.ParseLSN(string(rows[0][0])); err != nil {
+	if end.EndLSN, err = pgformat.ParseLSN(string(rows[0][0])); err != nil {
 		return end, fmt.Errorf("finish base backup: %w", err)
 	}
 	tli, err := strconv.ParseUint(string(rows[0][1]), 10, 32)
@@ -723,3 +727,6 @@ func (b *Source) Close() error {
 	_, _ = b.nc.Write(terminate)
 	return b.nc.Close()
 }
+
+// stallTimeout is Config.ProgressTimeout as it applies (0: off).
+func (b *Source) stallTimeout() time.Duration { return pgrepl.ProgressTimeout(b.cfg.ProgressTimeout) }

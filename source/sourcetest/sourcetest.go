@@ -11,7 +11,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
 )
@@ -119,8 +119,8 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // LSN is a convenience for tests building positions.
-func LSN(s string) pgrepl.LSN {
-	l, err := pgrepl.ParseLSN(s)
+func LSN(s string) pgformat.LSN {
+	l, err := pgformat.ParseLSN(s)
 	if err != nil {
 		panic(err)
 	}

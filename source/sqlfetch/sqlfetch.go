@@ -31,7 +31,6 @@ import (
 	"hash"
 	"io"
 	"log/slog"
-	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -41,14 +40,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walweave/walweave/internal/conninfo"
+	"github.com/walweave/walweave/internal/pgerr"
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
 )
-
-// MinServerVersion is the oldest server this source backs up (pg_backup_start, 15+).
-const MinServerVersion = 150000
 
 // Defaults.
 const (
@@ -73,9 +71,9 @@ type Config struct {
 	Window int
 	// Depth is how many queries each connection keeps in flight (default 3).
 	Depth int
-	// Label is the backup label; Fast asks for an immediate checkpoint.
-	Label string
-	Fast  bool
+	// Label is the backup label; Checkpoint the start checkpoint's mode ("" means spread).
+	Label      string
+	Checkpoint source.Checkpoint
 	// ManifestChecksums is the manifest's file checksum algorithm (default CRC32C).
 	ManifestChecksums string
 	// NoVerifyChecksums turns off the page checksum verification.
@@ -103,7 +101,7 @@ type Source struct {
 	verify      bool // page checksums verified
 
 	started     bool
-	startLSN    pgrepl.LSN
+	startLSN    pgformat.LSN
 	timeline    uint32
 	tablespaces []*source.Tablespace
 	members     []*member
@@ -122,7 +120,7 @@ type Source struct {
 	mb        *pgformat.ManifestBuilder
 	alg       string
 	stopped   atomic.Bool // pg_backup_stop returned: the backup is over on the server
-	endLSN    pgrepl.LSN
+	endLSN    pgformat.LSN
 	label     []byte
 	checksum  source.ChecksumError
 	failFiles map[string]int
@@ -199,8 +197,7 @@ func (s *Source) connConfig() (*pgconn.Config, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "walweave"
 	}
-	if os.Getenv("PGDATABASE") == "" && !strings.Contains(s.cfg.ConnString, "dbname") &&
-		!strings.Contains(s.cfg.ConnString, "database") && !hasURLPath(s.cfg.ConnString) {
+	if _, named := conninfo.Database(s.cfg.ConnString); !named {
 		cfg.Database = "postgres"
 	}
 	// A backup runs as long as it takes: no statement, lock or idle limits on its sessions.
@@ -215,26 +212,12 @@ func (s *Source) connConfig() (*pgconn.Config, error) {
 	return cfg, nil
 }
 
-func hasURLPath(s string) bool {
-	if !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
-		return false
-	}
-	rest := s[strings.Index(s, "://")+3:]
-	i := strings.IndexByte(rest, '/')
-	if i < 0 {
-		return false
-	}
-	db := rest[i+1:]
-	if j := strings.IndexByte(db, '?'); j >= 0 {
-		db = db[:j]
-	}
-	return db != ""
-}
-
 // Open connects the session that will hold the backup, checks the server and the role
 // (preflight: nothing is started or written before it passes), reads pg_control and
 // connects the readers.
-func (s *Source) Open(ctx context.Context) (source.Info, error) {
+func (s *Source) Open(ctx context.Context) (_ source.Info, err error) {
+	// Every error here comes from an ordinary connection: its SQLSTATE is read as such.
+	defer func() { err = pgerr.On(pgerr.Ordinary, err) }()
 	if err := s.cfg.Validate(); err != nil {
 		return source.Info{}, err
 	}
@@ -256,6 +239,7 @@ func (s *Source) Open(ctx context.Context) (source.Info, error) {
 			wc, err := s.connConfig()
 			if err == nil {
 				s.workers[i], err = pgconn.ConnectConfig(ctx, wc)
+				err = pgerr.On(pgerr.Ordinary, err)
 			}
 			errs[i] = err
 		}()
@@ -263,12 +247,12 @@ func (s *Source) Open(ctx context.Context) (source.Info, error) {
 	defer wg.Wait() // on every return: Close then closes what connected
 	s.ctrl, err = pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
-		return source.Info{}, fmt.Errorf("connect for reading files: %w", err)
+		return source.Info{}, fmt.Errorf("connect for reading files: %w", pgerr.On(pgerr.Ordinary, err))
 	}
 	info := source.Info{ServerVersion: pgrepl.ServerVersionNum(s.ctrl)}
 	s.version = info.ServerVersion
-	if info.ServerVersion < MinServerVersion {
-		return info, fmt.Errorf("server version %s is not supported: walweave needs PostgreSQL 15 or newer", s.ctrl.ParameterStatus("server_version"))
+	if err := pgerr.CheckVersion(info.ServerVersion, s.ctrl.ParameterStatus("server_version")); err != nil {
+		return info, err
 	}
 	if err := s.preflight(ctx); err != nil {
 		return info, err
@@ -364,7 +348,7 @@ func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	// session and after it, pg_control (the backup's checkpoint and timeline are in it now),
 	// the tablespaces and the main directory's file list.
 	res, err := s.batch(ctx, []query{
-		{sql: "SELECT pg_catalog.pg_backup_start($1, $2)::text", args: []string{s.cfg.Label, strconv.FormatBool(s.cfg.Fast)}},
+		{sql: "SELECT pg_catalog.pg_backup_start($1, $2)::text", args: []string{s.cfg.Label, strconv.FormatBool(s.cfg.Checkpoint == source.CheckpointFast)}},
 		{sql: readOne, args: []string{"global/pg_control", "0", strconv.Itoa(pgformat.ControlFileSize)}, oids: []uint32{oidText, oidInt8, oidInt8}, binary: true},
 		{sql: tablespacesSQL},
 		s.walkQuery(".", "pg\\_tblspc/%"),
@@ -378,7 +362,7 @@ func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	if len(res[0].Rows) != 1 {
 		return source.Start{}, fmt.Errorf("pg_backup_start: %d rows", len(res[0].Rows))
 	}
-	if s.startLSN, err = pgrepl.ParseLSN(string(res[0].Rows[0][0])); err != nil {
+	if s.startLSN, err = pgformat.ParseLSN(string(res[0].Rows[0][0])); err != nil {
 		return source.Start{}, fmt.Errorf("pg_backup_start: %w", err)
 	}
 	var ctl pgformat.ControlFile
@@ -755,7 +739,7 @@ func (s *Source) stop(ctx context.Context) (control []byte, err error) {
 		return nil, fmt.Errorf("pg_backup_stop: unexpected result %q", rows)
 	}
 	s.stopped.Store(true)
-	if s.endLSN, err = pgrepl.ParseLSN(rows[0][0]); err != nil {
+	if s.endLSN, err = pgformat.ParseLSN(rows[0][0]); err != nil {
 		return nil, fmt.Errorf("pg_backup_stop: %w", err)
 	}
 	s.label = []byte(rows[0][1])
