@@ -254,8 +254,13 @@ func (f *fetcher) receive(pl *pgconn.Pipeline, t *task) error {
 	f.wire += wire
 	f.mu.Unlock()
 	t.buf, t.data, t.miss = buf, data, miss
-	close(t.done)
+	f.complete(t)
 	return nil
+}
+
+// complete hands a fetched task to the writer.
+func (f *fetcher) complete(t *task) {
+	close(t.done)
 }
 
 func (t *task) describe() string {
