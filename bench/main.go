@@ -62,6 +62,7 @@ type config struct {
 	profile     string
 	memProfile  string
 	profileRuns int
+	profileJobs int
 	verbose     bool
 	linkRate    int
 	linkLatency time.Duration
@@ -97,6 +98,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.linkRate, "link-rate", 0, "cap every TCP connection of the backups at this many kB/s (an in-process Toxiproxy bandwidth toxic per connection; 0 = loopback)")
 	fs.DurationVar(&c.linkLatency, "link-latency", 0, "with the link proxy: latency added to the server's replies on every connection")
 	fs.IntVar(&c.profileRuns, "profile-runs", 1, "profile mode: profiled backups (after one unprofiled warm-up)")
+	fs.IntVar(&c.profileJobs, "profile-jobs", 0, "profile mode: read the files over SQL on this many connections (--jobs; 0 = BASE_BACKUP)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -18,3 +18,37 @@ func (e *Reader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// WriteTo lets io.Copy use R's WriteTo when it has one (a source serving its own buffers,
+// copied once less), keeping R's errors apart from w's.
+func (e *Reader) WriteTo(w io.Writer) (int64, error) {
+	wt, ok := e.R.(io.WriterTo)
+	if !ok {
+		return io.Copy(w, onlyReader{e})
+	}
+	ww := &writeErr{w: w}
+	n, err := wt.WriteTo(ww)
+	if err != nil && ww.err == nil && e.Err == nil {
+		e.Err = err
+	}
+	return n, err
+}
+
+// onlyReader hides Reader's WriteTo from io.Copy (which would call it again).
+type onlyReader struct{ r *Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// writeErr remembers the error of the writer WriteTo writes to.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (e *writeErr) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}

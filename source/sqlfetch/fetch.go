@@ -25,6 +25,11 @@ type task struct {
 	data   [][]byte      // per piece: the bytes read (shorter when the file shrank)
 	miss   []bool        // per piece: the file did not exist (pg_read_binary_file returned NULL)
 	err    error
+	// Set by the reader that fetched the task (fetcher.prepare), so that the writer's
+	// goroutine only copies bytes: per piece, the CRC-32C of its data (when the manifest uses
+	// CRC-32C) and the pages whose checksum failed (to be read again by the writer).
+	crc []uint32
+	bad [][]int32
 }
 
 // fetcher runs the workers: each claims the next task in order, at most window tasks ahead of
@@ -43,6 +48,10 @@ type fetcher struct {
 	consumed int // tasks the writer is done with
 	free     [][]byte
 	wire     int64 // bytea bytes received
+
+	// prepare, when set, runs on the reader's goroutine for each fetched task before the
+	// writer sees it: the per-byte work that does not need the stream's order.
+	prepare func(t *task)
 
 	wg sync.WaitGroup
 }
@@ -258,8 +267,12 @@ func (f *fetcher) receive(pl *pgconn.Pipeline, t *task) error {
 	return nil
 }
 
-// complete hands a fetched task to the writer.
+// complete hands a fetched task to the writer, once the reader has done its share of the
+// per-byte work (page checksums, manifest CRC) on it.
 func (f *fetcher) complete(t *task) {
+	if f.prepare != nil {
+		f.prepare(t)
+	}
 	close(t.done)
 }
 
