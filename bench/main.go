@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -56,6 +57,7 @@ type config struct {
 	clients     int
 	loadRampUp  time.Duration
 	walweave    string
+	baseline    string
 	out         string
 	tmpDir      string
 	timeout     time.Duration
@@ -89,6 +91,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.clients, "clients", 4, "pgbench clients of the write load")
 	fs.DurationVar(&c.loadRampUp, "load-ramp-up", 3*time.Second, "how long the load runs before a round starts")
 	fs.StringVar(&c.walweave, "walweave", "", "walweave binary to run (default: go build ./cmd/walweave into a temp dir)")
+	fs.StringVar(&c.baseline, "baseline", "", "an older walweave binary: every walweave contender X also runs with it, as X@base, in the same rounds (side by side with the current build)")
 	fs.StringVar(&c.out, "out", "", "also write the Markdown report to this file")
 	fs.StringVar(&c.tmpDir, "tmpdir", "", "where contender C writes its backup (default: the system temp dir)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "limit for one backup run")
@@ -110,6 +113,13 @@ func parseFlags(args []string) (*config, error) {
 		return nil, err
 	}
 	c.only = keys
+	if c.baseline != "" {
+		for _, k := range keys {
+			if strings.HasPrefix(k, "A") {
+				c.only = append(c.only, k+baseSuffix)
+			}
+		}
+	}
 	if c.runs < 1 || c.warmup < 0 || c.scale < 1 || c.clients < 1 {
 		return nil, errors.New("-runs, -scale and -clients must be at least 1, -warmup at least 0")
 	}

@@ -33,6 +33,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path"
 	"sort"
@@ -94,9 +95,10 @@ type Source struct {
 	cfg Config
 	log *slog.Logger
 
-	ctrl    *pgconn.PgConn   // holds the backup; listing, pg_control, re-reads
-	workers []*pgconn.PgConn // read the files
-	ctx     context.Context  // the fetch's: cancelled by Close or a worker's failure
+	ctrl    *pgconn.PgConn        // holds the backup; listing, pg_control, re-reads
+	workers []*pgconn.PgConn      // read the files
+	batched []*pgrepl.BatchedConn // their sockets, read in batches while the files are fetched
+	ctx     context.Context       // the fetch's: cancelled by Close or a worker's failure
 	cancel  context.CancelCauseFunc
 
 	version     int
@@ -250,6 +252,7 @@ func (s *Source) Open(ctx context.Context) (source.Info, error) {
 	// The readers connect while the control session checks the server: on a distant server
 	// each connection costs several round trips.
 	s.workers = make([]*pgconn.PgConn, s.cfg.Jobs)
+	s.batched = make([]*pgrepl.BatchedConn, s.cfg.Jobs)
 	errs := make([]error, s.cfg.Jobs)
 	var wg sync.WaitGroup
 	for i := range s.workers {
@@ -258,6 +261,7 @@ func (s *Source) Open(ctx context.Context) (source.Info, error) {
 			defer wg.Done()
 			wc, err := s.connConfig()
 			if err == nil {
+				s.batchSocket(wc, i)
 				s.workers[i], err = pgconn.ConnectConfig(ctx, wc)
 			}
 			errs[i] = err
@@ -294,6 +298,26 @@ func (s *Source) Open(ctx context.Context) (source.Info, error) {
 	}
 	s.log.Debug("readers connected", "jobs", s.cfg.Jobs, "chunk", s.cfg.ChunkSize, "window", s.cfg.Window, "depth", s.cfg.Depth, "memory_bound", s.cfg.MemoryBound())
 	return info, nil
+}
+
+// batchSocket puts reader i's socket under a pgrepl.BatchedConn (the last one dialled is the
+// connection's: pgconn may try several hosts, or TLS then plain). While the files are fetched
+// the kernel then wakes the reader once a chunk's worth of bytes is queued (SO_RCVLOWAT)
+// rather than for every segment the backend sends: the same batching as BASE_BACKUP's
+// connection, and most of the system time a reader spent (bench/README.md).
+func (s *Source) batchSocket(cfg *pgconn.Config, i int) {
+	after := cfg.AfterNetConnect
+	lowWater := min(s.cfg.ChunkSize, pgrepl.DefaultBatchLowWater)
+	cfg.AfterNetConnect = func(ctx context.Context, c *pgconn.Config, nc net.Conn) (net.Conn, error) {
+		if after != nil {
+			var err error
+			if nc, err = after(ctx, c, nc); err != nil {
+				return nil, err
+			}
+		}
+		s.batched[i] = pgrepl.NewBatchedConnSize(s.ctx, nc, lowWater, pgrepl.DefaultBatchWait)
+		return s.batched[i], nil
+	}
 }
 
 // value runs a query returning one text value on the control session.
@@ -437,7 +461,10 @@ func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 
 	s.newFetch(tasks)
 	paths := func(m int) string { return s.members[m].path }
-	for _, wc := range s.workers {
+	for i, wc := range s.workers {
+		if bc := s.batched[i]; bc != nil {
+			bc.Batch(true)
+		}
 		s.fetch.wg.Add(1)
 		go s.fetch.work(wc, paths, func(err error) { s.cancel(fmt.Errorf("reading files: %w", err)) })
 	}
