@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -65,9 +66,13 @@ type config struct {
 	memProfile  string
 	profileRuns int
 	profileJobs int
-	verbose     bool
-	linkRate    int
-	linkLatency time.Duration
+	// profileChunks, profileWindow, profileDepth: sqlfetch settings compared in profile mode
+	profileChunks []fetchVariant
+	profileWindow int
+	profileDepth  int
+	verbose       bool
+	linkRate      int
+	linkLatency   time.Duration
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -102,11 +107,33 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.linkLatency, "link-latency", 0, "with the link proxy: latency added to the server's replies on every connection")
 	fs.IntVar(&c.profileRuns, "profile-runs", 1, "profile mode: profiled backups (after one unprofiled warm-up)")
 	fs.IntVar(&c.profileJobs, "profile-jobs", 0, "profile mode: read the files over SQL on this many connections (--jobs; 0 = BASE_BACKUP)")
+	chunks := fs.String("profile-chunks", "", "profile mode: compare --jobs backups with these sqlfetch chunk sizes in KiB, each optionally with a row size (CHUNK/ROW, e.g. 1024,1024/128,256), alternating, -profile-runs rounds")
+	fs.IntVar(&c.profileWindow, "profile-window", 0, "profile mode with -profile-chunks: sqlfetch tasks fetched ahead per connection (0: the default)")
+	fs.IntVar(&c.profileDepth, "profile-depth", 0, "profile mode with -profile-chunks: queries in flight per connection (0: the default)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, f := range strings.Split(*chunks, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		chunk, row, _ := strings.Cut(f, "/")
+		kib, err := strconv.Atoi(chunk)
+		if err != nil || kib < 32 || kib%32 != 0 {
+			return nil, fmt.Errorf("-profile-chunks: %q is not a multiple of 32 KiB", f)
+		}
+		v := fetchVariant{chunk: kib << 10, row: -1}
+		if row != "" {
+			r, err := strconv.Atoi(row)
+			if err != nil || r < 1 {
+				return nil, fmt.Errorf("-profile-chunks: %q: bad row size", f)
+			}
+			v.row = r << 10
+		}
+		c.profileChunks = append(c.profileChunks, v)
 	}
 	keys, err := parseOnly(*only)
 	if err != nil {

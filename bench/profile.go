@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/walweave/walweave/mux"
+	"github.com/walweave/walweave/source/sqlfetch"
 )
 
 // runProfile runs mux.Backup in this process, writing to /dev/null as the CLI writes to
@@ -36,6 +37,9 @@ func runProfile(ctx context.Context, cfg *config, srv *server) error {
 	}
 	if _, err := profiledBackup(ctx, srv, mcfg, "warm-up"); err != nil {
 		return err
+	}
+	if len(cfg.profileChunks) > 0 {
+		return compareChunks(ctx, cfg, srv, mcfg)
 	}
 	f, err := os.Create(cfg.profile)
 	if err != nil {
@@ -117,4 +121,50 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// compareChunks runs --jobs backups with each chunk size in turn (-profile-chunks), for
+// -profile-runs rounds, and prints the medians of client and server CPU per GiB and of the
+// wall time per chunk size: issue 24's server-cost measurement, side by side in one run.
+func compareChunks(ctx context.Context, cfg *config, srv *server, mcfg mux.Config) error {
+	type result struct{ wall, cpu, srv []float64 }
+	res := make([]result, len(cfg.profileChunks))
+	for round := 0; round < cfg.profileRuns; round++ {
+		for k := range cfg.profileChunks {
+			i := (round + k) % len(cfg.profileChunks)
+			v := cfg.profileChunks[i]
+			c := mcfg
+			c.Source = sqlfetch.New(sqlfetch.Config{ConnString: srv.backupDSN, Jobs: max(cfg.profileJobs, 1), Label: mcfg.Label,
+				Fast: true, ChunkSize: v.chunk, Window: cfg.profileWindow, Depth: cfg.profileDepth, RowSize: v.row})
+			cpu0, srv0 := selfCPU(), srv.cpu()
+			start := time.Now()
+			r, err := profiledBackup(ctx, srv, c, fmt.Sprintf("%s, round %d", v, round+1))
+			if err != nil {
+				return err
+			}
+			wall := time.Since(start)
+			cpu := selfCPU() - cpu0
+			gib := float64(r.BytesWritten) / (1 << 30)
+			res[i].wall = append(res[i].wall, wall.Seconds())
+			res[i].cpu = append(res[i].cpu, cpu.Seconds()/gib)
+			if srv1 := srv.cpu(); srv0 >= 0 && srv1 >= 0 {
+				res[i].srv = append(res[i].srv, (srv1-srv0).Seconds()/gib)
+			}
+		}
+	}
+	fmt.Printf("| sqlfetch settings | wall median | client CPU s/GiB | server CPU s/GiB |\n|---:|---:|---:|---:|\n")
+	for i, v := range cfg.profileChunks {
+		fmt.Printf("| %s | %.2f s | %.2f | %.2f |\n", v, median(res[i].wall), median(res[i].cpu), median(res[i].srv))
+	}
+	return nil
+}
+
+// fetchVariant is a chunk size and a row size (-1: one row per chunk) for sqlfetch.
+type fetchVariant struct{ chunk, row int }
+
+func (v fetchVariant) String() string {
+	if v.row < 0 || v.row >= v.chunk {
+		return fmt.Sprintf("chunk %d KiB, one row", v.chunk>>10)
+	}
+	return fmt.Sprintf("chunk %d KiB, rows of %d KiB", v.chunk>>10, v.row>>10)
 }

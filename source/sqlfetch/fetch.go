@@ -36,11 +36,12 @@ type task struct {
 // the one the writer is reading, and keeps up to depth queries in flight on its connection
 // (pipeline mode), so that a link's latency does not idle it.
 type fetcher struct {
-	ctx    context.Context
-	tasks  []*task
-	window int
-	depth  int
-	chunk  int
+	ctx     context.Context
+	tasks   []*task
+	window  int
+	depth   int
+	chunk   int
+	rowSize int // a chunk is read as rows of at most this many bytes (0: one row)
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -136,7 +137,11 @@ const (
 )
 
 const (
-	readOne  = "SELECT pg_catalog.pg_read_binary_file($1, $2, $3, true)"
+	readOne = "SELECT pg_catalog.pg_read_binary_file($1, $2, $3, true)"
+	// readRows reads $3 bytes of file $1 from offset $2 as rows of at most $4 bytes, in order.
+	// (pg_read_binary_file is volatile: the planner evaluates it after the sort, which orders
+	// only the offsets.)
+	readRows = "SELECT pg_catalog.pg_read_binary_file($1, o, least($4::int8, $2::int8 + $3::int8 - o), true) FROM pg_catalog.generate_series($2::int8, $2::int8 + $3::int8 - 1, $4::int8) AS o ORDER BY o"
 	readMany = "SELECT pg_catalog.pg_read_binary_file(f.p, f.o, f.l, true) FROM unnest($1::text[], $2::int8[], $3::int8[]) WITH ORDINALITY AS f(p, o, l, n) ORDER BY f.n"
 )
 
@@ -181,7 +186,12 @@ func (f *fetcher) work(conn *pgconn.PgConn, paths func(m int) string, fail func(
 }
 
 func (f *fetcher) send(pl *pgconn.Pipeline, t *task, paths func(m int) string) {
-	if len(t.pieces) == 1 {
+	if len(t.pieces) == 1 && f.rowSize > 0 && t.pieces[0].n > int64(f.rowSize) {
+		p := t.pieces[0]
+		pl.SendQueryParams(readRows,
+			[][]byte{[]byte(paths(p.m)), strconv.AppendInt(nil, p.off, 10), strconv.AppendInt(nil, p.n, 10), strconv.AppendInt(nil, int64(f.rowSize), 10)},
+			[]uint32{oidText, oidInt8, oidInt8, oidInt8}, nil, []int16{1})
+	} else if len(t.pieces) == 1 {
 		p := t.pieces[0]
 		pl.SendQueryParams(readOne,
 			[][]byte{[]byte(paths(p.m)), strconv.AppendInt(nil, p.off, 10), strconv.AppendInt(nil, p.n, 10)},
@@ -230,7 +240,34 @@ func (f *fetcher) receive(pl *pgconn.Pipeline, t *task) error {
 	data := make([][]byte, 0, len(t.pieces))
 	miss := make([]bool, 0, len(t.pieces))
 	var wire int64
-	for rr.NextRow() {
+	if len(t.pieces) == 1 {
+		// One piece, in one row or several (readRows): their bytes in order. A NULL first row
+		// is a file that no longer exists; a short row is the end of a file that shrank.
+		p := t.pieces[0]
+		rows := 0
+		missing := false
+		for rr.NextRow() {
+			v := rr.Values()[0]
+			if rows == 0 {
+				missing = v == nil
+			}
+			rows++
+			if n := p.n - int64(len(buf)); int64(len(v)) > n {
+				v = v[:n] // the server never sends more; be safe
+			}
+			buf = append(buf, v...)
+			wire += int64(len(v))
+		}
+		if _, err := rr.Close(); err != nil {
+			return fmt.Errorf("read %s: %w", t.describe(), err)
+		}
+		if rows == 0 {
+			return fmt.Errorf("read %s: no row", t.describe())
+		}
+		data = append(data, buf[:len(buf):len(buf)])
+		miss = append(miss, missing)
+	}
+	for len(t.pieces) > 1 && rr.NextRow() {
 		k := len(data)
 		if k >= len(t.pieces) {
 			rr.Close()
@@ -246,8 +283,10 @@ func (f *fetcher) receive(pl *pgconn.Pipeline, t *task) error {
 		miss = append(miss, v == nil)
 		wire += int64(len(v))
 	}
-	if _, err := rr.Close(); err != nil {
-		return fmt.Errorf("read %s: %w", t.describe(), err)
+	if len(t.pieces) > 1 {
+		if _, err := rr.Close(); err != nil {
+			return fmt.Errorf("read %s: %w", t.describe(), err)
+		}
 	}
 	if len(data) != len(t.pieces) {
 		return fmt.Errorf("read %s: %d rows for %d pieces", t.describe(), len(data), len(t.pieces))

@@ -58,6 +58,7 @@ const (
 	DefaultChunkSize = 1 << 20
 	DefaultWindow    = 4
 	DefaultDepth     = 3
+	DefaultRowSize   = 128 << 10
 	maxBatchFiles    = 256
 )
 
@@ -76,6 +77,9 @@ type Config struct {
 	Window int
 	// Depth is how many queries each connection keeps in flight (default 3).
 	Depth int
+	// RowSize is the most bytes one row of a chunk's query carries: a chunk larger than this
+	// is read as several rows of one query (default DefaultRowSize; -1: one row per chunk).
+	RowSize int
 	// Label is the backup label; Fast asks for an immediate checkpoint.
 	Label string
 	Fast  bool
@@ -159,6 +163,9 @@ func New(cfg Config) *Source {
 	}
 	if cfg.Depth <= 0 {
 		cfg.Depth = DefaultDepth
+	}
+	if cfg.RowSize == 0 {
+		cfg.RowSize = DefaultRowSize
 	}
 	if cfg.Jobs <= 0 {
 		cfg.Jobs = 1
@@ -474,6 +481,7 @@ func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 // newFetch sets up the fetch of tasks; the readers start with fetcher.work.
 func (s *Source) newFetch(tasks []*task) {
 	s.fetch = newFetcher(s.ctx, tasks, s.cfg.Window*s.cfg.Jobs, s.cfg.Depth, s.cfg.ChunkSize)
+	s.fetch.rowSize = max(s.cfg.RowSize, 0)
 	s.crc = s.alg == pgformat.ChecksumCRC32C
 	if s.verify || s.crc {
 		s.fetch.prepare = s.prepare
