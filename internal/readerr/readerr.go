@@ -19,15 +19,23 @@ func (e *Reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteTo lets io.Copy use R's WriteTo when it has one (a source serving its own buffers,
-// copied once less), keeping R's errors apart from w's.
+// BufferServer is a reader that holds its data in buffers of its own (a source's fetched
+// chunks): its WriteTo hands them to the writer without a copy. Reader.WriteTo uses it.
+type BufferServer interface {
+	io.WriterTo
+	ServesBuffers()
+}
+
+// WriteTo writes R's data to w: through R's WriteTo when R is a BufferServer (one copy less),
+// otherwise with io.Copy, which reads R into w's own buffer when w has one (io.ReaderFrom).
+// R's errors are kept apart from w's either way.
 func (e *Reader) WriteTo(w io.Writer) (int64, error) {
-	wt, ok := e.R.(io.WriterTo)
+	bs, ok := e.R.(BufferServer)
 	if !ok {
 		return io.Copy(w, onlyReader{e})
 	}
 	ww := &writeErr{w: w}
-	n, err := wt.WriteTo(ww)
+	n, err := bs.WriteTo(ww)
 	if err != nil && ww.err == nil && e.Err == nil {
 		e.Err = err
 	}

@@ -1053,6 +1053,9 @@ func (r *fileReader) Read(p []byte) (int, error) {
 	return copy(p, b), err
 }
 
+// ServesBuffers marks fileReader as a readerr.BufferServer: mux's copy uses its WriteTo.
+func (r *fileReader) ServesBuffers() {}
+
 // WriteTo writes the file's bytes to w from the fetched chunks themselves, without copying
 // them into a buffer of the caller's first (io.Copy prefers it to w's ReadFrom; tarw.Writer
 // passes a large write straight to its output).
