@@ -66,6 +66,8 @@ type config struct {
 	memProfile  string
 	profileRuns int
 	profileJobs int
+	fleet       bool
+	fleetRows   int
 	// profileChunks, profileWindow, profileDepth: sqlfetch settings compared in profile mode
 	profileChunks []fetchVariant
 	profileWindow int
@@ -106,6 +108,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.linkRate, "link-rate", 0, "cap every TCP connection of the backups at this many kB/s (an in-process Toxiproxy bandwidth toxic per connection; 0 = loopback)")
 	fs.DurationVar(&c.linkLatency, "link-latency", 0, "with the link proxy: latency added to the server's replies on every connection")
 	fs.IntVar(&c.profileRuns, "profile-runs", 1, "profile mode: profiled backups (after one unprofiled warm-up)")
+	fs.BoolVar(&c.fleet, "fleet", false, "fleet mode: a 3-node fleet backup against the slowest node alone, rate-limited and unlimited, -runs rounds (three scratch clusters; -pg picks their server)")
+	fs.IntVar(&c.fleetRows, "fleet-rows", 300000, "fleet mode: rows of the table each node gets (300000 is about 70 MiB)")
 	fs.IntVar(&c.profileJobs, "profile-jobs", 0, "profile mode: read the files over SQL on this many connections (--jobs; 0 = BASE_BACKUP)")
 	chunks := fs.String("profile-chunks", "", "profile mode: compare --jobs backups with these sqlfetch chunk sizes in KiB, each optionally with a row size (CHUNK/ROW, e.g. 1024,1024/128,256), alternating, -profile-runs rounds")
 	fs.IntVar(&c.profileWindow, "profile-window", 0, "profile mode with -profile-chunks: sqlfetch tasks fetched ahead per connection (0: the default)")
@@ -179,6 +183,9 @@ func main() {
 
 // run sets up the server and runs the benchmark or the profile.
 func run(ctx context.Context, cfg *config) error {
+	if cfg.fleet {
+		return runFleet(ctx, cfg)
+	}
 	srv, err := openServer(ctx, cfg)
 	if err != nil {
 		return err
