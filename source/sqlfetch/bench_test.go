@@ -33,6 +33,17 @@ type memFiles struct {
 	rels  []string
 	data  [][]byte
 	total int64
+	// listed, when set, is the size a file was listed with, larger than its data: it shrank
+	// before it was read, and is served zero-padded to the listed size.
+	listed map[int]int64
+}
+
+// size is the size file i was listed with.
+func (mf *memFiles) size(i int) int64 {
+	if n, ok := mf.listed[i]; ok {
+		return n
+	}
+	return int64(len(mf.data[i]))
 }
 
 func makeMemFiles(tb testing.TB, bigFiles, bigSize, smallFiles, smallSize int) *memFiles {
@@ -83,9 +94,9 @@ func memSource(tb testing.TB, mf *memFiles, jobs int) *Source {
 	var files []int
 	sizes := make([]int64, len(mf.rels))
 	for i, rel := range mf.rels {
-		s.members = append(s.members, &member{entry: entry{rel: rel, size: int64(len(mf.data[i])), mtime: 1}, path: rel})
+		s.members = append(s.members, &member{entry: entry{rel: rel, size: mf.size(i), mtime: 1}, path: rel})
 		files = append(files, i)
-		sizes[i] = int64(len(mf.data[i]))
+		sizes[i] = mf.size(i)
 	}
 	tasks := planTasks(sizes, files, int64(s.cfg.ChunkSize), maxBatchFiles)
 	for _, t := range tasks {
@@ -115,7 +126,8 @@ func (f *fetcher) workMem(files [][]byte) {
 		miss := make([]bool, 0, len(t.pieces))
 		for _, p := range t.pieces {
 			start := len(buf)
-			buf = append(buf, files[p.m][p.off:p.off+p.n]...)
+			f := files[p.m]
+			buf = append(buf, f[min(p.off, int64(len(f))):min(p.off+p.n, int64(len(f)))]...)
 			data = append(data, buf[start:len(buf):len(buf)])
 			miss = append(miss, false)
 		}
@@ -181,10 +193,16 @@ func BenchmarkClient(b *testing.B) {
 	b.ReportMetric(float64(thr.Nanoseconds())/n, "writer-ns/B")
 }
 
-// TestMemSource checks the benchmark's path: every byte arrives in order, the manifest has
-// every file's CRC-32C.
+// TestMemSource checks the benchmark's path: every byte arrives in order, files that shrank
+// are zero-padded to their listed size, the manifest has every file's CRC-32C (combined from
+// the readers' per-piece CRCs and the padding's).
 func TestMemSource(t *testing.T) {
 	mf := makeMemFiles(t, 3, 3<<20+8192*5, 300, 24<<10)
+	// Two files shrank after the listing: one inside its last chunk, one by more than a chunk.
+	mf.listed = map[int]int64{0: int64(len(mf.data[0])) + 5000, 1: int64(len(mf.data[1])) + 2<<20 + 3}
+	want := func(i int) []byte {
+		return append(append([]byte(nil), mf.data[i]...), make([]byte, mf.size(i)-int64(len(mf.data[i])))...)
+	}
 	s := memSource(t, mf, 3)
 	var out collect
 	copyAll(t, s, &out)
@@ -198,8 +216,8 @@ func TestMemSource(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Name != mf.rels[i] || string(got) != string(mf.data[i]) {
-			t.Fatalf("member %d: %q, %d bytes; want %q, %d bytes", i, m.Name, len(got), mf.rels[i], len(mf.data[i]))
+		if m.Name != mf.rels[i] || string(got) != string(want(i)) {
+			t.Fatalf("member %d: %q, %d bytes; want %q, %d bytes", i, m.Name, len(got), mf.rels[i], mf.size(i))
 		}
 	}
 	if _, err := s.mb.Finish([]pgformat.WALRange{{Timeline: 1, Start: 0x1000000, End: 0x2000000}}); err != nil {
@@ -213,9 +231,9 @@ func TestMemSource(t *testing.T) {
 		t.Fatalf("manifest has %d files, want %d", len(man.Files), len(mf.rels))
 	}
 	for i, f := range man.Files {
-		want := pgformat.CRC32CHex(crc32.Checksum(mf.data[i], pgformat.Castagnoli))
-		if f.Path != mf.rels[i] || f.Checksum != want {
-			t.Fatalf("manifest file %d: %s %s, want %s %s", i, f.Path, f.Checksum, mf.rels[i], want)
+		sum := pgformat.CRC32CHex(crc32.Checksum(want(i), pgformat.Castagnoli))
+		if f.Path != mf.rels[i] || f.Checksum != sum || f.Size != mf.size(i) {
+			t.Fatalf("manifest file %d: %s %d %s, want %s %d %s", i, f.Path, f.Size, f.Checksum, mf.rels[i], mf.size(i), sum)
 		}
 	}
 }

@@ -13,7 +13,15 @@
 // connections claim tasks in order, at most Window tasks per connection ahead of the one the
 // writer reads, each keeping Depth queries in flight (pipeline mode). A 1 GiB relation
 // segment is therefore fetched by every connection at once, and the memory held is at most
-// Jobs x Window x ChunkSize (MemoryBound).
+// Jobs x Window x ChunkSize (MemoryBound). A chunk comes as rows of at most RowSize (128 KiB)
+// from one query: a backend that sends a 1 MiB row allocates, copies and frees several
+// megabytes for it, and spends more CPU per byte on that than on reading the file (the
+// numbers are in bench/README.md).
+//
+// The per-byte work is spread: the reader that fetched a task checks its page checksums and
+// computes the CRC-32C of each piece for the manifest on its own goroutine (one per
+// connection), so the goroutine that serves the members only hands the fetched chunks to the
+// writer, in order, without copying them (fileReader.WriteTo).
 //
 // As BASE_BACKUP does: files that vanish between the listing and the read are left out; files
 // that shrink are zero-padded to the listed size; files that grow are cut at it; page
