@@ -42,6 +42,11 @@ func runBench(ctx context.Context, cfg *config, srv *server) error {
 		}
 		defer cleanup()
 		e.walweave = bin
+		if cfg.baseline != "" {
+			if e.baseline, err = filepath.Abs(cfg.baseline); err != nil {
+				return err
+			}
+		}
 	}
 	m := describeMachine(ctx, srv, cfg)
 	var sets []*set

@@ -24,6 +24,7 @@ type contender struct {
 type env struct {
 	srv      *server
 	walweave string // path of the walweave binary
+	baseline string // -baseline: an older walweave binary, run as the X@base contenders
 	tmpDir   string // parent of the contenders' directories
 	timeout  time.Duration
 }
@@ -116,8 +117,28 @@ func parseOnly(s string) ([]string, error) {
 	return keys, nil
 }
 
+// baseSuffix marks a contender run with the -baseline binary: "A-j4@base" is A-j4's command
+// with the older walweave.
+const baseSuffix = "@base"
+
 // find returns the contender with the given key, or nil.
 func find(key string) *contender {
+	if k, ok := strings.CutSuffix(key, baseSuffix); ok && strings.HasPrefix(k, "A") {
+		c := find(k)
+		if c == nil {
+			return nil
+		}
+		b := *c
+		b.key, b.desc = key, c.desc+" (baseline binary)"
+		b.args = func(e *env, dir string) (string, []string) {
+			prog, args := c.args(e, dir)
+			if prog == e.walweave {
+				prog = e.baseline
+			}
+			return prog, args
+		}
+		return &b
+	}
 	for i := range contenders {
 		if contenders[i].key == key {
 			return &contenders[i]

@@ -36,6 +36,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -56,15 +58,23 @@ type config struct {
 	clients     int
 	loadRampUp  time.Duration
 	walweave    string
+	baseline    string
 	out         string
 	tmpDir      string
 	timeout     time.Duration
 	profile     string
 	memProfile  string
 	profileRuns int
-	verbose     bool
-	linkRate    int
-	linkLatency time.Duration
+	profileJobs int
+	fleet       bool
+	fleetRows   int
+	// profileChunks, profileWindow, profileDepth: sqlfetch settings compared in profile mode
+	profileChunks []fetchVariant
+	profileWindow int
+	profileDepth  int
+	verbose       bool
+	linkRate      int
+	linkLatency   time.Duration
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -88,6 +98,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.clients, "clients", 4, "pgbench clients of the write load")
 	fs.DurationVar(&c.loadRampUp, "load-ramp-up", 3*time.Second, "how long the load runs before a round starts")
 	fs.StringVar(&c.walweave, "walweave", "", "walweave binary to run (default: go build ./cmd/walweave into a temp dir)")
+	fs.StringVar(&c.baseline, "baseline", "", "an older walweave binary: every walweave contender X also runs with it, as X@base, in the same rounds (side by side with the current build)")
 	fs.StringVar(&c.out, "out", "", "also write the Markdown report to this file")
 	fs.StringVar(&c.tmpDir, "tmpdir", "", "where contender C writes its backup (default: the system temp dir)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "limit for one backup run")
@@ -97,17 +108,49 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.linkRate, "link-rate", 0, "cap every TCP connection of the backups at this many kB/s (an in-process Toxiproxy bandwidth toxic per connection; 0 = loopback)")
 	fs.DurationVar(&c.linkLatency, "link-latency", 0, "with the link proxy: latency added to the server's replies on every connection")
 	fs.IntVar(&c.profileRuns, "profile-runs", 1, "profile mode: profiled backups (after one unprofiled warm-up)")
+	fs.BoolVar(&c.fleet, "fleet", false, "fleet mode: a 3-node fleet backup against the slowest node alone, rate-limited and unlimited, -runs rounds (three scratch clusters; -pg picks their server)")
+	fs.IntVar(&c.fleetRows, "fleet-rows", 300000, "fleet mode: rows of the table each node gets (300000 is about 70 MiB)")
+	fs.IntVar(&c.profileJobs, "profile-jobs", 0, "profile mode: read the files over SQL on this many connections (--jobs; 0 = BASE_BACKUP)")
+	chunks := fs.String("profile-chunks", "", "profile mode: compare --jobs backups with these sqlfetch chunk sizes in KiB, each optionally with a row size (CHUNK/ROW, e.g. 1024,1024/128,256), alternating, -profile-runs rounds")
+	fs.IntVar(&c.profileWindow, "profile-window", 0, "profile mode with -profile-chunks: sqlfetch tasks fetched ahead per connection (0: the default)")
+	fs.IntVar(&c.profileDepth, "profile-depth", 0, "profile mode with -profile-chunks: queries in flight per connection (0: the default)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	for _, f := range strings.Split(*chunks, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		chunk, row, _ := strings.Cut(f, "/")
+		kib, err := strconv.Atoi(chunk)
+		if err != nil || kib < 32 || kib%32 != 0 {
+			return nil, fmt.Errorf("-profile-chunks: %q is not a multiple of 32 KiB", f)
+		}
+		v := fetchVariant{chunk: kib << 10, row: -1}
+		if row != "" {
+			r, err := strconv.Atoi(row)
+			if err != nil || r < 1 {
+				return nil, fmt.Errorf("-profile-chunks: %q: bad row size", f)
+			}
+			v.row = r << 10
+		}
+		c.profileChunks = append(c.profileChunks, v)
+	}
 	keys, err := parseOnly(*only)
 	if err != nil {
 		return nil, err
 	}
 	c.only = keys
+	if c.baseline != "" {
+		for _, k := range keys {
+			if strings.HasPrefix(k, "A") {
+				c.only = append(c.only, k+baseSuffix)
+			}
+		}
+	}
 	if c.runs < 1 || c.warmup < 0 || c.scale < 1 || c.clients < 1 {
 		return nil, errors.New("-runs, -scale and -clients must be at least 1, -warmup at least 0")
 	}
@@ -140,6 +183,9 @@ func main() {
 
 // run sets up the server and runs the benchmark or the profile.
 func run(ctx context.Context, cfg *config) error {
+	if cfg.fleet {
+		return runFleet(ctx, cfg)
+	}
 	srv, err := openServer(ctx, cfg)
 	if err != nil {
 		return err

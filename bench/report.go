@@ -18,6 +18,7 @@ type stats struct {
 	rssMed             float64 // MiB
 	cpuPerGiB          float64 // client CPU seconds per GiB of database
 	srvCPUMed          float64 // seconds, server processes; NaN when not measured
+	srvPerGiB          float64 // server CPU seconds per GiB of database; NaN when not measured
 	firstErr           error
 	walls, cpus, rates []float64
 }
@@ -25,7 +26,7 @@ type stats struct {
 // summarize computes a contender's stats over the set's rounds (failed runs left out).
 func (s *set) summarize(key string) stats {
 	var st stats
-	var rss, cpuPerGiB, srv []float64
+	var rss, cpuPerGiB, srv, srvPerGiB []float64
 	for _, r := range s.rounds {
 		smp, ok := r.samples[key]
 		if !ok {
@@ -46,6 +47,7 @@ func (s *set) summarize(key string) stats {
 		rss = append(rss, float64(smp.maxRSS)/1024)
 		if smp.srvCPU > 0 {
 			srv = append(srv, smp.srvCPU.Seconds())
+			srvPerGiB = append(srvPerGiB, smp.srvCPU.Seconds()/(float64(r.dbSize)/(1<<30)))
 		}
 		cpuPerGiB = append(cpuPerGiB, smp.cpu.Seconds()/(float64(r.dbSize)/(1<<30)))
 	}
@@ -55,15 +57,15 @@ func (s *set) summarize(key string) stats {
 	st.wallMed, st.wallMin, st.wallMax = median(st.walls), minOf(st.walls), maxOf(st.walls)
 	st.mibPerSec, st.cpuMed, st.cpuPerGiB = median(st.rates), median(st.cpus), median(cpuPerGiB)
 	st.rssMax, st.rssMed = maxOf(rss), median(rss)
-	st.srvCPUMed = median(srv)
+	st.srvCPUMed, st.srvPerGiB = median(srv), median(srvPerGiB)
 	return st
 }
 
-// ratio is num/den computed round by round, for wall time and client CPU.
+// ratio is num/den computed round by round, for wall time, client CPU and server CPU.
 type ratio struct {
-	num, den        string
-	wall, cpu       []float64
-	wallMed, cpuMed float64
+	num, den                string
+	wall, cpu, srv          []float64
+	wallMed, cpuMed, srvMed float64
 }
 
 // pairRatios computes num/den in every round where both succeeded.
@@ -79,14 +81,20 @@ func (s *set) pairRatios(num, den string) ratio {
 		if b.cpu > 0 {
 			rt.cpu = append(rt.cpu, a.cpu.Seconds()/b.cpu.Seconds())
 		}
+		if a.srvCPU > 0 && b.srvCPU > 0 {
+			rt.srv = append(rt.srv, a.srvCPU.Seconds()/b.srvCPU.Seconds())
+		}
 	}
-	rt.wallMed, rt.cpuMed = median(rt.wall), median(rt.cpu)
+	rt.wallMed, rt.cpuMed, rt.srvMed = median(rt.wall), median(rt.cpu), median(rt.srv)
 	return rt
 }
 
 // ratioPairs are the ratios the report shows, when both sides ran.
+// (A-jN/A is the cost of --jobs per byte; X/X@base compares with the -baseline binary.)
 var ratioPairs = [][2]string{{"A", "B"}, {"A", "C"}, {"A", "D"}, {"A-lz4", "B"}, {"A-srvlz4", "B"}, {"A-srvlz4", "D"},
-	{"A", "A-j2"}, {"A", "A-j4"}, {"A", "A-j8"}, {"A", "A-srvlz4"}, {"A", "A-srvzstd"}}
+	{"A", "A-j2"}, {"A", "A-j4"}, {"A", "A-j8"}, {"A", "A-srvlz4"}, {"A", "A-srvzstd"},
+	{"A-j2", "A"}, {"A-j4", "A"}, {"A-j8", "A"},
+	{"A", "A@base"}, {"A-j2", "A-j2@base"}, {"A-j4", "A-j4@base"}, {"A-j8", "A-j8@base"}, {"A-j4@base", "A@base"}}
 
 // renderReport renders the whole Markdown report.
 func renderReport(m *machine, sets []*set) string {
@@ -126,8 +134,8 @@ func renderSet(b *strings.Builder, s *set) {
 		fmt.Fprintf(b, "Load during the measured rounds: %.0f commits/s, %.1f MiB/s of WAL.\n\n",
 			s.loadTPS, s.walRate/(1<<20))
 	}
-	b.WriteString("| | command | wall median | min | max | MiB/s | client CPU s | CPU s/GiB | server CPU s | peak RSS MiB (median / max) | failed |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| | command | wall median | min | max | MiB/s | client CPU s | client CPU s/GiB | server CPU s | server CPU s/GiB | peak RSS MiB (median / max) | failed |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, key := range s.keys {
 		renderRow(b, key, s.summarize(key))
 	}
@@ -146,11 +154,15 @@ func renderRatios(b *strings.Builder, s *set) {
 		}
 		if !header {
 			b.WriteString("Ratios, computed round by round, then the median (min–max):\n\n")
-			b.WriteString("| ratio | wall | client CPU |\n|---|---:|---:|\n")
+			b.WriteString("| ratio | wall | client CPU | server CPU |\n|---|---:|---:|---:|\n")
 			header = true
 		}
 		rt := s.pairRatios(p[0], p[1])
-		fmt.Fprintf(b, "| %s/%s | %s | %s |\n", p[0], p[1], spread(rt.wallMed, rt.wall), spread(rt.cpuMed, rt.cpu))
+		srv := "–"
+		if len(rt.srv) > 0 {
+			srv = spread(rt.srvMed, rt.srv)
+		}
+		fmt.Fprintf(b, "| %s/%s | %s | %s | %s |\n", p[0], p[1], spread(rt.wallMed, rt.wall), spread(rt.cpuMed, rt.cpu), srv)
 	}
 	if header {
 		b.WriteString("\n")
@@ -161,15 +173,15 @@ func renderRatios(b *strings.Builder, s *set) {
 func renderRow(b *strings.Builder, key string, st stats) {
 	desc := find(key).desc
 	if st.ok == 0 {
-		fmt.Fprintf(b, "| %s | `%s` | – | – | – | – | – | – | – | – | %d |\n", key, desc, st.failed)
+		fmt.Fprintf(b, "| %s | `%s` | – | – | – | – | – | – | – | – | – | %d |\n", key, desc, st.failed)
 		return
 	}
-	srv := "–"
+	srv, srvPerGiB := "–", "–"
 	if !math.IsNaN(st.srvCPUMed) {
-		srv = fmt.Sprintf("%.2f", st.srvCPUMed)
+		srv, srvPerGiB = fmt.Sprintf("%.2f", st.srvCPUMed), fmt.Sprintf("%.2f", st.srvPerGiB)
 	}
-	fmt.Fprintf(b, "| %s | `%s` | %.2f s | %.2f | %.2f | %.0f | %.2f | %.2f | %s | %.1f / %.1f | %d |\n",
-		key, desc, st.wallMed, st.wallMin, st.wallMax, st.mibPerSec, st.cpuMed, st.cpuPerGiB, srv,
+	fmt.Fprintf(b, "| %s | `%s` | %.2f s | %.2f | %.2f | %.0f | %.2f | %.2f | %s | %s | %.1f / %.1f | %d |\n",
+		key, desc, st.wallMed, st.wallMin, st.wallMax, st.mibPerSec, st.cpuMed, st.cpuPerGiB, srv, srvPerGiB,
 		st.rssMed, st.rssMax, st.failed)
 }
 
@@ -190,6 +202,10 @@ func (s *set) targets() []target {
 			// A throughput target: the limit is on the inverse ratio, A-j4 / A wall <= 1/3.5.
 			rt := s.pairRatios("A-j4", "A")
 			ts = append(ts, target{"A-j4/A wall on the capped link (1/3.5 = 0.29 is --jobs 4 at 3.5x BASE_BACKUP's throughput)", rt.wallMed, 1 / 3.5, len(rt.wall) > 0})
+		}
+		if s.has("A") && s.has("A-j8") {
+			rt := s.pairRatios("A-j8", "A")
+			ts = append(ts, target{"A-j8/A wall on the capped link (1/6 = 0.17 is --jobs 8 at 6x BASE_BACKUP's throughput)", rt.wallMed, 1.0 / 6, len(rt.wall) > 0})
 		}
 		if s.has("A-j4") {
 			st := s.summarize("A-j4")
@@ -219,6 +235,16 @@ func (s *set) targets() []target {
 	if s.has("A") {
 		a := s.summarize("A")
 		ts = append(ts, target{"peak RSS of A, MiB (max over runs)", a.rssMax, 48, a.ok > 0})
+	}
+	if s.has("A") && s.has("A-j4") {
+		// issue 24: --jobs 4 at about BASE_BACKUP mode's cost per byte, and at least 0.8 of
+		// its speed on an uncapped loopback (A-j4/A wall <= 1/0.8).
+		rt := s.pairRatios("A-j4", "A")
+		ts = append(ts, target{"A-j4/A client CPU per GiB (median of per-round ratios)", rt.cpuMed, 1.5, len(rt.cpu) > 0},
+			target{"A-j4/A server CPU per GiB (median of per-round ratios)", rt.srvMed, 1.5, len(rt.srv) > 0},
+			target{"A-j4/A wall, uncapped (1.25 is --jobs 4 at 0.8 of BASE_BACKUP's speed)", rt.wallMed, 1.25, len(rt.wall) > 0})
+		j4 := s.summarize("A-j4")
+		ts = append(ts, target{"peak RSS of A-j4, MiB (max over runs)", j4.rssMax, 64, j4.ok > 0})
 	}
 	return ts
 }

@@ -13,7 +13,15 @@
 // connections claim tasks in order, at most Window tasks per connection ahead of the one the
 // writer reads, each keeping Depth queries in flight (pipeline mode). A 1 GiB relation
 // segment is therefore fetched by every connection at once, and the memory held is at most
-// Jobs x Window x ChunkSize (MemoryBound).
+// Jobs x Window x ChunkSize (MemoryBound). A chunk comes as rows of at most RowSize (128 KiB)
+// from one query: a backend that sends a 1 MiB row allocates, copies and frees several
+// megabytes for it, and spends more CPU per byte on that than on reading the file (the
+// numbers are in bench/README.md).
+//
+// The per-byte work is spread: the reader that fetched a task checks its page checksums and
+// computes the CRC-32C of each piece for the manifest on its own goroutine (one per
+// connection), so the goroutine that serves the members only hands the fetched chunks to the
+// writer, in order, without copying them (fileReader.WriteTo).
 //
 // As BASE_BACKUP does: files that vanish between the listing and the read are left out; files
 // that shrink are zero-padded to the listed size; files that grow are cut at it; page
@@ -26,11 +34,14 @@ package sqlfetch
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"log/slog"
+	"net"
 	"path"
 	"sort"
 	"strconv"
@@ -53,6 +64,7 @@ const (
 	DefaultChunkSize = 1 << 20
 	DefaultWindow    = 4
 	DefaultDepth     = 3
+	DefaultRowSize   = 128 << 10
 	maxBatchFiles    = 256
 )
 
@@ -71,6 +83,9 @@ type Config struct {
 	Window int
 	// Depth is how many queries each connection keeps in flight (default 3).
 	Depth int
+	// RowSize is the most bytes one row of a chunk's query carries: a chunk larger than this
+	// is read as several rows of one query (default DefaultRowSize; -1: one row per chunk).
+	RowSize int
 	// Label is the backup label; Checkpoint the start checkpoint's mode ("" means spread).
 	Label      string
 	Checkpoint source.Checkpoint
@@ -90,9 +105,11 @@ type Source struct {
 	cfg Config
 	log *slog.Logger
 
-	ctrl    *pgconn.PgConn   // holds the backup; listing, pg_control, re-reads
-	workers []*pgconn.PgConn // read the files
-	ctx     context.Context  // the fetch's: cancelled by Close or a worker's failure
+	ctrl    *pgconn.PgConn        // holds the backup; listing, pg_control, re-reads
+	workers []*pgconn.PgConn      // read the files
+	batched []*pgrepl.BatchedConn // their sockets, read in batches while the files are fetched
+	wire    []*wireConn           // the readers' connections, taken over from pgconn
+	ctx     context.Context       // the fetch's: cancelled by Close or a worker's failure
 	cancel  context.CancelCauseFunc
 
 	version     int
@@ -119,6 +136,7 @@ type Source struct {
 	manifest  bytes.Buffer
 	mb        *pgformat.ManifestBuilder
 	alg       string
+	crc       bool        // the manifest's checksums are CRC-32C, computed per piece by the readers
 	stopped   atomic.Bool // pg_backup_stop returned: the backup is over on the server
 	endLSN    pgformat.LSN
 	label     []byte
@@ -152,6 +170,9 @@ func New(cfg Config) *Source {
 	}
 	if cfg.Depth <= 0 {
 		cfg.Depth = DefaultDepth
+	}
+	if cfg.RowSize == 0 {
+		cfg.RowSize = DefaultRowSize
 	}
 	if cfg.Jobs <= 0 {
 		cfg.Jobs = 1
@@ -230,6 +251,7 @@ func (s *Source) Open(ctx context.Context) (_ source.Info, err error) {
 	// The readers connect while the control session checks the server: on a distant server
 	// each connection costs several round trips.
 	s.workers = make([]*pgconn.PgConn, s.cfg.Jobs)
+	s.batched = make([]*pgrepl.BatchedConn, s.cfg.Jobs)
 	errs := make([]error, s.cfg.Jobs)
 	var wg sync.WaitGroup
 	for i := range s.workers {
@@ -238,6 +260,7 @@ func (s *Source) Open(ctx context.Context) (_ source.Info, err error) {
 			defer wg.Done()
 			wc, err := s.connConfig()
 			if err == nil {
+				s.batchSocket(wc, i)
 				s.workers[i], err = pgconn.ConnectConfig(ctx, wc)
 				err = pgerr.On(pgerr.Ordinary, err)
 			}
@@ -273,8 +296,35 @@ func (s *Source) Open(ctx context.Context) (_ source.Info, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return info, fmt.Errorf("connect %d readers (--jobs): %w; the server may need a higher max_connections", s.cfg.Jobs, err)
 	}
+	for _, c := range s.workers {
+		w, err := takeOver(c)
+		if err != nil {
+			return info, fmt.Errorf("take over a reader's connection: %w", err)
+		}
+		s.wire = append(s.wire, w)
+	}
 	s.log.Debug("readers connected", "jobs", s.cfg.Jobs, "chunk", s.cfg.ChunkSize, "window", s.cfg.Window, "depth", s.cfg.Depth, "memory_bound", s.cfg.MemoryBound())
 	return info, nil
+}
+
+// batchSocket puts reader i's socket under a pgrepl.BatchedConn (the last one dialled is the
+// connection's: pgconn may try several hosts, or TLS then plain). While the files are fetched
+// the kernel then wakes the reader once a chunk's worth of bytes is queued (SO_RCVLOWAT)
+// rather than for every segment the backend sends: the same batching as BASE_BACKUP's
+// connection, and most of the system time a reader spent (bench/README.md).
+func (s *Source) batchSocket(cfg *pgconn.Config, i int) {
+	after := cfg.AfterNetConnect
+	lowWater := min(s.cfg.ChunkSize, pgrepl.DefaultBatchLowWater)
+	cfg.AfterNetConnect = func(ctx context.Context, c *pgconn.Config, nc net.Conn) (net.Conn, error) {
+		if after != nil {
+			var err error
+			if nc, err = after(ctx, c, nc); err != nil {
+				return nil, err
+			}
+		}
+		s.batched[i] = pgrepl.NewBatchedConnSize(s.ctx, nc, lowWater, pgrepl.DefaultBatchWait)
+		return s.batched[i], nil
+	}
 }
 
 // value runs a query returning one text value on the control session.
@@ -416,13 +466,69 @@ func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 		return st, err
 	}
 
-	s.fetch = newFetcher(s.ctx, tasks, s.cfg.Window*s.cfg.Jobs, s.cfg.Depth, s.cfg.ChunkSize)
+	s.newFetch(tasks)
 	paths := func(m int) string { return s.members[m].path }
-	for _, wc := range s.workers {
+	for i, wc := range s.wire {
+		if bc := s.batched[i]; bc != nil {
+			bc.Batch(true)
+		}
 		s.fetch.wg.Add(1)
 		go s.fetch.work(wc, paths, func(err error) { s.cancel(fmt.Errorf("reading files: %w", err)) })
 	}
 	return st, nil
+}
+
+// newFetch sets up the fetch of tasks; the readers start with fetcher.work.
+func (s *Source) newFetch(tasks []*task) {
+	s.fetch = newFetcher(s.ctx, tasks, s.cfg.Window*s.cfg.Jobs, s.cfg.Depth, s.cfg.ChunkSize)
+	s.fetch.rowSize = max(s.cfg.RowSize, 0)
+	s.crc = s.alg == pgformat.ChecksumCRC32C
+	if s.verify || s.crc {
+		s.fetch.prepare = s.prepare
+	}
+}
+
+// prepare runs on the reader that fetched t, before the writer takes it: it checks the page
+// checksums of every piece (noting the pages that fail, which the writer reads again on the
+// control session) and computes each piece's CRC-32C for the manifest. The writer's goroutine
+// is left with copying the bytes into the stream, in order; this work spreads over the
+// readers, one per connection, and so over the cores. It reads only what Start set before the
+// readers began (members, control, startLSN).
+func (s *Source) prepare(t *task) {
+	if s.crc {
+		t.crc = make([]uint32, len(t.data))
+	}
+	for k, p := range t.pieces {
+		data := t.data[k]
+		if s.verify {
+			if segno, ok := checksummed(s.members[p.m].path); ok {
+				if bad := s.badPages(segno, p.off, data); bad != nil {
+					if t.bad == nil {
+						t.bad = make([][]int32, len(t.data))
+					}
+					t.bad[k] = bad
+				}
+			}
+		}
+		if s.crc {
+			t.crc[k] = crc32.Update(0, pgformat.Castagnoli, data)
+		}
+	}
+}
+
+// badPages returns the indexes of the pages of data (from offset off of a file of segment
+// segno) whose checksum fails, by the server's rule (pageOK).
+func (s *Source) badPages(segno uint32, off int64, data []byte) []int32 {
+	bs := int(s.control.BlockSize)
+	start := uint64(s.startLSN)
+	var bad []int32
+	for k := 0; (k+1)*bs <= len(data); k++ {
+		blkno := uint32(off/int64(bs)) + uint32(k) + segno*s.control.RelsegSize
+		if !pageOK(data[k*bs:(k+1)*bs], blkno, start) {
+			bad = append(bad, int32(k))
+		}
+	}
+	return bad
 }
 
 // walk lists root recursively: paths relative to root, directories not descended into when
@@ -661,7 +767,7 @@ func (s *Source) Next(ctx context.Context) (source.Member, error) {
 			return source.Member{Header: h, Tablespace: m.ts}, nil
 		}
 		h.Type, h.Mode, h.Size = tarw.TypeFile, s.fileMode(), m.size
-		r := &fileReader{s: s, m: m, left: m.size, hash: s.newHash()}
+		r := &fileReader{s: s, m: m, left: m.size, hash: s.newHash(), crcOn: s.crc}
 		if m.npieces > 0 {
 			// The first piece tells whether the file still exists.
 			if err := r.nextPiece(ctx); err != nil {
@@ -701,7 +807,10 @@ func (s *Source) Next(ctx context.Context) (source.Member, error) {
 
 // whole returns a member whose content is in memory.
 func (s *Source) whole(m *member, b []byte) source.Member {
-	r := &fileReader{s: s, m: m, left: int64(len(b)), hash: s.newHash(), cur: b}
+	r := &fileReader{s: s, m: m, left: int64(len(b)), hash: s.newHash(), cur: b, crcOn: s.crc}
+	if r.crcOn {
+		r.crc = crc32.Update(0, pgformat.Castagnoli, b)
+	}
 	s.cur = r
 	h := &tarw.Member{Name: m.rel, Type: tarw.TypeFile, Mode: s.fileMode(), Size: int64(len(b)), ModTime: time.Unix(m.mtime, 0)}
 	return source.Member{Header: h, Data: r}
@@ -746,8 +855,10 @@ func (s *Source) stop(ctx context.Context) (control []byte, err error) {
 	return control, nil
 }
 
+// newHash returns the manifest's hash of a file's bytes as the writer serves them; nil for
+// none, and for CRC-32C, which the readers compute per piece (fileReader.crc).
 func (s *Source) newHash() hash.Hash {
-	if s.alg == pgformat.ChecksumNone {
+	if s.alg == pgformat.ChecksumNone || s.alg == pgformat.ChecksumCRC32C {
 		return nil
 	}
 	h, err := pgformat.NewChecksum(s.alg)
@@ -782,7 +893,10 @@ func (s *Source) finishMember(ctx context.Context) error {
 		manPath = "pg_tblspc/" + r.m.ts.OID + "/" + r.m.rel
 	}
 	var sum []byte
-	if r.hash != nil {
+	switch {
+	case r.crcOn:
+		sum = binary.LittleEndian.AppendUint32(nil, r.crc)
+	case r.hash != nil:
 		sum = r.hash.Sum(nil)
 	}
 	return s.mb.AddFile(manPath, r.m.size, time.Unix(r.m.mtime, 0), s.alg, sum)
@@ -797,14 +911,14 @@ func (s *Source) releaseHeld() {
 }
 
 // piece returns the next piece in order: its bytes and whether the file was missing.
-func (s *Source) piece(ctx context.Context) (piece, []byte, bool, error) {
+func (s *Source) piece(ctx context.Context) (piece, pieceData, bool, error) {
 	for {
 		if s.taskIdx >= len(s.fetch.tasks) {
-			return piece{}, nil, false, errors.New("sqlfetch: no more pieces (internal error)")
+			return piece{}, pieceData{}, false, errors.New("sqlfetch: no more pieces (internal error)")
 		}
 		t, err := s.fetch.wait(ctx, s.taskIdx)
 		if err != nil {
-			return piece{}, nil, false, s.failed(err)
+			return piece{}, pieceData{}, false, s.failed(err)
 		}
 		if s.pieceIdx >= len(t.pieces) {
 			s.taskIdx++
@@ -817,8 +931,24 @@ func (s *Source) piece(ctx context.Context) (piece, []byte, bool, error) {
 		}
 		k := s.pieceIdx
 		s.pieceIdx++
-		return t.pieces[k], t.data[k], t.miss[k], nil
+		if t.bad != nil && len(t.bad[k]) > 0 {
+			m := s.members[t.pieces[k].m]
+			if segno, ok := checksummed(m.path); ok && s.recheck(m, segno, t.pieces[k].off, t.data[k], t.bad[k]) && t.crc != nil {
+				t.crc[k] = crc32.Update(0, pgformat.Castagnoli, t.data[k])
+			}
+		}
+		var crc uint32
+		if t.crc != nil {
+			crc = t.crc[k]
+		}
+		return t.pieces[k], pieceData{data: t.data[k], crc: crc}, t.miss[k], nil
 	}
+}
+
+// pieceData is a piece's bytes and their CRC-32C (when the manifest uses it).
+type pieceData struct {
+	data []byte
+	crc  uint32
 }
 
 // fileReader serves one file's bytes: its pieces in order, zero-padded to the listed size.
@@ -831,12 +961,14 @@ type fileReader struct {
 	got     int   // pieces taken
 	missing bool
 	padded  bool
-	hash    hash.Hash
+	hash    hash.Hash // the manifest's SHA-2 hash, nil for none or CRC-32C
+	crcOn   bool      // the manifest's CRC-32C, combined from the pieces' in crc
+	crc     uint32
 	err     error
 }
 
 func (r *fileReader) nextPiece(ctx context.Context) error {
-	p, data, missing, err := r.s.piece(ctx)
+	p, pd, missing, err := r.s.piece(ctx)
 	if err != nil {
 		return err
 	}
@@ -845,10 +977,11 @@ func (r *fileReader) nextPiece(ctx context.Context) error {
 		r.missing = true
 		return nil
 	}
-	if r.s.verify {
-		if segno, ok := checksummed(r.m.path); ok {
-			r.s.verifyPages(ctx, r.m, segno, p.off, data)
-		}
+	data := pd.data
+	if r.crcOn {
+		// Every byte of a piece is served (the pieces cover the listed size): its CRC is
+		// folded in now, and only the zero padding is hashed as it is served.
+		r.crc = crc32cCombine(r.crc, pd.crc, int64(len(data)))
 	}
 	r.cur = data
 	r.pad = p.n - int64(len(data)) // shrunk (or deleted) while read: zeros, as the server sends
@@ -873,9 +1006,11 @@ func (r *fileReader) skipRest(ctx context.Context) error {
 
 var zeros [32 << 10]byte
 
-func (r *fileReader) Read(p []byte) (int, error) {
+// next returns the next bytes to serve, at most max: the current piece's, or zeros. It
+// hashes them and counts them as served.
+func (r *fileReader) next(max int) ([]byte, error) {
 	if r.err != nil {
-		return 0, r.err
+		return nil, r.err
 	}
 	for r.left > 0 && len(r.cur) == 0 && r.pad == 0 {
 		if r.got >= r.m.npieces {
@@ -884,57 +1019,87 @@ func (r *fileReader) Read(p []byte) (int, error) {
 		}
 		if err := r.nextPiece(r.s.ctx); err != nil {
 			r.err = err
-			return 0, err
+			return nil, err
 		}
 	}
 	if r.left == 0 {
-		return 0, io.EOF
+		return nil, io.EOF
 	}
-	var n int
+	max = int(min(int64(max), r.left))
+	var b []byte
 	if len(r.cur) > 0 {
-		n = copy(p, r.cur)
-		r.cur = r.cur[n:]
+		b = r.cur[:min(max, len(r.cur))]
+		r.cur = r.cur[len(b):]
 	} else {
-		n = copy(p, zeros[:min(int64(len(zeros)), r.pad)])
-		r.pad -= int64(n)
+		b = zeros[:min(int64(len(zeros)), int64(max), r.pad)]
+		r.pad -= int64(len(b))
+		if r.crcOn {
+			r.crc = crc32.Update(r.crc, pgformat.Castagnoli, b)
+		}
 	}
-	if int64(n) > r.left {
-		n = int(r.left)
-	}
-	r.left -= int64(n)
+	r.left -= int64(len(b))
 	if r.hash != nil {
-		r.hash.Write(p[:n])
+		r.hash.Write(b)
 	}
-	r.s.done += int64(n)
+	r.s.done += int64(len(b))
 	if r.s.onProgress != nil {
 		r.s.onProgress(r.s.done)
 	}
-	return n, nil
+	return b, nil
 }
 
-// verifyPages checks the page checksums of data (from offset off of m), as BASE_BACKUP does:
-// pages new or changed since the backup's start are skipped; a failing page is read again
-// once (a torn read of a page being written) and the new read replaces it.
-func (s *Source) verifyPages(ctx context.Context, m *member, segno uint32, off int64, data []byte) {
+func (r *fileReader) Read(p []byte) (int, error) {
+	b, err := r.next(len(p))
+	return copy(p, b), err
+}
+
+// ServesBuffers marks fileReader as a readerr.BufferServer: mux's copy uses its WriteTo.
+func (r *fileReader) ServesBuffers() {}
+
+// WriteTo writes the file's bytes to w from the fetched chunks themselves, without copying
+// them into a buffer of the caller's first (io.Copy prefers it to w's ReadFrom; tarw.Writer
+// passes a large write straight to its output).
+func (r *fileReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		b, err := r.next(int(min(r.left, 1<<30)))
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, err := w.Write(b)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// recheck handles the pages of data (from offset off of m) whose checksum failed when the
+// reader checked them (badPages), as BASE_BACKUP does: each is read again once (a torn read
+// of a page being written) and the new read replaces it; a page that still fails is a
+// failure. It reports whether it replaced any bytes of data.
+func (s *Source) recheck(m *member, segno uint32, off int64, data []byte, bad []int32) (changed bool) {
 	bs := int(s.control.BlockSize)
 	start := uint64(s.startLSN)
-	for k := 0; (k+1)*bs <= len(data); k++ {
-		page := data[k*bs : (k+1)*bs]
+	for _, k := range bad {
+		page := data[int(k)*bs : int(k+1)*bs]
 		blk := uint32(off/int64(bs)) + uint32(k)
 		blkno := blk + segno*s.control.RelsegSize
-		if pageOK(page, blkno, start) {
-			continue
-		}
-		again, err := s.readBinary(s.ctx, m.path, off+int64(k*bs), int64(bs))
+		again, err := s.readBinary(s.ctx, m.path, off+int64(int(k)*bs), int64(bs))
 		if err != nil || len(again) < bs {
-			return // gone or truncated meanwhile: as the server, stop checking this part
+			return changed // gone or truncated meanwhile: as the server, stop checking this part
 		}
 		copy(page, again)
+		changed = true
 		if pageOK(page, blkno, start) {
 			continue
 		}
 		s.checksumFailure(m, blk, page, blkno)
 	}
+	return changed
 }
 
 func (s *Source) checksumFailure(m *member, blk uint32, page []byte, blkno uint32) {
@@ -1016,8 +1181,11 @@ func (s *Source) Close() error {
 		// finish: its socket is closed, which is all the server needs to abort the backup.
 		for _, c := range s.workers {
 			if c != nil {
-				_ = c.Close(ctx)
+				_ = c.Close(ctx) // nothing to do for those taken over (s.wire)
 			}
+		}
+		for _, w := range s.wire {
+			_ = w.close()
 		}
 		if graceful && s.ctrl != nil {
 			_ = s.ctrl.Close(ctx)

@@ -1,0 +1,6 @@
+//go:build !amd64
+
+package sqlfetch
+
+// checksumRows mixes rows of 32 little-endian words into the 32 lanes.
+func checksumRows(sums *[nSums]uint32, p []byte) { checksumRowsGeneric(sums, p) }
