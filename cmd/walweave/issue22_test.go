@@ -368,6 +368,33 @@ func TestVerifyPipeSHASaysUnverified(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stdout, "OK (sizes only, --allow-unverified): ") || stderr != "" {
 		t.Fatalf("pipe --allow-unverified: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+
+	// A chain with one stream from stdin: the chain is not OK either.
+	dir := t.TempDir()
+	full := &fixture.Chain17{Start: 0x2000028, Algorithm: "SHA256"}
+	full.Add("base/5/16384", fixture.Blocks("abc"))
+	inc := &fixture.Chain17{Start: 0x4000028, From: 0x2000028, Algorithm: "SHA256"}
+	inc.Add("base/5/INCREMENTAL.16384", fixture.IncrementalFile(3, []uint32{1}, "B"))
+	fs, err := full.Stream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := inc.Stream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fullPath := filepath.Join(dir, "full.tar")
+	if err := os.WriteFile(fullPath, fs.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = ww(t, nil, struct{ *bytes.Reader }{bytes.NewReader(is.Bytes())}, "verify", "--no-wal", fullPath, "-")
+	if code != 1 || strings.Contains(stdout, "chain: OK") || !strings.Contains(stdout, "stdin: UNVERIFIED: ") || !strings.Contains(stdout, "chain: UNVERIFIED") {
+		t.Fatalf("chain with stdin: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = ww(t, nil, struct{ *bytes.Reader }{bytes.NewReader(is.Bytes())}, "verify", "--no-wal", "--allow-unverified", fullPath, "-")
+	if code != 0 || !strings.Contains(stdout, "chain: OK") {
+		t.Fatalf("chain with stdin, --allow-unverified: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
 }
 
 // Item 12: one is singular ("1 node", "1 WAL segment", "1 incremental backup") and the JSON
