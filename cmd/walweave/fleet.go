@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -17,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -615,7 +613,7 @@ func runFleetRestore(ctx context.Context, f *fleetRestoreFlags, stdout, stderr i
 			path := strings.ReplaceAll(from, "{node}", name)
 			rn.Open = func(context.Context) (io.ReadCloser, error) { return os.Open(path) }
 		} else {
-			rn.Open = commandReader(strings.ReplaceAll(fromExec, "{node}", name), name, stderr)
+			rn.Open = fleet.OpenCommand(strings.ReplaceAll(fromExec, "{node}", name), name, stderr)
 		}
 		rnodes = append(rnodes, rn)
 	}
@@ -734,59 +732,4 @@ func recoveryTargetName(dir string) string {
 		}
 	}
 	return name
-}
-
-// commandReader opens a command's standard output as a stream (--from-exec): Close waits for
-// it, and a non-zero exit status is an error.
-func commandReader(shell, node string, stderr io.Writer) func(context.Context) (io.ReadCloser, error) {
-	return func(ctx context.Context) (io.ReadCloser, error) {
-		cmd := execCommand(ctx, shell, node)
-		cmd.Stderr = stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		return &cmdReader{ReadCloser: out, wait: cmd.Wait, shell: shell}, nil
-	}
-}
-
-type cmdReader struct {
-	io.ReadCloser
-	wait  func() error
-	shell string
-	eof   bool
-}
-
-func (r *cmdReader) Read(p []byte) (int, error) {
-	n, err := r.ReadCloser.Read(p)
-	if err == io.EOF && !r.eof {
-		r.eof = true
-		if werr := r.wait(); werr != nil {
-			return n, fmt.Errorf("command %q: %w", r.shell, werr)
-		}
-	}
-	return n, err
-}
-
-func (r *cmdReader) Close() error {
-	r.ReadCloser.Close()
-	if !r.eof {
-		r.eof = true
-		_ = r.wait()
-	}
-	return nil
-}
-
-// execCommand is sh -c shell for a node, in its own process group, terminated (SIGTERM to the
-// group) when ctx ends.
-func execCommand(ctx context.Context, shell, node string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "sh", "-c", shell)
-	cmd.Env = append(os.Environ(), "WALWEAVE_NODE="+node)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	return cmd
 }

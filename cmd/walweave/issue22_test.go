@@ -144,7 +144,7 @@ func TestFleetMixedRestorePointsRefused(t *testing.T) {
 }
 
 // Item 4: a failing --exec command is reported with its exit status and its last line on
-// stderr, whether it exits before reading the stream or after.
+// stderr, whether it exits before reading the stream or after; a failing --from-exec too.
 func TestFleetExecFailureReportsExitStatus(t *testing.T) {
 	cs := fleetClusters(t, 1)
 	for _, c := range []struct{ cmd, want string }{
@@ -155,6 +155,11 @@ func TestFleetExecFailureReportsExitStatus(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "file already closed") || strings.Contains(stderr, "broken pipe") {
 			t.Errorf("--exec %q: exit %d, stderr:\n%s\nwant %q", c.cmd, code, stderr, c.want)
 		}
+	}
+	// fleet restore --from-exec alike.
+	_, stderr, code := ww(t, nil, nil, "fleet", "restore", "--node", "a", "--from-exec", `echo "no such object" >&2; exit 5`, "-D", filepath.Join(t.TempDir(), "{node}"))
+	if code != 1 || !strings.Contains(stderr, `exited with status 5 (its last line on stderr: "no such object")`) {
+		t.Errorf("--from-exec failing: exit %d, stderr:\n%s", code, stderr)
 	}
 }
 
