@@ -138,6 +138,7 @@ func newFleetBackupCmd(a *app) *cobra.Command {
 		Example: fleetBackupExample,
 		Args:    a.maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			bf.compressSet = cmd.Flags().Changed("compress")
 			return a.exit(runFleetBackup(a.ctx, &bf, &f, fleetArgs(a.args, "backup"), a.stdout, a.stderr))
 		},
 	}
@@ -243,6 +244,9 @@ func runFleetBackup(ctx context.Context, bf *backupFlags, f *fleetBackupFlags, a
 	if err != nil {
 		return usage("%v", err)
 	}
+	if f.exec == "" {
+		compress = suffixCompression(bf.output, bf.compressSet, compress, "walweave fleet backup", stderr)
+	}
 	level := slog.LevelWarn
 	if bf.verbose {
 		level = slog.LevelDebug
@@ -274,6 +278,11 @@ func runFleetBackup(ctx context.Context, bf *backupFlags, f *fleetBackupFlags, a
 			if dir := filepath.Dir(path); dir != "" {
 				if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 					return usage("-o %q: directory %s does not exist", bf.output, dir)
+				}
+			}
+			if !bf.force {
+				if err := refuseExisting("-o", path); err != nil {
+					return usage("%v", err)
 				}
 			}
 			dest = fleet.File(path)

@@ -294,13 +294,18 @@ func TestOutputRefusesExistingFileAndSuffix(t *testing.T) {
 			t.Errorf("%s existing --force: exit %d, %q", flag, code, stderr)
 		}
 	}
+	// fleet backup -o alike, per node.
+	_, stderr, code := ww(t, nil, nil, "fleet", "backup", "--node", "b="+nowhere, "-o", filepath.Join(dir, "{node}.tar"))
+	if code != 2 || !strings.Contains(stderr, "the file exists") || strings.Contains(stderr, "connect") {
+		t.Errorf("fleet -o existing: exit %d, %q", code, stderr)
+	}
 	if b, _ := os.ReadFile(existing); string(b) != "an earlier backup" {
 		t.Fatal("the existing file was changed")
 	}
 
 	c := pgtest.Start(t, pgtest.Options{})
 	lz := filepath.Join(dir, "b.tar.lz4")
-	_, stderr, code := ww(t, nil, nil, "backup", "-d", c.DSN(), "-c", "fast", "-o", lz)
+	_, stderr, code = ww(t, nil, nil, "backup", "-d", c.DSN(), "-c", "fast", "-o", lz)
 	if code != 0 || !strings.Contains(stderr, "compressing with lz4") {
 		t.Fatalf("-o .lz4: exit %d, %q", code, stderr)
 	}
