@@ -126,7 +126,7 @@ func selfCPU() time.Duration {
 
 // compareChunks runs --jobs backups with each chunk size in turn (-profile-chunks), for
 // -profile-runs rounds, and prints the medians of client and server CPU per GiB and of the
-// wall time per chunk size: issue 24's server-cost measurement, side by side in one run.
+// wall time per chunk size: the server-cost measurement, side by side in one run.
 func compareChunks(ctx context.Context, cfg *config, srv *server, mcfg mux.Config) error {
 	type result struct{ wall, cpu, srv []float64 }
 	res := make([]result, len(cfg.profileChunks))

@@ -237,7 +237,7 @@ func (s *set) targets() []target {
 		ts = append(ts, target{"peak RSS of A, MiB (max over runs)", a.rssMax, 48, a.ok > 0})
 	}
 	if s.has("A") && s.has("A-j4") {
-		// issue 24: --jobs 4 at about BASE_BACKUP mode's cost per byte, and at least 0.8 of
+		// The --jobs goals: --jobs 4 at about BASE_BACKUP mode's cost per byte, and at least 0.8 of
 		// its speed on an uncapped loopback (A-j4/A wall <= 1/0.8).
 		rt := s.pairRatios("A-j4", "A")
 		ts = append(ts, target{"A-j4/A client CPU per GiB (median of per-round ratios)", rt.cpuMed, 1.5, len(rt.cpu) > 0},
