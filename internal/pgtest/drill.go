@@ -88,23 +88,29 @@ var OracleSetup = map[int]string{
 // the test fails under WALWEAVE_REQUIRE_PG=1 (naming the setup command) and logs why otherwise.
 func (c *Cluster) PGVerifyBackup(t testing.TB) (path string, args []string, ok bool) {
 	t.Helper()
-	if s, ok := c.Tool("pg_verifybackup"); ok {
+	return pgVerifyBackup(t, c.Server, Installed(), os.Getenv("WALWEAVE_REQUIRE_PG") == "1")
+}
+
+// pgVerifyBackup is PGVerifyBackup for the server srv among the installations inst.
+func pgVerifyBackup(t testing.TB, srv Server, inst []Server, require bool) (path string, args []string, ok bool) {
+	t.Helper()
+	if s, ok := pickTool(srv, "pg_verifybackup", inst); ok {
 		return filepath.Join(s.BinDir, "pg_verifybackup"), nil, true
 	}
-	missing := fmt.Sprintf("no pg_verifybackup %d is installed", c.Version)
-	if setup, ok := OracleSetup[c.Version]; ok {
+	missing := fmt.Sprintf("no pg_verifybackup %d is installed", srv.Major)
+	if setup, ok := OracleSetup[srv.Major]; ok {
 		missing += " (install it with " + setup + ")"
-		if os.Getenv("WALWEAVE_REQUIRE_PG") == "1" {
+		if require {
 			t.Fatalf("%s: WALWEAVE_REQUIRE_PG=1, a missing oracle is a failure", missing)
 		}
 	}
-	if c.Version >= 17 {
-		t.Logf("%s; an older one refuses %s's manifest (version 2), a newer one its pg_control: pg_verifybackup not run", missing, c.Server)
+	if srv.Major >= 17 {
+		t.Logf("%s; an older one refuses %s's manifest (version 2), a newer one its pg_control: pg_verifybackup not run", missing, srv)
 		return "", nil, false
 	}
-	for _, s := range Installed() {
+	for _, s := range inst {
 		if p := filepath.Join(s.BinDir, "pg_verifybackup"); fileExists(p) {
-			t.Logf("%s: pg_verifybackup %s runs with -n (its pg_waldump cannot read %s's WAL)", missing, s.Version, c.Server)
+			t.Logf("%s: pg_verifybackup %s runs with -n (its pg_waldump cannot read %s's WAL)", missing, s.Version, srv)
 			return p, []string{"-n"}, true
 		}
 	}
