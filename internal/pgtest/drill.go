@@ -142,6 +142,15 @@ func (c *Cluster) RestoreDrill(t testing.TB, tarPath string, d Drill) *Cluster {
 	}
 	r := StartOn(t, dir, d.Settings)
 	r.Password, r.ReplPassword = c.Password, c.ReplPassword
+	r.CheckCopy(t, d.Pgbench, d.Queries)
+	return r
+}
+
+// CheckCopy checks a started copy of a backup as RestoreDrill does: pg_amcheck on every
+// database (once the copy is out of recovery), pgbench's invariant when pgbench is set, and
+// each query (returning one value) against the value it must return.
+func (r *Cluster) CheckCopy(t testing.TB, pgbench bool, queries map[string]string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if r.QueryValue(t, "select pg_is_in_recovery()") == "false" {
@@ -149,17 +158,16 @@ func (c *Cluster) RestoreDrill(t testing.TB, tarPath string, d Drill) *Cluster {
 			t.Fatalf("pg_amcheck on the restored copy: %v\n%s", err, out)
 		}
 	}
-	if d.Pgbench {
+	if pgbench {
 		if got := r.QueryValue(t, Invariant); got != "true" {
 			t.Fatalf("pgbench invariant does not hold on the restored copy")
 		}
 	}
-	for q, want := range d.Queries {
+	for q, want := range queries {
 		if got := r.QueryValue(t, q); got != want {
 			t.Fatalf("on the restored copy, %s = %q, want %q", q, got, want)
 		}
 	}
-	return r
 }
 
 var (
