@@ -428,14 +428,7 @@ func TestIncrementalChainDrill(t *testing.T) {
 			}
 			r := pgtest.StartOn(t, rdir, nil)
 			r.Password, r.ReplPassword = c.Password, c.ReplPassword
-			if got := r.QueryValue(t, pgtest.Invariant); got != "true" {
-				t.Fatal("pgbench invariant does not hold on the restored copy")
-			}
-			actx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-			defer cancel()
-			if out, err := r.Run(actx, "pg_amcheck", "--all", "--install-missing", "--heapallindexed"); err != nil {
-				t.Fatalf("pg_amcheck on the restored copy: %v\n%s", err, out)
-			}
+			r.CheckCopy(t, true, nil)
 			if got := r.QueryValue(t, "select count(*) from pg_database where datname = 'dropped_db'"); got != "0" {
 				t.Fatal("dropped_db is back")
 			}

@@ -237,6 +237,14 @@ func (e *exitEnv) backupUnderWay(t *testing.T) func() bool {
 	}
 }
 
+// exitRow is one cell of the exit-status table: the command, what the cell says, the status,
+// and how to bring it about (run returns the exit status and stderr; it checks the rest).
+type exitRow struct {
+	cmd, cell string
+	code      int
+	run       func(t *testing.T) (int, string)
+}
+
 // TestExitStatusTable: every cell of the README's exit-status table, each through the built
 // binary with a command line (and a signal, a terminal or a pipe where the cell says so).
 func TestExitStatusTable(t *testing.T) {
@@ -254,11 +262,7 @@ func TestExitStatusTable(t *testing.T) {
 	changeDataByte(t, e.good, e.corrupt)
 	nowhere := "host=127.0.0.1 port=1 user=x"
 
-	rows := []struct {
-		cmd, cell string
-		code      int
-		run       func(t *testing.T) (int, string)
-	}{
+	rows := []exitRow{
 		// backup
 		{"backup", "complete backup written", 0, func(t *testing.T) (int, string) {
 			out := filepath.Join(t.TempDir(), "b.tar")
@@ -308,20 +312,6 @@ func TestExitStatusTable(t *testing.T) {
 				t.Fatalf("no word of the terminal: %q", out)
 			}
 			return code, out
-		}},
-		{"backup", "SIGINT with -o: nothing kept, nothing left on the server", 130, func(t *testing.T) (int, string) {
-			out := filepath.Join(t.TempDir(), "b.tar")
-			code, stderr := e.interrupt(t, syscall.SIGINT, e.backupUnderWay(t), nil, "backup", "-d", e.c.DSN(), "-c", "fast", "-r", "2M", "-o", out)
-			absent(t, out, out+".tmp")
-			e.serverClean(t)
-			return code, stderr
-		}},
-		{"backup", "SIGTERM with -o: nothing kept, nothing left on the server", 130, func(t *testing.T) (int, string) {
-			out := filepath.Join(t.TempDir(), "b.tar")
-			code, stderr := e.interrupt(t, syscall.SIGTERM, e.backupUnderWay(t), nil, "backup", "-d", e.c.DSN(), "-c", "fast", "-r", "2M", "-o", out)
-			absent(t, out, out+".tmp")
-			e.serverClean(t)
-			return code, stderr
 		}},
 		{"backup", "SIGTERM on stdout: the stream is said to be incomplete", 130, func(t *testing.T) (int, string) {
 			var out pgtest.SyncBuffer
@@ -383,15 +373,6 @@ func TestExitStatusTable(t *testing.T) {
 			}
 			return code, out
 		}},
-		{"verify", "SIGINT: interrupted", 130, func(t *testing.T) (int, string) {
-			p, ready := e.fifoWriter(t, e.good)
-			return e.interrupt(t, syscall.SIGINT, ready, nil, "verify", p)
-		}},
-		{"verify", "SIGTERM: interrupted", 130, func(t *testing.T) (int, string) {
-			p, ready := e.fifoWriter(t, e.good)
-			return e.interrupt(t, syscall.SIGTERM, ready, nil, "verify", p)
-		}},
-
 		// restore
 		{"restore", "restored and verified", 0, func(t *testing.T) (int, string) {
 			dir := filepath.Join(t.TempDir(), "data")
@@ -439,20 +420,29 @@ func TestExitStatusTable(t *testing.T) {
 			}
 			return code, out
 		}},
-		{"restore", "SIGINT: what it wrote is removed", 130, func(t *testing.T) (int, string) {
-			p, ready := e.fifoWriter(t, e.good)
-			dir := filepath.Join(t.TempDir(), "data")
-			code, stderr := e.interrupt(t, syscall.SIGINT, ready, nil, "restore", "-D", dir, "--no-sync", p)
-			absent(t, dir)
-			return code, stderr
-		}},
-		{"restore", "SIGTERM: what it wrote is removed", 130, func(t *testing.T) (int, string) {
-			p, ready := e.fifoWriter(t, e.good)
-			dir := filepath.Join(t.TempDir(), "data")
-			code, stderr := e.interrupt(t, syscall.SIGTERM, ready, nil, "restore", "-D", dir, "--no-sync", p)
-			absent(t, dir)
-			return code, stderr
-		}},
+	}
+	// 130 on SIGINT and on SIGTERM alike.
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		rows = append(rows, []exitRow{
+			{"backup", sig.String() + " with -o: nothing kept, nothing left on the server", 130, func(t *testing.T) (int, string) {
+				out := filepath.Join(t.TempDir(), "b.tar")
+				code, stderr := e.interrupt(t, sig, e.backupUnderWay(t), nil, "backup", "-d", e.c.DSN(), "-c", "fast", "-r", "2M", "-o", out)
+				absent(t, out, out+".tmp")
+				e.serverClean(t)
+				return code, stderr
+			}},
+			{"verify", sig.String() + ": interrupted", 130, func(t *testing.T) (int, string) {
+				p, ready := e.fifoWriter(t, e.good)
+				return e.interrupt(t, sig, ready, nil, "verify", p)
+			}},
+			{"restore", sig.String() + ": what it wrote is removed", 130, func(t *testing.T) (int, string) {
+				p, ready := e.fifoWriter(t, e.good)
+				dir := filepath.Join(t.TempDir(), "data")
+				code, stderr := e.interrupt(t, sig, ready, nil, "restore", "-D", dir, "--no-sync", p)
+				absent(t, dir)
+				return code, stderr
+			}},
+		}...)
 	}
 	for _, r := range rows {
 		t.Run(fmt.Sprintf("%s %d %s", r.cmd, r.code, r.cell), func(t *testing.T) {

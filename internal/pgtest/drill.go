@@ -88,23 +88,29 @@ var OracleSetup = map[int]string{
 // the test fails under WALWEAVE_REQUIRE_PG=1 (naming the setup command) and logs why otherwise.
 func (c *Cluster) PGVerifyBackup(t testing.TB) (path string, args []string, ok bool) {
 	t.Helper()
-	if s, ok := c.Tool("pg_verifybackup"); ok {
+	return pgVerifyBackup(t, c.Server, Installed(), os.Getenv("WALWEAVE_REQUIRE_PG") == "1")
+}
+
+// pgVerifyBackup is PGVerifyBackup for the server srv among the installations inst.
+func pgVerifyBackup(t testing.TB, srv Server, inst []Server, require bool) (path string, args []string, ok bool) {
+	t.Helper()
+	if s, ok := pickTool(srv, "pg_verifybackup", inst); ok {
 		return filepath.Join(s.BinDir, "pg_verifybackup"), nil, true
 	}
-	missing := fmt.Sprintf("no pg_verifybackup %d is installed", c.Version)
-	if setup, ok := OracleSetup[c.Version]; ok {
+	missing := fmt.Sprintf("no pg_verifybackup %d is installed", srv.Major)
+	if setup, ok := OracleSetup[srv.Major]; ok {
 		missing += " (install it with " + setup + ")"
-		if os.Getenv("WALWEAVE_REQUIRE_PG") == "1" {
+		if require {
 			t.Fatalf("%s: WALWEAVE_REQUIRE_PG=1, a missing oracle is a failure", missing)
 		}
 	}
-	if c.Version >= 17 {
-		t.Logf("%s; an older one refuses %s's manifest (version 2), a newer one its pg_control: pg_verifybackup not run", missing, c.Server)
+	if srv.Major >= 17 {
+		t.Logf("%s; an older one refuses %s's manifest (version 2), a newer one its pg_control: pg_verifybackup not run", missing, srv)
 		return "", nil, false
 	}
-	for _, s := range Installed() {
+	for _, s := range inst {
 		if p := filepath.Join(s.BinDir, "pg_verifybackup"); fileExists(p) {
-			t.Logf("%s: pg_verifybackup %s runs with -n (its pg_waldump cannot read %s's WAL)", missing, s.Version, c.Server)
+			t.Logf("%s: pg_verifybackup %s runs with -n (its pg_waldump cannot read %s's WAL)", missing, s.Version, srv)
 			return p, []string{"-n"}, true
 		}
 	}
@@ -136,6 +142,15 @@ func (c *Cluster) RestoreDrill(t testing.TB, tarPath string, d Drill) *Cluster {
 	}
 	r := StartOn(t, dir, d.Settings)
 	r.Password, r.ReplPassword = c.Password, c.ReplPassword
+	r.CheckCopy(t, d.Pgbench, d.Queries)
+	return r
+}
+
+// CheckCopy checks a started copy of a backup as RestoreDrill does: pg_amcheck on every
+// database (once the copy is out of recovery), pgbench's invariant when pgbench is set, and
+// each query (returning one value) against the value it must return.
+func (r *Cluster) CheckCopy(t testing.TB, pgbench bool, queries map[string]string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if r.QueryValue(t, "select pg_is_in_recovery()") == "false" {
@@ -143,17 +158,16 @@ func (c *Cluster) RestoreDrill(t testing.TB, tarPath string, d Drill) *Cluster {
 			t.Fatalf("pg_amcheck on the restored copy: %v\n%s", err, out)
 		}
 	}
-	if d.Pgbench {
+	if pgbench {
 		if got := r.QueryValue(t, Invariant); got != "true" {
 			t.Fatalf("pgbench invariant does not hold on the restored copy")
 		}
 	}
-	for q, want := range d.Queries {
+	for q, want := range queries {
 		if got := r.QueryValue(t, q); got != want {
 			t.Fatalf("on the restored copy, %s = %q, want %q", q, got, want)
 		}
 	}
-	return r
 }
 
 var (

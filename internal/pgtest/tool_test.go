@@ -2,8 +2,10 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -180,5 +182,49 @@ func TestToolFromSelectedServer(t *testing.T) {
 		if err != nil || v.Major != srv.Major {
 			t.Fatalf("%s for %s: %s (%v, %v)", p, srv, s.BinDir, v.Version, err)
 		}
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatal records the message and ends the goroutine, as
+// testing's does, so that a test can watch a helper fail.
+type fatalRecorder struct {
+	testing.TB
+	fatal string
+}
+
+func (f *fatalRecorder) Helper()             {}
+func (f *fatalRecorder) Logf(string, ...any) {}
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// TestMissingOracleFails: with WALWEAVE_REQUIRE_PG=1 a server whose own pg_verifybackup is
+// named in OracleSetup (15, 18) but not installed fails the test, naming the setup command;
+// without it, 18 runs none and 16 (not named) falls back to another version's with -n.
+func TestMissingOracleFails(t *testing.T) {
+	pg15 := fakeInstall(t, 15, "psql", "pgbench", "pg_verifybackup", "pg_waldump")
+	matrix := func(major int) Server { return fakeInstall(t, major, "postgres", "initdb", "pg_ctl") }
+	run := func(srv Server, require bool) (rec *fatalRecorder, path string, args []string, ok bool) {
+		rec = &fatalRecorder{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			path, args, ok = pgVerifyBackup(rec, srv, []Server{pg15}, require)
+		}()
+		<-done
+		return
+	}
+	if rec, _, _, _ := run(matrix(18), true); !strings.Contains(rec.fatal, "scripts/setup-pg18-src.sh") {
+		t.Fatalf("18 without its pg_verifybackup under WALWEAVE_REQUIRE_PG=1: fatal %q, want a failure naming the setup command", rec.fatal)
+	}
+	if rec, _, _, ok := run(matrix(18), false); rec.fatal != "" || ok {
+		t.Fatalf("18 without its pg_verifybackup: fatal %q, ok %v; want no oracle run and no failure", rec.fatal, ok)
+	}
+	if rec, path, args, ok := run(matrix(16), true); rec.fatal != "" || !ok || path != filepath.Join(pg15.BinDir, "pg_verifybackup") || strings.Join(args, " ") != "-n" {
+		t.Fatalf("16: fatal %q, %s %v %v; want 15's pg_verifybackup with -n", rec.fatal, path, args, ok)
+	}
+	if rec, path, args, ok := run(pg15, true); rec.fatal != "" || !ok || path != filepath.Join(pg15.BinDir, "pg_verifybackup") || len(args) != 0 {
+		t.Fatalf("15: fatal %q, %s %v %v; want its own pg_verifybackup, full", rec.fatal, path, args, ok)
 	}
 }
