@@ -291,7 +291,7 @@ type dataSource string
 
 const (
 	srcBaseBackup dataSource = "BASE_BACKUP"
-	srcJobs       dataSource = "reading files over SQL (Jobs)"
+	srcJobs       dataSource = "reading files over SQL with jobs"
 	srcCustom     dataSource = "a caller's Source"
 )
 
@@ -313,13 +313,13 @@ var sourceOptions = []struct {
 	source dataSource
 	why    string
 }{
-	{"MaxRate", func(c *Config) bool { return c.MaxRate > 0 }, srcBaseBackup, "the server limits BASE_BACKUP's send rate"},
-	{"ServerCompression", func(c *Config) bool {
+	{"max rate (MaxRate)", func(c *Config) bool { return c.MaxRate > 0 }, srcBaseBackup, "the server limits BASE_BACKUP's send rate"},
+	{"server compression (ServerCompression)", func(c *Config) bool {
 		method, _, _ := basebackup.ParseCompression(c.ServerCompression)
 		return method != ""
 	}, srcBaseBackup, "the server compresses BASE_BACKUP's archives"},
-	{"IncrementalFrom", func(c *Config) bool { return c.IncrementalFrom != nil }, srcBaseBackup, "an incremental backup needs BASE_BACKUP (the server's WAL summaries)"},
-	{"Jobs", func(c *Config) bool { return c.Jobs >= 2 && c.Source != nil }, srcJobs, "Jobs chooses walweave's own SQL source"},
+	{"an incremental backup (IncrementalFrom)", func(c *Config) bool { return c.IncrementalFrom != nil }, srcBaseBackup, "an incremental backup needs BASE_BACKUP (the server's WAL summaries)"},
+	{"jobs (Jobs)", func(c *Config) bool { return c.Jobs >= 2 && c.Source != nil }, srcJobs, "Jobs chooses walweave's own SQL source"},
 }
 
 // checkSourceOptions refuses an option set for a data source it does not configure.

@@ -142,10 +142,12 @@ func (c *deafConn) Read(p []byte) (int, error) {
 }
 
 // TestSilentServer: when the server is not heard from although the status updates ask it to
-// reply, Stream gives up after twice wal_sender_timeout instead of hanging.
+// reply, Stream gives up after twice wal_sender_timeout instead of hanging, with the progress
+// timeout off (with it, the progress timeout decides: TestProgressTimeoutMeaning).
 func TestSilentServer(t *testing.T) {
 	c := sharedCluster(t)
 	cfg := connCfg(t, c, "", 0)
+	cfg.ProgressTimeout = -1
 	cfg.ConnConfig.RuntimeParams["wal_sender_timeout"] = "1s"
 	var dc *deafConn
 	cfg.ConnConfig.AfterNetConnect = func(ctx context.Context, _ *pgconn.Config, conn net.Conn) (net.Conn, error) {

@@ -3,6 +3,8 @@ package walstream
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +34,16 @@ func TestServerErrorsInAnotherLanguage(t *testing.T) {
 	}
 
 	r := connectT(t, connCfg(t, c, "", 0))
-	check("start ahead", r.Stream(ctx, ringbuf.New(2), r.XLogPos()+64<<20, r.Timeline(), r.SystemID()), ErrStartAhead)
+	err := r.Stream(ctx, ringbuf.New(2), r.XLogPos()+64<<20, r.Timeline(), r.SystemID())
+	check("start ahead", err, ErrStartAhead)
+	// Debian's PostgreSQL (the default server) ships the German catalog; the other builds
+	// may not, and then the server speaks English whatever lc_messages says.
+	if strings.Contains(fmt.Sprint(err), "is ahead of the WAL flush position") {
+		if c.Version == pgtest.DefaultMajor {
+			t.Fatalf("the server's messages are in English although lc_messages is German: %v", err)
+		}
+		t.Logf("PostgreSQL %d here has no German messages: the sentinels are checked against English ones", c.Version)
+	}
 	r = connectT(t, connCfg(t, c, "", 0))
 	check("timeline", r.Stream(ctx, ringbuf.New(2), r.XLogPos(), r.Timeline()+5, r.SystemID()), ErrTimelineNotInHistory)
 

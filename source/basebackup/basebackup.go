@@ -337,7 +337,7 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	rows, err := b.readResultSet("backup start position")
 	if err != nil {
 		if b.cfg.IncrementalFrom != nil {
-			err = classifyIncremental(err)
+			err = classifyIncremental(err, false)
 		}
 		return source.Start{}, fmt.Errorf("start base backup: %w", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walweave/walweave/pgformat"
@@ -96,62 +95,92 @@ func (b *Source) prepareIncremental(ctx context.Context, conn *pgconn.PgConn, ve
 		return &IncrementalError{Kind: ErrSummarizeWALOff, Err: errors.New("summarize_wal is off on the server"),
 			Advice: "set summarize_wal = on (ALTER SYSTEM SET summarize_wal = on; SELECT pg_reload_conf()), then take a full backup: incremental backups need WAL summaries from the prior backup's start on"}
 	}
+	if err := checkPriorTimeline(ctx, conn, prior); err != nil {
+		return err
+	}
 	b.log.Debug("uploading the prior manifest", "bytes", len(prior))
 	if _, err := conn.CopyFrom(ctx, bytes.NewReader(prior), "UPLOAD_MANIFEST"); err != nil {
-		return classifyIncremental(fmt.Errorf("UPLOAD_MANIFEST: %w", err))
+		return classifyIncremental(fmt.Errorf("UPLOAD_MANIFEST: %w", err), true)
 	}
 	return nil
+}
+
+// checkPriorTimeline refuses a prior backup whose WAL is on a timeline that is not this
+// server's nor one of its ancestors (TIMELINE_HISTORY), or that continued on its ancestor past
+// the point where the server's history left it: decided here, before BASE_BACKUP, so that no
+// server message text has to tell it apart from missing summaries afterwards.
+func checkPriorTimeline(ctx context.Context, conn *pgconn.PgConn, prior []byte) error {
+	m, err := pgformat.ParseManifest(prior)
+	if err != nil || len(m.WALRanges) == 0 {
+		return nil // checkPriorManifest refused it already
+	}
+	last := m.WALRanges[0]
+	for _, r := range m.WALRanges[1:] {
+		if r.Timeline > last.Timeline {
+			last = r
+		}
+	}
+	sys, err := pgrepl.IdentifySystem(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if last.Timeline == sys.Timeline {
+		return nil
+	}
+	refuse := func(why string) error {
+		return &IncrementalError{Kind: ErrPriorTimeline, Err: fmt.Errorf("the prior backup's WAL is on timeline %d up to %s; %s", last.Timeline, last.End, why),
+			Advice: "the prior backup is not an earlier state of this server on its current timeline history (another server, a backup of a timeline this server never had, or an older link of the chain): pass the newest backup of this server, or " + adviceFull}
+	}
+	if last.Timeline > sys.Timeline {
+		return refuse(fmt.Sprintf("the server is on timeline %d", sys.Timeline))
+	}
+	_, content, err := pgrepl.TimelineHistory(ctx, conn, sys.Timeline)
+	if err != nil {
+		return err
+	}
+	hist, err := pgformat.ParseHistory(content)
+	if err != nil {
+		return fmt.Errorf("timeline %d's history: %w", sys.Timeline, err)
+	}
+	for _, h := range hist {
+		if h.Timeline == last.Timeline {
+			if last.End > h.SwitchLSN {
+				return refuse(fmt.Sprintf("the server's timeline %d left it at %s", sys.Timeline, h.SwitchLSN))
+			}
+			return nil
+		}
+	}
+	return refuse(fmt.Sprintf("timeline %d is not in the history of the server's timeline %d", last.Timeline, sys.Timeline))
 }
 
 // classifyIncremental turns a server error of UPLOAD_MANIFEST or of an incremental
 // BASE_BACKUP into an *IncrementalError with advice; other errors are returned as they are.
 //
-// The SQLSTATE picks the family: the server reports a prior manifest it refuses (version 1,
-// another system identifier, a checksum mismatch) with no SQLSTATE of its own (XX000, an
-// internal error) while UPLOAD_MANIFEST finishes, and every unmet prerequisite of an
-// incremental BASE_BACKUP (summaries missing or incomplete, a timeline not in the server's
-// history, a manifest ending after this backup's start, summarization off) with 55000,
-// object_not_in_prerequisite_state. Inside a family only the message tells the cases apart,
-// so the advice is picked by the message's fixed words (PostgreSQL 17 and 18's English
-// texts); an unrecognised message keeps the family's general advice. walweave checks the
-// version and system identifier itself before uploading, so those messages are rare.
-func classifyIncremental(err error) error {
+// It goes by SQLSTATE and by what walweave checked before, never by the server's message
+// text (which follows its lc_messages): the server reports a prior manifest it refuses with
+// no SQLSTATE of its own (XX000) while UPLOAD_MANIFEST finishes, and every unmet
+// prerequisite of an incremental BASE_BACKUP with 55000 (object_not_in_prerequisite_state).
+// Before either, walweave checked the version, the manifest (parse, version, checksum,
+// system identifier), summarize_wal and the prior backup's timeline against the server's
+// history; what remains of 55000 is WAL summaries missing or incomplete.
+func classifyIncremental(err error, uploading bool) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return err
 	}
-	msg := pgErr.Message
 	if pgErr.Detail != "" {
 		err = fmt.Errorf("%w; DETAIL: %s", err, pgErr.Detail)
 	}
 	if pgErr.Hint != "" {
 		err = fmt.Errorf("%w; HINT: %s", err, pgErr.Hint)
 	}
-	switch pgErr.Code {
-	case "XX000":
-		if !strings.Contains(strings.ToLower(msg), "manifest") {
-			return err
-		}
-		if strings.Contains(msg, "system identifier") {
-			return &IncrementalError{Kind: ErrPriorOtherSystem, Err: err, Advice: "pass a prior backup of this server, or " + adviceFull}
-		}
+	switch {
+	case pgErr.Code == "XX000" && uploading:
 		return &IncrementalError{Kind: ErrPriorManifest, Err: err,
 			Advice: "pass the prior backup's backup_manifest byte for byte as the server wrote it (a PostgreSQL 17+ backup of this server), or " + adviceFull}
-	case "55000":
-		switch {
-		case strings.Contains(msg, "WAL summarization is enabled"):
-			return &IncrementalError{Kind: ErrSummarizeWALOff, Err: err,
-				Advice: "set summarize_wal = on on the server, then " + adviceFull}
-		case strings.Contains(msg, "WAL summaries are required"), strings.Contains(msg, "WAL summarization is not progressing"):
-			return &IncrementalError{Kind: ErrSummariesMissing, Err: err,
-				Advice: "the server has no complete WAL summaries back to the prior backup's start (summarize_wal was off for a while, or they were removed after wal_summary_keep_time): " + adviceFull}
-		case strings.Contains(msg, "timeline"):
-			return &IncrementalError{Kind: ErrPriorTimeline, Err: err,
-				Advice: "the prior backup is not an earlier state of this server on its current timeline history (another server, a backup of a timeline this server never had, or an older link of the chain): pass the newest backup of this server, or " + adviceFull}
-		case strings.Contains(msg, "UPLOAD_MANIFEST"):
-			return err
-		}
-		return &IncrementalError{Kind: ErrSummariesMissing, Err: err, Advice: adviceFull}
+	case pgErr.Code == "55000" && !uploading:
+		return &IncrementalError{Kind: ErrSummariesMissing, Err: err,
+			Advice: "the server has no complete WAL summaries back to the prior backup's start (summarize_wal was off for a while, they were removed after wal_summary_keep_time, or the summarizer lags): " + adviceFull}
 	}
 	return err
 }
