@@ -142,6 +142,11 @@ func (c *Cluster) RestoreDrill(t testing.TB, tarPath string, d Drill) *Cluster {
 	}
 	r := StartOn(t, dir, d.Settings)
 	r.Password, r.ReplPassword = c.Password, c.ReplPassword
+	if d.Queries[inRecovery] == "false" {
+		// A recovery to a target that then promotes accepts connections once consistent,
+		// before the promotion: wait for it rather than read the state too early.
+		r.waitPromoted(t, 2*time.Minute)
+	}
 	r.CheckCopy(t, d.Pgbench, d.Queries)
 	return r
 }
@@ -239,5 +244,20 @@ func ListTar(t testing.TB, path string) []TarMember {
 			t.Fatalf("listing %s: %v", path, err)
 		}
 		out = append(out, TarMember{Name: strings.TrimSuffix(h.Name, "/"), Size: h.Size, Mode: h.Mode, Type: h.Typeflag})
+	}
+}
+
+const inRecovery = "select pg_is_in_recovery()"
+
+// waitPromoted waits until the server has left recovery (a targeted recovery that promotes),
+// polling pg_is_in_recovery(); it fails the test when that does not happen within limit.
+func (c *Cluster) waitPromoted(t testing.TB, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for c.QueryValue(t, inRecovery) != "false" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restored copy is still in recovery after %s (recovery target not reached, or no promotion)", limit)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
