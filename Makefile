@@ -37,7 +37,7 @@ bench:
 # messages, PostgreSQL's formats, the checker, a chain stream's head, the lz4 decoder).
 FUZZTIME ?= 60s
 fuzz:
-	@set -e; for pkg in ./tarw ./pgrepl ./pgformat ./verify ./restore ./internal/lz4frame; do \
+	@set -e; for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \

@@ -10,9 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walweave/walweave/internal/source/sqlfetch"
 	"github.com/walweave/walweave/mux"
 	"github.com/walweave/walweave/source"
-	"github.com/walweave/walweave/source/sqlfetch"
 )
 
 // runProfile runs mux.Backup in this process, writing to /dev/null as the CLI writes to

@@ -6,11 +6,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walweave/walweave/internal/pgrepl"
+	"github.com/walweave/walweave/internal/source/basebackup"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
-	"github.com/walweave/walweave/source/basebackup"
 )
 
 // Checkpoint selects how the server's backup-start checkpoint runs: the data sources' own
@@ -139,7 +139,7 @@ type Config struct {
 	// must be answered within it). 0 means DefaultProgressTimeout; negative turns it off (the
 	// WAL side then gives up after twice the server's wal_sender_timeout of silence, and the
 	// TCP settings above still notice a dead network). The same reading holds in
-	// basebackup.Config and walstream.Config (pgrepl.ProgressTimeout).
+	// basebackup.Config and walstream.Config (one rule for every side).
 	ProgressTimeout time.Duration
 	// StandbyConfig is StandbyKeep (default) or StandbyDrop: what a backup of a standby does
 	// with the standby's standby.signal and primary_conninfo (see StandbyDrop).

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/walweave/walweave/internal/source/basebackup"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/source/basebackup"
 )
 
 // Errors of an incremental backup (Config.IncrementalFrom), for errors.Is against the error

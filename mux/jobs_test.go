@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/internal/source/sqlfetch"
 	"github.com/walweave/walweave/mux"
 	"github.com/walweave/walweave/restore"
 	"github.com/walweave/walweave/source"
-	"github.com/walweave/walweave/source/sqlfetch"
 	"github.com/walweave/walweave/verify"
 )
 

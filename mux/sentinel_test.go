@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/internal/source/basebackup"
+	"github.com/walweave/walweave/internal/source/sqlfetch"
 	"github.com/walweave/walweave/mux"
-	"github.com/walweave/walweave/pgrepl"
-	"github.com/walweave/walweave/source/basebackup"
-	"github.com/walweave/walweave/source/sqlfetch"
 	"github.com/walweave/walweave/walstream"
 )
 

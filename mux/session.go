@@ -13,12 +13,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/walweave/walweave/internal/pgrepl"
+	"github.com/walweave/walweave/internal/source/basebackup"
+	"github.com/walweave/walweave/internal/source/sqlfetch"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/source"
-	"github.com/walweave/walweave/source/basebackup"
-	"github.com/walweave/walweave/source/sqlfetch"
 	"github.com/walweave/walweave/tarw"
 	"github.com/walweave/walweave/walstream"
 )

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/restore"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 func stream17(t *testing.T, b *fixture.Chain17) []byte {

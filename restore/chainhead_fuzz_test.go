@@ -5,7 +5,7 @@ import (
 	"io"
 	"testing"
 
-	fixture "github.com/walweave/walweave/verify/verifytest"
+	fixture "github.com/walweave/walweave/internal/verifytest"
 )
 
 // FuzzPeekLabel: whatever the input, peekLabel does not panic, the reader it returns yields

@@ -8,9 +8,9 @@ import (
 	"os"
 	"path/filepath"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/restore"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // Restore a chain: the full backup, then an incremental one taken on top of it (PostgreSQL

@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/restore"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // Restore a stream as a standby of its primary. The stream is checked as it is written (its

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/walweave/walweave/internal/pgtest"
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/restore"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // TestExtractRealStarts restores a stream made from a real server, in place and with the

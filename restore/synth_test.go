@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/restore"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 func extract(t *testing.T, b []byte, opts restore.Options) (*verify.Report, error) {

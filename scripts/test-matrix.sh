@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every package whose tests start a real PostgreSQL (those importing internal/pgtest or
-# verify/verifytest, and internal/pgtest itself) once per server version, then the refusal
+# internal/verifytest, and internal/pgtest itself) once per server version, then the refusal
 # test against PostgreSQL 14 when 14 is in the list.
 #
 # Usage: scripts/test-matrix.sh [VERSION...]   (default: 15 16 17 18 14)
@@ -41,7 +41,7 @@ versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(15 16 17 18 14)
 
 pkgs=$($GO list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... |
-  awk '/internal\/pgtest|verify\/verifytest/ {print $1}')
+  awk '/internal\/pgtest|internal\/verifytest/ {print $1}')
 pkgs="github.com/walweave/walweave/internal/pgtest $pkgs"
 pkgs=$(echo $pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
 

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // BenchmarkVerify measures Stream's throughput on a synthetic stream (1 GiB, 64 MiB with

@@ -9,9 +9,9 @@ import (
 	"log"
 	"os"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // Check a backup stream read from a file; with a file (seekable), SHA manifests are

@@ -3,8 +3,8 @@ package verify
 import (
 	"testing"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/pgformat"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // FuzzWAL overlays fuzz bytes on a valid WAL segment (the tar-level fuzzer cannot reach the

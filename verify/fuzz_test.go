@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // smallStream is a stream without WAL segments (small enough for a fuzz corpus).

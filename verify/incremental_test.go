@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 func check17(t *testing.T, b *fixture.Chain17, edit func(s *fixture.Stream)) *verify.Report {

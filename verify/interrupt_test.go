@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // stalled sends its data, then nothing: its next Read blocks until the test ends (a pipe whose

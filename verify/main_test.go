@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	fixture "github.com/walweave/walweave/verify/verifytest"
+	fixture "github.com/walweave/walweave/internal/verifytest"
 )
 
 // shared is one cluster and one base backup for the package's real-server tests.

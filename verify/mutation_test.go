@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // Mutation is one way to break a stream, and what the report must then say.

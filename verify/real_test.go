@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/verify"
-	"github.com/walweave/walweave/verify/verifytest"
 )
 
 func TestRealStreamOK(t *testing.T) {

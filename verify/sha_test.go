@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 // onlyReader hides bytes.Reader's Seek: a pipe.

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	fixture "github.com/walweave/walweave/internal/verifytest"
 	"github.com/walweave/walweave/verify"
-	fixture "github.com/walweave/walweave/verify/verifytest"
 )
 
 func check(t *testing.T, b []byte, opts verify.Options) *verify.Report {

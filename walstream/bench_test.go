@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )
 

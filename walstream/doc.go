@@ -33,11 +33,11 @@
 //
 // A walsender that gets regular status updates sends nothing while it has no WAL to send, so
 // after a status interval without news the updates ask the server for a reply; a server not
-// heard from for Config.ProgressTimeout (by default twice wal_sender_timeout) ends the stream
+// heard from for Config.ProgressTimeout (DefaultProgressTimeout unless set) ends the stream
 // with an error instead of a hang. Between PrepareSlot and Stream, while the other connection's
 // BASE_BACKUP waits for the start checkpoint, [Receiver.Watch] reads the idle connection (a
 // terminated walsender is reported at once) and probes it with IDENTIFY_SYSTEM. A kernel
-// ETIMEDOUT (TCP keepalive, TCP_USER_TIMEOUT: see pgrepl.ApplyTCP) is reported as a timed-out
+// ETIMEDOUT (TCP keepalive, TCP_USER_TIMEOUT on the connection) is reported as a timed-out
 // connection, never taken for a read deadline of the receiver's own.
 // Reads wait at most until the next status update is due: the connection uses pgconn's
 // deadline-only context handler, so an expired read deadline leaves it usable and a partly read

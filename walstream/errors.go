@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walweave/walweave/internal/pgerr"
+	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 )
 
 // Errors the receiver's failures wrap, for callers that branch on what happened. They are

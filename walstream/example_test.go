@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/walstream"
 )
@@ -22,7 +21,7 @@ import (
 // compiled, not run, by go test.
 func Example() {
 	ctx := context.Background()
-	cfg, err := pgrepl.ParseConfig("") // PG* environment variables
+	cfg, err := walstream.ParseConfig("") // PG* environment variables
 	if err != nil {
 		log.Fatal(err)
 	}

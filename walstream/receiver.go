@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walweave/walweave/internal/pgerr"
+	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )
 
@@ -44,7 +44,7 @@ const (
 
 // Config configures a Receiver.
 type Config struct {
-	// ConnConfig is the connection configuration, normally from pgrepl.ParseConfig. Connect
+	// ConnConfig is the connection configuration, normally from ParseConfig. Connect
 	// works on a copy and makes it a physical replication connection.
 	ConnConfig *pgconn.Config
 	// SlotName is "" to use a temporary slot made by PrepareSlot, or the name of an existing
@@ -58,7 +58,7 @@ type Config struct {
 	// ProgressTimeout fails streaming when the server sends nothing, not even the keepalive
 	// the receiver asks for, for that long (a stopped walsender, a proxy that holds the
 	// connection); the status interval is capped at a third of it. 0 means
-	// pgrepl.DefaultProgressTimeout; negative turns it off, and the receiver then gives up
+	// DefaultProgressTimeout; negative turns it off, and the receiver then gives up
 	// after twice the server's wal_sender_timeout of silence (never, if that is 0). Watch uses
 	// it as the probe's reply timeout.
 	ProgressTimeout time.Duration
@@ -147,7 +147,7 @@ type Receiver struct {
 // IDENTIFY_SYSTEM, wal_segment_size and wal_sender_timeout.
 func Connect(ctx context.Context, cfg Config) (*Receiver, error) {
 	if cfg.ConnConfig == nil {
-		return nil, errors.New("walstream: Config.ConnConfig is nil (use pgrepl.ParseConfig)")
+		return nil, errors.New("walstream: Config.ConnConfig is nil (use walstream.ParseConfig)")
 	}
 	cc := cfg.ConnConfig.Copy()
 	pgrepl.ConfigureReplication(cc)
@@ -854,4 +854,19 @@ func (r *Receiver) timelineEnded(ctx context.Context, ring *ringbuf.Ring, tli ui
 		return nil, fmt.Errorf("walstream: the server ended WAL streaming at %s on timeline %d without naming a next timeline", r.received, tli)
 	}
 	return sw, nil
+}
+
+// DefaultProgressTimeout is what Config.ProgressTimeout 0 means: the same default as
+// mux.Config's and the base backup side's.
+const DefaultProgressTimeout = pgrepl.DefaultProgressTimeout
+
+// ParseConfig turns a connection string (libpq keywords or a URL; "" takes the PG* environment
+// and .pgpass as libpq does) into the physical replication connection configuration that
+// Config.ConnConfig needs.
+func ParseConfig(connString string) (*pgconn.Config, error) {
+	cfg, err := pgrepl.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("walstream: %w", err)
+	}
+	return cfg, nil
 }

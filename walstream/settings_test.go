@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/internal/pgrepl"
 )
 
 // ProgressTimeout means what it means everywhere: 0 the default, negative off (the receiver

@@ -11,9 +11,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 )
 

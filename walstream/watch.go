@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/internal/pgrepl"
 )
 
 // DefaultProbeInterval is how often Watch probes the idle connection when asked for 0.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/walweave/walweave/fleet"
 	"github.com/walweave/walweave/internal/pgtest"
-	fixture "github.com/walweave/walweave/verify/verifytest"
+	fixture "github.com/walweave/walweave/internal/verifytest"
 )
 
 const nowhere = "host=127.0.0.1 port=1 user=x"

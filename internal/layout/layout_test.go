@@ -51,7 +51,7 @@ func isProgram(pkg string) bool { return under(pkg, "cmd", "examples", "bench") 
 // imports, checked on every package; a broken rule names the package and the import.
 func TestLayoutRules(t *testing.T) {
 	m := imports(t)
-	harness := []string{"internal/pgtest", "verify/verifytest", "source/sourcetest"}
+	harness := []string{"internal/pgtest", "internal/verifytest", "source/sourcetest"}
 	rules := []struct {
 		rule    string
 		applies func(pkg string) bool
@@ -61,16 +61,16 @@ func TestLayoutRules(t *testing.T) {
 			func(p string) bool { return under(p, "ringbuf", "tarw", "pgformat") },
 			func(_, _ string) bool { return true }},
 		{"sources know no weaver and no WAL",
-			func(p string) bool { return under(p, "source") },
+			func(p string) bool { return under(p, "source", "internal/source") },
 			func(_, imp string) bool { return under(imp, "mux", "fleet", "walstream", "ringbuf") }},
 		{"the WAL side imports only pgrepl, pgformat, ringbuf and internal/pgerr",
 			func(p string) bool { return under(p, "walstream") },
-			func(_, imp string) bool { return !under(imp, "pgrepl", "ringbuf", "pgformat", "internal/pgerr") }},
+			func(_, imp string) bool { return !under(imp, "internal/pgrepl", "ringbuf", "pgformat", "internal/pgerr") }},
 		{"verify and restore read streams only",
 			func(p string) bool {
-				return (under(p, "verify") && !under(p, "verify/verifytest")) || under(p, "restore")
+				return under(p, "verify", "restore")
 			},
-			func(_, imp string) bool { return under(imp, "mux", "fleet", "source", "pgrepl", "walstream") }},
+			func(_, imp string) bool { return under(imp, "mux", "fleet", "source", "internal/source", "internal/pgrepl", "walstream") }},
 		{"only fleet and the programs import mux",
 			func(p string) bool { return !isProgram(p) && !under(p, "fleet", "mux") },
 			func(_, imp string) bool { return under(imp, "mux") }},

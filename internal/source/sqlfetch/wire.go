@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/internal/pgrepl"
 )
 
 // wireConn is a reader's connection once pgconn has connected and authenticated it: the

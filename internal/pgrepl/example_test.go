@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/walweave/walweave/pgrepl"
+	"github.com/walweave/walweave/internal/pgrepl"
 )
 
 // Read backend messages from a connection (here, bytes as a server would send them): each body

@@ -8,8 +8,8 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 )
 
 // MinIncrementalVersion is the oldest server that takes incremental backups (UPLOAD_MANIFEST

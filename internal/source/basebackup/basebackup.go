@@ -28,9 +28,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/walweave/walweave/internal/lz4frame"
 	"github.com/walweave/walweave/internal/pgerr"
+	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/internal/readerr"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
 )

@@ -53,8 +53,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walweave/walweave/internal/conninfo"
 	"github.com/walweave/walweave/internal/pgerr"
+	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/source"
 	"github.com/walweave/walweave/tarw"
 )

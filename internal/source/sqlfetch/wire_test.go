@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/internal/pgtest"
-	"github.com/walweave/walweave/pgrepl"
 )
 
 // TestWireConn runs the readers' protocol against a real server: pipelined queries in the
