@@ -61,6 +61,8 @@ type Config struct {
 	// connection); the status interval is capped at a third of it. 0 means twice the server's
 	// wal_sender_timeout (never, if that is 0). Watch uses it as the probe's reply timeout.
 	ProgressTimeout time.Duration
+	// Archive, when set, makes the receiver serve a continuous WAL archiver: see ArchiveHooks.
+	Archive *ArchiveHooks
 
 	// disableBlockedStatus turns off the status updates sent while Push is blocked (tests
 	// only: it proves that they are what keeps the walsender alive).
@@ -126,7 +128,9 @@ type Receiver struct {
 		received, messages, keepalives, segments, history, status, blockedStatus, timeouts atomic.Int64
 		probes                                                                             atomic.Int64 // Watch's IDENTIFY_SYSTEM probes answered
 		write, flush                                                                       atomic.Uint64
+		serverEnd                                                                          atomic.Uint64 // the server's end of WAL (last message)
 	}
+	statusDue atomic.Bool // ReportSoon: send a status update at once
 
 	// Stream goroutine state.
 	tli        uint32
@@ -292,7 +296,7 @@ func (r *Receiver) PrepareSlot(ctx context.Context) error {
 	if err := pgrepl.StartReplication(ctx, r.conn, name, r.sys.XLogPos, r.sys.Timeline); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
-			return fmt.Errorf("walstream: replication slot %q is in use by another process (%s); stop that client or use another slot", name, pgErr.Message)
+			return fmt.Errorf("walstream: replication slot %q is in use by another process; stop that client or use another slot: %w", name, err)
 		}
 		return fmt.Errorf("walstream: check replication slot %q: %w", name, err)
 	}
@@ -586,7 +590,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 			}
 		}
 		now := time.Now()
-		if !now.Before(r.nextStatus) {
+		if !now.Before(r.nextStatus) || r.statusDue.Swap(false) {
 			if err := r.sendStatus(now, false); err != nil {
 				return nil, err
 			}
@@ -625,6 +629,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 				if err != nil {
 					return nil, fmt.Errorf("walstream: %w", err)
 				}
+				r.st.serverEnd.Store(uint64(x.ServerWALEnd))
 				if err := r.handleXLogData(ctx, ring, x.WALStart, x.Data); err != nil {
 					return nil, err
 				}
@@ -634,6 +639,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 					return nil, fmt.Errorf("walstream: %w", err)
 				}
 				r.st.keepalives.Add(1)
+				r.st.serverEnd.Store(uint64(k.ServerWALEnd))
 				if k.ReplyRequested {
 					if err := r.sendStatus(time.Now(), false); err != nil {
 						return nil, err
@@ -687,6 +693,17 @@ func (r *Receiver) handleXLogData(ctx context.Context, ring *ringbuf.Ring, start
 		data = data[n:]
 		r.received += pgrepl.LSN(n)
 		r.st.write.Store(uint64(r.received))
+		if h := r.cfg.Archive; h != nil && h.Received != nil {
+			report, err := h.Received(r.tli, r.curStart, r.cur, off, off+n)
+			if err != nil {
+				return err
+			}
+			if report {
+				if err := r.sendStatus(time.Now(), false); err != nil {
+					return err
+				}
+			}
+		}
 		if off+n == r.segSize {
 			if err := r.pushCurrent(ctx, ring, r.segSize); err != nil {
 				return err
@@ -769,8 +786,12 @@ func (r *Receiver) sendStatus(now time.Time, reply bool) error {
 	if r.silenceLimit() > 0 && now.Sub(r.lastHeard) > r.statusInterval {
 		reply = true
 	}
-	write := max(r.received, r.flushed)
-	r.statusBuf = pgrepl.AppendStandbyStatus(r.statusBuf[:0], write, r.flushed, 0, now, reply)
+	flush := r.flushed
+	if h := r.cfg.Archive; h != nil && h.Flushed != nil {
+		flush = h.Flushed()
+	}
+	write := max(r.received, flush)
+	r.statusBuf = pgrepl.AppendStandbyStatus(r.statusBuf[:0], write, flush, 0, now, reply)
 	if err := pgrepl.SendStandbyStatus(r.conn, r.statusBuf); err != nil {
 		return r.connError(err)
 	}
@@ -820,7 +841,10 @@ func (r *Receiver) timelineEnded(ctx context.Context, ring *ringbuf.Ring, tli ui
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if r.cur != nil {
+	if r.cfg.Archive != nil {
+		// An archive keeps the old timeline's last segment partial (see ArchiveHooks).
+		r.dropCurrent(ring)
+	} else if r.cur != nil {
 		if err := r.pushCurrent(ctx, ring, int(r.received-r.curStart)); err != nil {
 			return nil, err
 		}
