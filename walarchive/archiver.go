@@ -56,22 +56,22 @@ type Config struct {
 
 // Status is a snapshot of an Archiver's state.
 type Status struct {
-	LastSegment  string       `json:"last_segment"`     // the last complete segment stored (file name)
-	FlushLSN     pgformat.LSN `json:"flush_lsn"`        // the position reported as flushed (durable)
-	ServerLSN    pgformat.LSN `json:"server_lsn"`       // the server's end of WAL, last heard
-	LagBytes     int64        `json:"lag_bytes"`        // ServerLSN - FlushLSN
-	Timeline     uint32       `json:"timeline"`         // the timeline streamed
-	Segments     int64        `json:"segments"`         // complete segments stored since Run started
-	HistoryFiles int64        `json:"history_files"`    // history files stored since Run started
-	WALBytes     int64        `json:"wal_bytes"`        // WAL bytes in those segments
-	StoredBytes  int64        `json:"stored_bytes"`     // bytes handed to the sink (compressed)
-	Reconnects   int64        `json:"reconnects"`       // connections lost and made again
-	Connected    bool         `json:"connected"`        // streaming now
-	LastError    string       `json:"last_error"`       // the last error (kept after recovering)
-	LastErrorAt  time.Time    `json:"last_error_at"`    // when it happened
-	LastSuccess  time.Time    `json:"last_success"`     // when the sink last stored a file
-	StoreRetries int64        `json:"store_retries"`    // failed Store attempts that were retried
-	SinkFailing  bool         `json:"sink_failing"`     // a Store is being retried now
+	LastSegment  string       `json:"last_segment"`  // the last complete segment stored (file name)
+	FlushLSN     pgformat.LSN `json:"flush_lsn"`     // the position reported as flushed (durable)
+	ServerLSN    pgformat.LSN `json:"server_lsn"`    // the server's end of WAL, last heard
+	LagBytes     int64        `json:"lag_bytes"`     // ServerLSN - FlushLSN
+	Timeline     uint32       `json:"timeline"`      // the timeline streamed
+	Segments     int64        `json:"segments"`      // complete segments stored since Run started
+	HistoryFiles int64        `json:"history_files"` // history files stored since Run started
+	WALBytes     int64        `json:"wal_bytes"`     // WAL bytes in those segments
+	StoredBytes  int64        `json:"stored_bytes"`  // bytes handed to the sink (compressed)
+	Reconnects   int64        `json:"reconnects"`    // connections lost and made again
+	Connected    bool         `json:"connected"`     // streaming now
+	LastError    string       `json:"last_error"`    // the last error (kept after recovering)
+	LastErrorAt  time.Time    `json:"last_error_at"` // when it happened
+	LastSuccess  time.Time    `json:"last_success"`  // when the sink last stored a file
+	StoreRetries int64        `json:"store_retries"` // failed Store attempts that were retried
+	SinkFailing  bool         `json:"sink_failing"`  // a Store is being retried now
 	PartialError string       `json:"partial_error,omitempty"`
 }
 
