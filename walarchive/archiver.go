@@ -289,7 +289,11 @@ func (a *Archiver) session(ctx context.Context) (progressed bool, err error) {
 	a.sysID = rcv.SystemID()
 	a.mu.Unlock()
 	segSize := rcv.SegmentSize()
-	if a.cfg.CreateSlot {
+	typ, restart, restartTLI, err := rcv.ReadSlot(ctx)
+	if err != nil {
+		return false, err
+	}
+	if typ == "" && a.cfg.CreateSlot {
 		existed, err := rcv.CreateSlot(ctx)
 		if err != nil {
 			return false, err
@@ -297,10 +301,9 @@ func (a *Archiver) session(ctx context.Context) (progressed bool, err error) {
 		if !existed {
 			a.log.Info("replication slot created", "slot", a.cfg.Slot)
 		}
-	}
-	typ, restart, restartTLI, err := rcv.ReadSlot(ctx)
-	if err != nil {
-		return false, err
+		if typ, restart, restartTLI, err = rcv.ReadSlot(ctx); err != nil {
+			return false, err
+		}
 	}
 	switch typ {
 	case "physical":
