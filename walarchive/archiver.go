@@ -102,9 +102,13 @@ type Archiver struct {
 	storedTLI uint32
 	pstart    pgformat.LSN // segment of the synced partial data
 	psynced   pgformat.LSN // end of the synced partial data
-	rcv       *walstream.Receiver
-	sysID     string
-	running   bool
+	pwritten  pgformat.LSN // end of the partial data written
+	// a segment whose partial file failed to be written (not written further)
+	pbroken    pgformat.LSN
+	pbrokenTLI uint32
+	rcv        *walstream.Receiver
+	sysID      string
+	running    bool
 }
 
 // New checks cfg and returns an Archiver.
@@ -261,7 +265,7 @@ func (a *Archiver) flushed() pgformat.LSN {
 // partial data of the segment that follows them.
 func (a *Archiver) flushedLocked() pgformat.LSN {
 	f := a.stored
-	if a.cfg.Synchronous && a.psynced > f && a.pstart <= f {
+	if a.psynced > f && a.pstart <= f {
 		f = a.psynced
 	}
 	return f
@@ -275,7 +279,7 @@ func (a *Archiver) session(ctx context.Context) (progressed bool, err error) {
 		StatusInterval:  a.cfg.StatusInterval,
 		ProgressTimeout: a.cfg.ProgressTimeout,
 		Logger:          a.cfg.Logger,
-		Archive:         &walstream.ArchiveHooks{Flushed: a.flushed, Received: a.received},
+		Archive:         &walstream.ArchiveHooks{Flushed: a.flushed, Received: a.received, Sync: a.sync},
 	})
 	if err != nil {
 		return false, err
@@ -320,7 +324,7 @@ func (a *Archiver) session(ctx context.Context) (progressed bool, err error) {
 	a.mu.Lock()
 	a.stored = start
 	a.storedTLI = tli
-	a.pstart, a.psynced = 0, 0
+	a.pstart, a.psynced, a.pwritten = 0, 0, 0
 	a.rcv = rcv
 	a.st.Connected = true
 	a.st.Timeline = tli
@@ -405,6 +409,12 @@ func (a *Archiver) received(tli uint32, segStart pgformat.LSN, seg []byte, from,
 	if a.partial == nil {
 		return false, nil
 	}
+	a.mu.Lock()
+	broken := a.pbroken == segStart && a.pbrokenTLI == tli
+	a.mu.Unlock()
+	if broken {
+		return false, nil // the partial file of this segment has a hole: not written further
+	}
 	name := pgformat.WALFileName(tli, segStart, len(seg))
 	err := a.partial.WritePartial(name, int64(from), seg[from:to])
 	if err == nil && a.cfg.Synchronous {
@@ -419,19 +429,46 @@ func (a *Archiver) received(tli uint32, segStart pgformat.LSN, seg []byte, from,
 		a.mu.Lock()
 		first := a.st.PartialError == ""
 		a.st.PartialError = err.Error()
+		a.pbroken, a.pbrokenTLI = segStart, tli
 		a.mu.Unlock()
 		if first {
 			a.log.Warn("writing the partial segment failed", "err", err)
 		}
 		return false, nil
 	}
-	if !a.cfg.Synchronous {
-		return false, nil
+	a.mu.Lock()
+	a.pstart, a.pwritten = segStart, segStart+pgformat.LSN(to)
+	if a.cfg.Synchronous {
+		a.psynced = a.pwritten
+	}
+	a.mu.Unlock()
+	return a.cfg.Synchronous, nil
+}
+
+// sync is the receiver's hook before it answers a keepalive that asks for a reply (the server
+// shutting down waits for our flush position): the partial file is made durable; a sink
+// without one asks for a reply without a flush position.
+func (a *Archiver) sync() (bool, error) {
+	if a.partial == nil {
+		return true, nil
 	}
 	a.mu.Lock()
-	a.pstart, a.psynced = segStart, segStart+pgformat.LSN(to)
+	pending := a.pwritten > a.psynced
 	a.mu.Unlock()
-	return true, nil
+	if !pending {
+		return false, nil
+	}
+	if err := a.partial.SyncPartial(); err != nil {
+		if a.cfg.Synchronous {
+			return false, err
+		}
+		a.log.Warn("syncing the partial segment failed", "err", err)
+		return true, nil
+	}
+	a.mu.Lock()
+	a.psynced = a.pwritten
+	a.mu.Unlock()
+	return false, nil
 }
 
 type consumed struct {

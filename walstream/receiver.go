@@ -130,7 +130,8 @@ type Receiver struct {
 		write, flush                                                                       atomic.Uint64
 		serverEnd                                                                          atomic.Uint64 // the server's end of WAL (last message)
 	}
-	statusDue atomic.Bool // ReportSoon: send a status update at once
+	statusDue    atomic.Bool // ReportSoon: send a status update at once
+	invalidFlush bool        // the next status update reports no flush position (ArchiveHooks.Sync)
 
 	// Stream goroutine state.
 	tli        uint32
@@ -641,6 +642,13 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 				r.st.keepalives.Add(1)
 				r.st.serverEnd.Store(uint64(k.ServerWALEnd))
 				if k.ReplyRequested {
+					if h := r.cfg.Archive; h != nil && h.Sync != nil {
+						invalid, err := h.Sync()
+						if err != nil {
+							return nil, err
+						}
+						r.invalidFlush = invalid
+					}
 					if err := r.sendStatus(time.Now(), false); err != nil {
 						return nil, err
 					}
@@ -791,6 +799,9 @@ func (r *Receiver) sendStatus(now time.Time, reply bool) error {
 		flush = h.Flushed()
 	}
 	write := max(r.received, flush)
+	if r.invalidFlush {
+		r.invalidFlush, flush = false, 0
+	}
 	r.statusBuf = pgrepl.AppendStandbyStatus(r.statusBuf[:0], write, flush, 0, now, reply)
 	if err := pgrepl.SendStandbyStatus(r.conn, r.statusBuf); err != nil {
 		return r.connError(err)
