@@ -29,7 +29,7 @@ type FileName struct {
 // compression suffix or none), a history file or a partial segment. ok is false for anything
 // else (temporary files included).
 func ParseFileName(name string) (f FileName, ok bool) {
-	if tli, ok := pgformat.ParseHistoryFileName(name); ok {
+	if tli, ok := pgformat.ParseHistoryFileName(name); ok && tli != 0 {
 		return FileName{Kind: KindHistory, Base: name, Timeline: tli}, true
 	}
 	base, kind, comp := name, KindSegment, Compression{}
