@@ -2,7 +2,7 @@
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: demo test test-matrix fuzz bench build vet
+.PHONY: demo test test-matrix fuzz bench build vet docs
 
 # The main job: a real backup of a scratch PostgreSQL under write load, restored and checked.
 demo:
@@ -42,3 +42,8 @@ fuzz:
 	    echo "fuzz $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# The CLI reference in docs/cli, generated from the commands (cobra's doc package); a test
+# (TestCLIReferenceUpToDate) fails when it is out of date.
+docs:
+	$(GO) test ./cmd/walweave -run '^TestCLIReferenceUpToDate$$' -count=1 -args -update-docs

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -101,7 +103,8 @@ func Command(shell, node string, stdout, stderr io.Writer) func(ctx context.Cont
 	return func(ctx context.Context) (Destination, error) {
 		cmd := exec.Command("sh", "-c", shell)
 		cmd.Env = append(os.Environ(), "WALWEAVE_NODE="+node)
-		cmd.Stdout, cmd.Stderr = stdout, stderr
+		tail := &lastLine{w: stderr}
+		cmd.Stdout, cmd.Stderr = stdout, tail
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		in, err := cmd.StdinPipe()
 		if err != nil {
@@ -110,7 +113,7 @@ func Command(shell, node string, stdout, stderr io.Writer) func(ctx context.Cont
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start %q: %w", shell, err)
 		}
-		d := &cmdDest{cmd: cmd, in: in, done: make(chan struct{})}
+		d := &cmdDest{cmd: cmd, in: in, done: make(chan struct{}), tail: tail}
 		go func() { d.err = cmd.Wait(); close(d.done) }()
 		return d, nil
 	}
@@ -123,9 +126,87 @@ type cmdDest struct {
 	done   chan struct{}
 	err    error // cmd.Wait's, valid once done is closed
 	closed bool
+	tail   *lastLine
 }
 
-func (d *cmdDest) Write(p []byte) (int, error) { return d.in.Write(p) }
+// Write gives p to the command. When the command has exited (its input is then closed) or
+// closed its input, the error is the command's exit status and its last line on stderr, not
+// the pipe's "file already closed" or "broken pipe".
+func (d *cmdDest) Write(p []byte) (int, error) {
+	n, err := d.in.Write(p)
+	if err == nil {
+		return n, nil
+	}
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		return n, fmt.Errorf("command %q stopped reading the stream: %w", d.cmd.Args[2], err)
+	}
+	if cerr := d.exitError(); cerr != nil {
+		return n, cerr
+	}
+	return n, fmt.Errorf("command %q exited with status 0 before it read the whole stream", d.cmd.Args[2])
+}
+
+// exitError describes how the command ended (done must be closed): nil when it exited 0.
+func (d *cmdDest) exitError() error {
+	if d.err == nil {
+		return nil
+	}
+	last := ""
+	if l := d.tail.last(); l != "" {
+		last = fmt.Sprintf(" (its last line on stderr: %q)", l)
+	}
+	var ee *exec.ExitError
+	if errors.As(d.err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("command %q was killed by signal %s%s", d.cmd.Args[2], ws.Signal(), last)
+		}
+		return fmt.Errorf("command %q exited with status %d%s", d.cmd.Args[2], ee.ExitCode(), last)
+	}
+	return fmt.Errorf("command %q: %w", d.cmd.Args[2], d.err)
+}
+
+// lastLine passes what a command writes on to w (nil: discards it) and keeps its last
+// non-empty line.
+type lastLine struct {
+	mu      sync.Mutex
+	w       io.Writer
+	partial []byte
+	line    string
+}
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		if s := strings.TrimSpace(string(l.partial[:i])); s != "" {
+			l.line = s
+		}
+		l.partial = l.partial[i+1:]
+	}
+	if len(l.partial) > 4096 {
+		l.partial = l.partial[len(l.partial)-4096:]
+	}
+	l.mu.Unlock()
+	if l.w == nil {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}
+
+func (l *lastLine) last() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := strings.TrimSpace(string(l.partial)); s != "" {
+		return s
+	}
+	return l.line
+}
 
 func (d *cmdDest) closeInput() {
 	d.mu.Lock()
@@ -139,14 +220,7 @@ func (d *cmdDest) closeInput() {
 func (d *cmdDest) Close() error {
 	d.closeInput()
 	<-d.done
-	if d.err != nil {
-		var ee *exec.ExitError
-		if errors.As(d.err, &ee) {
-			return fmt.Errorf("command %q: %s", d.cmd.Args[2], ee.ProcessState)
-		}
-		return fmt.Errorf("command %q: %w", d.cmd.Args[2], d.err)
-	}
-	return nil
+	return d.exitError()
 }
 
 func (d *cmdDest) Commit() error { return nil }

@@ -159,9 +159,11 @@ type NodeReport struct {
 // Seconds is a duration written in JSON as seconds.
 type Seconds time.Duration
 
-// MarshalJSON writes the seconds with millisecond precision.
+// MarshalJSON writes the seconds rounded to the millisecond: 2.236, not the float sum
+// 2.2359999999999998 that Duration.Seconds can give.
 func (s Seconds) MarshalJSON() ([]byte, error) {
-	return strconv.AppendFloat(nil, time.Duration(s).Round(time.Millisecond).Seconds(), 'f', -1, 64), nil
+	ms := time.Duration(s).Round(time.Millisecond).Milliseconds()
+	return strconv.AppendFloat(nil, float64(ms)/1000, 'f', -1, 64), nil
 }
 
 // UnmarshalJSON reads seconds.

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,12 @@ type RestoreOptions struct {
 	// Progress, when set, is called about once a second per node with the bytes read so far
 	// (from several goroutines: it must be safe for concurrent use).
 	Progress func(node string, bytesRead int64)
+	// AutoOwner: when Restore.Owner is nil and the process runs as root, each node's files go
+	// to the owner restore.ChooseOwner picks for its directory and stream (the owner of the
+	// directory, else the one recorded in the stream, "postgres"), as walweave restore does
+	// as root: PostgreSQL refuses to start on a data directory it does not own. The node's
+	// report says which (Owner).
+	AutoOwner bool
 }
 
 // RestoreNodeReport is one node's part of a RestoreReport.
@@ -41,6 +48,8 @@ type RestoreNodeReport struct {
 	Bytes    int64   `json:"bytes"`
 	Duration Seconds `json:"duration_seconds"`
 	Error    string  `json:"error,omitempty"`
+	// Owner describes who was given the files (Restore.Owner or AutoOwner), or is empty.
+	Owner string `json:"owner,omitempty"`
 	// Err is the node's error; Verify the restore package's report (nil when it failed early).
 	Err    error          `json:"-"`
 	Verify *verify.Report `json:"-"`
@@ -78,6 +87,7 @@ func Restore(ctx context.Context, nodes []RestoreNode, opts RestoreOptions) (Res
 			defer wg.Done()
 			start := time.Now()
 			cr := &countingReader{}
+			owner := ""
 			stop := make(chan struct{})
 			if opts.Progress != nil {
 				go func() {
@@ -103,13 +113,24 @@ func Restore(ctx context.Context, nodes []RestoreNode, opts RestoreOptions) (Res
 				cr.r = rc
 				o := opts.Restore
 				o.Dir = n.Dir
-				return restore.Extract(ctx, cr, o)
+				var src io.Reader = cr
+				if o.Owner != nil {
+					owner = restore.DescribeOwner(*o.Owner)
+				} else if opts.AutoOwner && os.Geteuid() == 0 {
+					br := bufio.NewReaderSize(cr, 64<<10)
+					head, _ := br.Peek(512)
+					if ow, desc, ok := restore.ChooseOwner(n.Dir, head); ok {
+						o.Owner, owner = &ow, desc
+					}
+					src = br
+				}
+				return restore.Extract(ctx, src, o)
 			}()
 			close(stop)
 			mu.Lock()
 			defer mu.Unlock()
 			r := &rep.Nodes[i]
-			r.Bytes, r.Duration, r.Verify = cr.n.Load(), Seconds(time.Since(start)), vr
+			r.Bytes, r.Duration, r.Verify, r.Owner = cr.n.Load(), Seconds(time.Since(start)), vr, owner
 			if err == nil {
 				r.State = StateDone
 				return

@@ -110,8 +110,8 @@ func TestCommandDestination(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Write([]byte("data"))
-	if err := d.Close(); err == nil || !strings.Contains(err.Error(), "exit status 3") {
-		t.Fatalf("Close: %v, want exit status 3", err)
+	if err := d.Close(); err == nil || !strings.Contains(err.Error(), "exited with status 3") {
+		t.Fatalf("Close: %v, want exited with status 3", err)
 	}
 	dir := t.TempDir()
 	d, _ = Command(`sleep 60 & wait; echo done > `+dir+`/done`, "a", nil, nil)(context.Background())

@@ -63,6 +63,11 @@ type ChainReport struct {
 // can check it; tablespace relocation, postgresql.auto.conf and the recovery options of opts
 // apply as with Extract.
 //
+// Before anything is written, the head of every stream is read (up to MaxChainHead, kept in
+// memory; each stream is still read once) for its backup_label, and a chain that does not
+// link is refused there, with verify.CheckChain's words; the system identifiers, in
+// global/pg_control near each stream's end, are compared while the chain is applied.
+//
 // The chain must link: a full backup first, then backups each taken from the one before it
 // (INCREMENTAL FROM LSN and TLI equal to its START WAL LOCATION and TIMELINE), all of one
 // cluster; an INCREMENTAL file whose relation file no earlier backup has is an error too.
@@ -78,6 +83,10 @@ func Chain(ctx context.Context, streams []ChainStream, opts Options) (*ChainRepo
 		rep, err := Extract(ctx, streams[0].R, opts)
 		cr.Reports = append(cr.Reports, rep)
 		return cr, err
+	}
+	streams = append([]ChainStream(nil), streams...)
+	if err := checkChainHeads(streams, MaxChainHead); err != nil {
+		return cr, fmt.Errorf("restore: %w", err)
 	}
 	x, err := prepare(opts)
 	if err != nil {
@@ -633,7 +642,7 @@ func refuseIncremental(body io.Reader, size int64) (io.Reader, error) {
 		return nil, err
 	}
 	if l, err := pgformat.ParseBackupLabel(b); err == nil && l.Incremental() {
-		return nil, fmt.Errorf("restore: %w: this is an incremental backup (INCREMENTAL FROM %s on timeline %d), which cannot be restored alone: restore the chain in order, the full backup first: walweave restore -D DIR FULL INC1 INC2 ... (restore.Chain)",
+		return nil, fmt.Errorf("restore: %w: this is an incremental backup (INCREMENTAL FROM %s on timeline %d), which cannot be restored alone: restore the chain in order, the full backup first, in one restore (walweave restore -D DIR FULL INC1 INC2 ...)",
 			verify.ErrChain, l.IncrementalFromLSN, l.IncrementalFromTLI)
 	}
 	return bytes.NewReader(b), nil

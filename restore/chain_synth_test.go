@@ -122,7 +122,7 @@ func TestChainSynthRefused(t *testing.T) {
 		want  string
 	}{
 		{"incremental alone", [][]byte{inc}, "cannot be restored alone"},
-		{"incremental first", [][]byte{inc, full}, "cannot be restored alone"},
+		{"incremental first", [][]byte{inc, full}, "a chain starts with a full backup"},
 		{"full twice", [][]byte{full, full}, "is a full backup"},
 		{"not linked", [][]byte{full, stream17(t, other)}, "does not follow"},
 		{"no base file", [][]byte{full, stream17(t, noBase)}, "which no earlier backup of the chain has"},

@@ -128,3 +128,19 @@ func DirOwner(dir string) (o Owner, from string, ok bool) {
 		p = parent
 	}
 }
+
+// ChooseOwner is the owner walweave restore gives the files when it runs as root without an
+// owner given: the owner of dir (or of the directory it will be created in) when that is not
+// root, else the owner recorded in the stream (head: its first bytes, at least its first tar
+// header), as tar -x run as root does. desc says which ("postgres:postgres (uid 105, gid
+// 111), the owner recorded in the stream"); ok is false when neither names an owner other
+// than root.
+func ChooseOwner(dir string, head []byte) (o Owner, desc string, ok bool) {
+	if o, from, ok := DirOwner(dir); ok {
+		return o, DescribeOwner(o) + ", the owner of " + from, true
+	}
+	if o, ok := StreamOwner(head); ok {
+		return o, DescribeOwner(o) + ", the owner recorded in the stream", true
+	}
+	return Owner{}, "", false
+}

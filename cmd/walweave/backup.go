@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	iofs "io/fs"
@@ -17,23 +16,25 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/walweave/walweave/internal/humanize"
 	"github.com/walweave/walweave/mux"
 )
 
-const backupUsage = `Usage: walweave backup [flags]
-
-Takes a physical backup of a PostgreSQL 15+ server and writes it as one tar stream to
+const backupLong = `Takes a physical backup of a PostgreSQL 15+ server and writes it as one tar stream to
 stdout (or to -o FILE), with the WAL it needs woven in. Extract it with "tar -x" into an
 empty directory: PostgreSQL starts on it with no archive. The role needs the REPLICATION
 attribute, and the server two free walsenders (max_wal_senders) and a replication slot.
 
-  walweave backup -d "host=db user=backup" | zstd > base.tar.zst
+Flags mirror pg_basebackup's where the meaning is the same. pg_basebackup habits: -D -, -Ft,
+-X stream, -X fetch and -w are accepted and change nothing; -z, -Z, -W, -T, --no-manifest,
+-t, -D DIR, -Fp and -X none are refused with one line saying the walweave way.`
 
-Flags:
-`
+const backupExample = `  walweave backup -d "host=db user=backup" -c fast -P | zstd > base.tar.zst
+  walweave backup -d "$DSN" -o base.tar --manifest-out base.manifest`
 
 // backupFlags are walweave backup's flags; names mirror pg_basebackup's where the meaning
 // is the same.
@@ -57,71 +58,67 @@ type backupFlags struct {
 	progressTimeout          time.Duration
 	standbyConfig            string
 	incremental, manifestOut string // walweave backup only (not fleet)
-}
-
-// strFlag and boolFlag register a flag under a short and a long name.
-func strFlag(fs *flag.FlagSet, p *string, short, long, def, help string) {
-	fs.StringVar(p, long, def, help)
-	if short != "" {
-		fs.StringVar(p, short, def, "same as --"+long)
-	}
-}
-
-func boolFlag(fs *flag.FlagSet, p *bool, short, long string, help string) {
-	fs.BoolVar(p, long, false, help)
-	if short != "" {
-		fs.BoolVar(p, short, false, "same as --"+long)
-	}
+	force                    bool
+	compressSet              bool // --compress was given
 }
 
 // register registers walweave backup's flags on fs (walweave fleet backup shares them).
-func (f *backupFlags) register(fs *flag.FlagSet) {
-	strFlag(fs, &f.dbname, "d", "dbname", "", "connection string (keyword/value or URL); PG* variables and .pgpass apply")
-	strFlag(fs, &f.host, "h", "host", "", "server host or socket directory (overrides the connection string)")
-	strFlag(fs, &f.port, "p", "port", "", "server port")
-	strFlag(fs, &f.user, "U", "username", "", "role to connect as (needs REPLICATION)")
-	strFlag(fs, &f.label, "l", "label", "walweave", "backup label")
-	strFlag(fs, &f.checkpoint, "c", "checkpoint", "spread", "checkpoint mode: fast or spread (spread can wait minutes before the first byte)")
-	strFlag(fs, &f.maxRate, "r", "max-rate", "", "server send rate limit in kB/s, with k or M suffix (32k..1024M)")
-	strFlag(fs, &f.slot, "S", "slot", "", "use this existing physical replication slot instead of a temporary one")
-	boolFlag(fs, &f.writeRecoveryConf, "R", "write-recovery-conf", "add standby.signal and primary_conninfo so the copy starts as a standby")
+func (f *backupFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.dbname, "dbname", "d", "", "connection string `CONNSTR` (keyword/value or URL); PG* variables and .pgpass apply")
+	fs.StringVarP(&f.host, "host", "h", "", "server `HOST` or socket directory (overrides the connection string)")
+	fs.StringVarP(&f.port, "port", "p", "", "server `PORT`")
+	fs.StringVarP(&f.user, "username", "U", "", "`ROLE` to connect as (needs REPLICATION)")
+	fs.StringVarP(&f.label, "label", "l", "walweave", "backup `LABEL`")
+	fs.StringVarP(&f.checkpoint, "checkpoint", "c", "spread", "checkpoint `MODE`: fast or spread (spread can wait minutes before the first byte)")
+	fs.StringVarP(&f.maxRate, "max-rate", "r", "", "server send `RATE` limit in kB/s, with k or M suffix (32k..1024M)")
+	fs.StringVarP(&f.slot, "slot", "S", "", "use this existing physical replication `SLOT` instead of a temporary one")
+	fs.BoolVarP(&f.writeRecoveryConf, "write-recovery-conf", "R", false, "add standby.signal and primary_conninfo so the copy starts as a standby")
 	fs.BoolVar(&f.recoveryPassword, "recovery-conf-password", false, "keep the password in primary_conninfo (left out by default)")
-	boolFlag(fs, &f.progress, "P", "progress", "show progress on stderr")
+	fs.BoolVarP(&f.progress, "progress", "P", false, "show progress on stderr")
 	fs.BoolVar(&f.noVerifyChecksums, "no-verify-checksums", false, "do not let the server verify data checksums")
-	fs.StringVar(&f.manifestChecksums, "manifest-checksums", "CRC32C", "manifest checksum algorithm: NONE, CRC32C, SHA224, SHA256, SHA384, SHA512")
-	boolFlag(fs, &f.verbose, "v", "verbose", "log what happens on stderr")
-	fs.IntVar(&f.ringSlots, "ring-slots", 24, "WAL segments that may wait in memory while a data file is copied")
-	fs.StringVar(&f.compress, "compress", "none", "compress the stream: none or lz4[:LEVEL] (LEVEL 0-9, several cores)")
-	fs.StringVar(&f.serverCompress, "server-compress", "none", "have the server send its archives compressed, decompressed here: none, lz4[:LEVEL] (LEVEL 1-12) or zstd[:level=N][,workers=N] (N server threads); less traffic, more CPU on both sides")
-	fs.IntVar(&f.jobs, "jobs", 0, "read the data files over SQL on N connections (N >= 2; pg_read_binary_file inside pg_backup_start/stop) instead of BASE_BACKUP: N TCP flows for links that cap each one; needs superuser or the EXECUTE grants it names")
+	fs.StringVar(&f.manifestChecksums, "manifest-checksums", "CRC32C", "manifest checksum `ALGORITHM`: NONE, CRC32C, SHA224, SHA256, SHA384, SHA512")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log what happens on stderr")
+	fs.IntVar(&f.ringSlots, "ring-slots", 24, "`N` WAL segments that may wait in memory while a data file is copied")
+	fs.StringVar(&f.compress, "compress", "none", "compress the stream: `SPEC` is none or lz4[:LEVEL] (LEVEL 0-9, several cores)")
+	fs.StringVar(&f.serverCompress, "server-compress", "none", "have the server send its archives compressed, decompressed here: `SPEC` is none, lz4[:LEVEL] (LEVEL 1-12) or zstd[:level=N][,workers=N] (N server threads); less traffic, more CPU on both sides")
+	fs.IntVar(&f.jobs, "jobs", 0, "read the data files over SQL on `N` connections (N >= 2; pg_read_binary_file inside pg_backup_start/stop) instead of BASE_BACKUP: N TCP flows for links that cap each one; needs superuser or the EXECUTE grants it names")
 	fs.DurationVar(&f.tcpUserTimeout, "tcp-user-timeout", mux.DefaultTCPUserTimeout, "end a connection whose peer stopped acknowledging (cut network, dead host) after this long, on both ends; keepalive probes start after "+mux.DefaultKeepaliveIdle.String()+" of silence; negative: no user timeout")
 	fs.DurationVar(&f.progressTimeout, "progress-timeout", mux.DefaultProgressTimeout, "fail a side whose server sends nothing (not even a requested keepalive) for this long on a live connection; the start checkpoint's wait is not counted; negative: off")
-	fs.StringVar(&f.standbyConfig, "standby-config", "keep", "backing up a standby: keep its standby.signal and primary_conninfo (the copy starts as a standby of the same primary), or drop them (the copy starts as a primary)")
-	strFlag(fs, &f.output, "o", "output", "", "write to FILE (FILE.tmp, fsynced, renamed on success) instead of stdout")
+	fs.StringVar(&f.standbyConfig, "standby-config", "keep", "backing up a standby: `keep|drop`; keep its standby.signal and primary_conninfo (the copy starts as a standby of the same primary), or drop them (the copy starts as a primary)")
+	fs.StringVarP(&f.output, "output", "o", "", "write to `FILE` (FILE.tmp, fsynced, renamed on success) instead of stdout; a name ending in .lz4 gets --compress lz4")
+	fs.BoolVar(&f.force, "force", false, "replace an existing -o FILE (and --manifest-out FILE)")
+	// -h is --host, as in pg_basebackup: help is --help only.
+	fs.Bool("help", false, "help for this command (-h is --host)")
 }
 
-func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func newBackupCmd(a *app) *cobra.Command {
 	var f backupFlags
-	fs := flag.NewFlagSet("walweave backup", flag.ContinueOnError)
+	var habits habitFlags
+	cmd := &cobra.Command{
+		Use:     "backup [flags]",
+		Short:   "write a backup stream to stdout (or -o FILE)",
+		Long:    backupLong,
+		Example: backupExample,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := habits.check(cmd.Flags()); err != nil {
+				return usagef("%v", err)
+			}
+			if len(args) > 0 {
+				return usagef("unexpected argument %q (the stream goes to stdout or -o FILE; see walweave backup --help)", args[0])
+			}
+			f.compressSet = cmd.Flags().Changed("compress")
+			return a.exit(runBackup(a.ctx, &f, a.stdout, a.stderr))
+		},
+	}
+	fs := cmd.Flags()
 	f.register(fs)
-	fs.StringVar(&f.incremental, "incremental", "", "take an incremental backup (PostgreSQL 17+, summarize_wal = on) on top of PRIOR: its backup_manifest file, or the prior stream (plain, lz4, zstd, gzip)")
-	fs.StringVar(&f.manifestOut, "manifest-out", "", "also write the backup's manifest to FILE when the backup succeeds (the next --incremental's PRIOR)")
-	args, err := pgBasebackupHabits(fs, args)
-	if err != nil {
-		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
-		return exitUsage
-	}
-	pos, err := parseFlags(fs, "backup", backupUsage, args, stdout, stderr)
-	if errors.Is(err, errHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "walweave backup: unexpected argument %q (the stream goes to stdout or -o FILE; see walweave backup --help)\n", pos[0])
-		return exitUsage
-	}
+	fs.StringVarP(&f.incremental, "incremental", "i", "", "take an incremental backup (PostgreSQL 17+, summarize_wal = on) on top of `PRIOR`: its backup_manifest file, or the prior stream (plain, lz4, zstd, gzip)")
+	fs.StringVar(&f.manifestOut, "manifest-out", "", "also write the backup's manifest to `FILE` when the backup succeeds (the next --incremental's PRIOR)")
+	habits.register(fs)
+	return cmd
+}
+
+func runBackup(ctx context.Context, f *backupFlags, stdout, stderr io.Writer) int {
 	cfg, err := f.config()
 	if err != nil {
 		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
@@ -136,6 +133,13 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "walweave backup: %v\n", err)
 		return exitUsage
 	}
+	compress = suffixCompression(f.output, f.compressSet, compress, "walweave backup", stderr)
+	if f.manifestOut != "" && !f.force {
+		if err := refuseExisting("--manifest-out", f.manifestOut); err != nil {
+			fmt.Fprintf(stderr, "walweave backup: %v\n", err)
+			return exitUsage
+		}
+	}
 	if f.incremental != "" {
 		if cfg.IncrementalFrom, err = loadPriorManifest(f.incremental); err != nil {
 			fmt.Fprintf(stderr, "walweave backup: --incremental: %v\n", err)
@@ -147,6 +151,12 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if err := checkOutputPath(f.output); err != nil {
 			fmt.Fprintf(stderr, "walweave backup: %v\n", err)
 			return exitUsage
+		}
+		if !f.force {
+			if err := refuseExisting("-o", f.output); err != nil {
+				fmt.Fprintf(stderr, "walweave backup: %v\n", err)
+				return exitUsage
+			}
 		}
 	}
 	level := slog.LevelWarn
@@ -228,8 +238,8 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if c := strings.ToLower(cfg.ServerCompression); c != "" && c != "none" {
 			traffic = fmt.Sprintf(" (archives received %s-compressed: %s)", c, humanize.Bytes(res.ArchiveBytesReceived))
 		}
-		fmt.Fprintf(stderr, "walweave: backup complete: %s..%s timeline %d, %s written%s, %d data files, %d WAL segments, %s\n",
-			res.StartLSN, res.EndLSN, res.EndTimeline, humanize.Bytes(res.BytesWritten), traffic, res.DataFiles, res.WALSegments, res.Duration.Round(1e7))
+		fmt.Fprintf(stderr, "walweave: backup complete: %s..%s timeline %d, %s written%s, %s, %s, %s\n",
+			res.StartLSN, res.EndLSN, res.EndTimeline, humanize.Bytes(res.BytesWritten), traffic, plural(res.DataFiles, "data file"), plural(res.WALSegments, "WAL segment"), res.Duration.Round(1e7))
 	}
 	return exitOK
 }
@@ -255,7 +265,7 @@ func backupFailed(ctx context.Context, stderr io.Writer, err error, toFile bool,
 		fmt.Fprintf(stderr, "walweave: backup failed: stdout was closed by its reader (broken pipe) after %s; the stream is incomplete, nothing is left on the server\n", humanize.Bytes(written))
 		return exitFailure
 	}
-	fmt.Fprintf(stderr, "walweave: backup failed: %s; %s\n", errorLine(err), kept)
+	fmt.Fprintf(stderr, "walweave: backup failed: %s; %s\n", strings.TrimRight(errorLine(err), ";"), kept)
 	return exitFailure
 }
 
@@ -274,6 +284,45 @@ func checkOutputPath(p string) error {
 		return fmt.Errorf("-o %s: %s is not a directory", p, filepath.Dir(p))
 	}
 	return nil
+}
+
+// refuseExisting refuses to replace an existing file (as pg_basebackup refuses a non-empty
+// target) unless --force.
+func refuseExisting(flag, p string) error {
+	if _, err := os.Lstat(p); err == nil {
+		return fmt.Errorf("%s %s: the file exists; walweave does not replace it unless --force is given", flag, p)
+	}
+	return nil
+}
+
+// compressedSuffixes are the names of compressed files and what writes them.
+var compressedSuffixes = []struct{ suffix, name, pipe string }{
+	{".zst", "zstd", "zstd"}, {".zstd", "zstd", "zstd"}, {".gz", "gzip", "gzip"}, {".tgz", "gzip", "gzip"},
+	{".xz", "xz", "xz"}, {".bz2", "bzip2", "bzip2"}, {".lz4", "lz4", ""},
+}
+
+// suffixCompression is the output compression for -o path: with no --compress, a name ending
+// in .lz4 gets lz4 (which walweave writes itself), and a name of another compressed format
+// gets a plain tar, said on stderr (walweave writes no zstd, gzip, ...: a pipe does). It
+// returns the lz4 level, or -1 for none.
+func suffixCompression(path string, compressSet bool, compress int, who string, stderr io.Writer) int {
+	if compressSet || path == "" || path == "-" {
+		return compress
+	}
+	base := strings.ReplaceAll(filepath.Base(path), "{node}", "NODE")
+	for _, c := range compressedSuffixes {
+		if !strings.HasSuffix(base, c.suffix) {
+			continue
+		}
+		if c.name == "lz4" {
+			fmt.Fprintf(stderr, "%s: -o %s: compressing with lz4, as the name says (--compress none for a plain tar)\n", who, path)
+			return 0
+		}
+		fmt.Fprintf(stderr, "%s: -o %s: the file will be a plain tar, not %s: walweave compresses with lz4 only (--compress lz4 -o NAME.tar.lz4); for %s pipe the stream: walweave backup ... | %s > %s\n",
+			who, path, c.name, c.name, c.pipe, filepath.Base(path))
+		return compress
+	}
+	return compress
 }
 
 // countingWriter counts the bytes written through it.
@@ -309,6 +358,12 @@ func (f *backupFlags) config() (mux.Config, error) {
 	}
 	if f.checkpoint != "fast" && f.checkpoint != "spread" {
 		return mux.Config{}, fmt.Errorf("invalid checkpoint argument %q, must be \"fast\" or \"spread\"", f.checkpoint)
+	}
+	if f.jobs == 1 {
+		return mux.Config{}, errors.New("--jobs 1: one connection is what BASE_BACKUP already is; leave --jobs out, or give N >= 2 to read the files over N connections")
+	}
+	if f.jobs >= 2 && f.incremental != "" {
+		return mux.Config{}, fmt.Errorf("--jobs %d and --incremental exclude each other: an incremental backup needs BASE_BACKUP (the server's WAL summaries); leave --jobs out", f.jobs)
 	}
 	if f.ringSlots < 1 {
 		return mux.Config{}, fmt.Errorf("--ring-slots must be at least 1")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/restore"
@@ -160,23 +161,30 @@ func verifyChain(ctx context.Context, args []string, opts verify.Options, quiet 
 		return exitFailure
 	}
 	if bad > 0 {
-		fmt.Fprintf(stderr, "walweave: verify failed: %d of %d streams have problems (listed above)\n", bad, len(reps))
+		fmt.Fprintf(stderr, "walweave: verify failed: %d of %s %s problems (listed above)\n", bad, plural(len(reps), "stream"), map[bool]string{true: "has", false: "have"}[bad == 1])
 		return exitFailure
 	}
 	if !quiet {
-		fmt.Fprintf(stdout, "chain: OK: %d backups, a full backup and %d incremental backups of system %d\n", len(reps), len(reps)-1, reps[0].SystemID)
+		fmt.Fprintf(stdout, "chain: OK: %s, a full backup and %s of system %d\n", plural(len(reps), "backup"), plural(len(reps)-1, "incremental backup"), reps[0].SystemID)
 	}
 	return exitOK
 }
 
-// restoreChain is walweave restore -D DIR FULL INC1 INC2 ...
-func restoreChain(ctx context.Context, args []string, opts restore.Options, stdin io.Reader, stdout, stderr io.Writer) int {
+// restoreChain is walweave restore -D DIR FULL INC1 INC2 ... (with progress on stderr for -P).
+func restoreChain(ctx context.Context, args []string, opts restore.Options, progress bool, stdin io.Reader, stdout, stderr io.Writer) int {
 	streams, closeAll, err := openChain(args, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "walweave restore: %v\n", err)
 		return exitUsage
 	}
 	defer closeAll()
+	if progress {
+		prog := newReadProgress(stderr, isTerminal(stderr), args)
+		for i := range streams {
+			streams[i].R = prog.reader(i, streams[i].R)
+		}
+		defer prog.finish()
+	}
 	ownerDesc := ""
 	if opts.Owner == nil && os.Geteuid() == 0 {
 		if o, from, ok := restore.DirOwner(opts.Dir); ok {
@@ -185,15 +193,25 @@ func restoreChain(ctx context.Context, args []string, opts restore.Options, stdi
 	}
 	cr, err := restore.Chain(ctx, streams, opts)
 	for i, rep := range cr.Reports {
-		if rep != nil && (err != nil && !rep.OK() || err == nil) {
+		// On failure, the reports that list problems; not a stream merely left unread (the
+		// chain stopped before its end).
+		if rep != nil && (err == nil || len(rep.Problems) > 0) {
 			fmt.Fprintf(stdout, "%s: %s\n", streams[i].Name, rep.String())
 		}
 	}
 	if err != nil {
+		if errors.Is(err, verify.ErrChain) && ctx.Err() == nil {
+			kept := "nothing was kept"
+			if opts.NoClean {
+				kept = "what was written is kept (--no-clean) and is not a usable data directory"
+			}
+			fmt.Fprintf(stderr, "walweave: restore failed: %s; %s\n", strings.TrimPrefix(errorLine(err), "restore: "), kept)
+			return exitFailure
+		}
 		return fail(ctx, stderr, "restore", err)
 	}
-	fmt.Fprintf(stdout, "chain restored: %d backups; %d INCREMENTAL files applied (%d blocks), %d files replaced, %d removed; backup_manifest lists %d files\n",
-		len(streams), cr.Patched, cr.BlocksWritten, cr.Replaced, cr.Removed, cr.ManifestFiles)
+	fmt.Fprintf(stdout, "chain restored: %s; %s applied (%s), %s replaced, %d removed; backup_manifest lists %s\n",
+		plural(len(streams), "backup"), plural(cr.Patched, "INCREMENTAL file"), plural(int(cr.BlocksWritten), "block"), plural(cr.Replaced, "file"), cr.Removed, plural(cr.ManifestFiles, "file"))
 	if ownerDesc != "" {
 		fmt.Fprintf(stderr, "walweave restore: files owned by %s (--owner USER[:GROUP] to choose)\n", ownerDesc)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,24 +23,17 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pierrec/lz4/v4"
+	"github.com/spf13/cobra"
 
 	"github.com/walweave/walweave/fleet"
 	"github.com/walweave/walweave/internal/humanize"
 	"github.com/walweave/walweave/mux"
 )
 
-const fleetUsage = `Usage:
-  walweave fleet backup  --node NAME=CONNINFO ... (-o 'DIR/{node}.tar' | --exec 'CMD') [flags]
-  walweave fleet restore --node NAME ... (--from 'DIR/{node}.tar' | --from-exec 'CMD') -D 'ROOT/{node}' [flags]
+const fleetLong = `Backs up several PostgreSQL servers at once, each to its own stream, with one restore point
+across them (or, with --independent, each on its own), and restores them all in parallel.`
 
-Backs up several PostgreSQL servers at once, each to its own stream, with one restore point
-across them (or, with --independent, each on its own), and restores them all in parallel.
-Run "walweave fleet backup --help" or "walweave fleet restore --help" for the flags.
-`
-
-const fleetBackupUsage = `Usage: walweave fleet backup --node NAME=CONNINFO ... (-o 'DIR/{node}.tar' | --exec 'CMD') [flags]
-
-Backs up every node at once, one walweave backup stream per node; {node} in -o and --exec is
+const fleetBackupLong = `Backs up every node at once, one walweave backup stream per node; {node} in -o and --exec is
 replaced by the node's name (--exec also gets WALWEAVE_NODE in its environment and the stream
 on its standard input; its exit status counts).
 
@@ -55,22 +48,23 @@ settings: "tar -x" and starting PostgreSQL replays to the restore point and prom
 The role of each node needs REPLICATION and may run pg_create_restore_point (a superuser, or
 GRANT EXECUTE ON FUNCTION pg_create_restore_point(text)).
 
-  walweave fleet backup --node a='host=db1 user=backup' --node b='host=db2 user=backup' \
+The walweave backup flags apply to every node; -d, -h and -p are per node: use --node.`
+
+const fleetBackupExample = `  walweave fleet backup --node a='host=db1 user=backup' --node b='host=db2 user=backup' \
       --fence advisory:4242@a -c fast -o '/backups/{node}.tar'
-  walweave fleet backup --nodes nodes.txt --exec 'zstd | aws s3 cp - s3://bucket/{node}.tar.zst'
+  walweave fleet backup --nodes nodes.txt --exec 'zstd | aws s3 cp - s3://bucket/{node}.tar.zst'`
 
-Flags (the walweave backup flags apply to every node; -d, -h and -p are per node: use --node):
-`
-
-const fleetRestoreUsage = `Usage: walweave fleet restore --node NAME ... (--from 'DIR/{node}.tar' | --from-exec 'CMD') -D 'ROOT/{node}' [flags]
-
-Restores every node at once, each stream checked while it is written (as walweave restore
+const fleetRestoreLong = `Restores every node at once, each stream checked while it is written (as walweave restore
 does). A consistent fleet backup's streams carry their recovery settings: start each data
 directory and it recovers to the fleet's restore point and promotes. The first failure stops
-every node; what was written is removed.
+every node; what was written is removed.`
 
-Flags:
-`
+const fleetRestoreExample = `  walweave fleet restore --node a --node b --from '/backups/{node}.tar' -D '/srv/{node}/data'`
+
+func newFleetCmd(a *app) *cobra.Command {
+	return newGroupCmd(a, "fleet", "back up or restore several servers at once, with one restore point", fleetLong,
+		newFleetBackupCmd(a), newFleetRestoreCmd(a))
+}
 
 // nodeFlag collects repeated --node NAME=CONNINFO (or just NAME for restore).
 type nodeFlag struct {
@@ -79,6 +73,8 @@ type nodeFlag struct {
 }
 
 func (n *nodeFlag) String() string { return strings.Join(n.names, ",") }
+
+func (n *nodeFlag) Type() string { return "NAME=CONNINFO" }
 
 func (n *nodeFlag) Set(v string) error {
 	name, conn, _ := strings.Cut(v, "=")
@@ -118,24 +114,6 @@ func (n *nodeFlag) readFile(path string) error {
 	return sc.Err()
 }
 
-func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, fleetUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "backup":
-		return runFleetBackup(ctx, args[1:], stdout, stderr)
-	case "restore":
-		return runFleetRestore(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, fleetUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "walweave fleet: unknown command %q\n\n%s", args[0], fleetUsage)
-	return exitUsage
-}
-
 // fleetBackupFlags are walweave fleet backup's own flags.
 type fleetBackupFlags struct {
 	nodes        nodeFlag
@@ -152,37 +130,54 @@ type fleetBackupFlags struct {
 	fenceTimeout time.Duration
 }
 
-func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func newFleetBackupCmd(a *app) *cobra.Command {
 	var bf backupFlags
 	var f fleetBackupFlags
-	fs := flag.NewFlagSet("walweave fleet backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), fleetBackupUsage); fs.PrintDefaults() }
+	cmd := &cobra.Command{
+		Use:     "backup --node NAME=CONNINFO ... (-o 'DIR/{node}.tar' | --exec 'CMD') [flags]",
+		Short:   "back up every node at once, one stream each, with one restore point",
+		Long:    fleetBackupLong,
+		Example: fleetBackupExample,
+		Args:    a.maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.exit(runFleetBackup(a.ctx, &bf, &f, fleetArgs(a.args, "backup"), a.stdout, a.stderr))
+		},
+	}
+	fs := cmd.Flags()
 	bf.register(fs)
 	fs.Var(&f.nodes, "node", "a node: NAME=CONNINFO (repeatable)")
-	fs.StringVar(&f.nodesFile, "nodes", "", "read the nodes from FILE: one \"NAME CONNINFO\" a line")
-	fs.StringVar(&f.only, "only", "", "back up only these nodes (comma-separated names), e.g. to rerun the failed ones")
-	fs.StringVar(&f.exec, "exec", "", "run CMD (sh -c) per node with the stream on stdin instead of -o; {node} is replaced")
+	fs.StringVar(&f.nodesFile, "nodes", "", "read the nodes from `FILE`: one \"NAME CONNINFO\" a line")
+	fs.StringVar(&f.only, "only", "", "back up only these `NODES` (comma-separated names), e.g. to rerun the failed ones")
+	fs.StringVar(&f.exec, "exec", "", "run `CMD` (sh -c) per node with the stream on stdin instead of -o; {node} is replaced")
 	fs.BoolVar(&f.independent, "independent", false, "back up each node on its own: no restore point, a failure does not stop the others")
-	fs.StringVar(&f.fence, "fence", "", "hold distributed commits still for the restore point: advisory:KEY@NODE")
+	fs.StringVar(&f.fence, "fence", "", "hold distributed commits still for the restore point: `advisory:KEY@NODE`")
 	fs.DurationVar(&f.fenceTimeout, "fence-timeout", time.Minute, "give up when the fence is not granted within this time (distributed commits in flight hold it)")
 	fs.BoolVar(&f.citus, "citus", false, "Citus: write the restore point with citus_create_restore_point on the first node (the coordinator)")
-	fs.StringVar(&f.restorePoint, "restore-point", "", "the restore point's name (default walweave-fleet-<UTC time>)")
-	fs.StringVar(&f.report, "report", "", "write the report as JSON to FILE")
-	fs.StringVar(&f.maxRateTotal, "max-rate-total", "", "total send rate over all nodes, split evenly (same units as --max-rate, which is per node)")
-	fs.StringVar(&f.memBudget, "memory-budget", "", "bound the WAL queued in all nodes' rings together, e.g. 512M or 2G (default: only --ring-slots per node)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+	fs.StringVar(&f.restorePoint, "restore-point", "", "the restore point's `NAME` (default walweave-fleet-<UTC time>)")
+	fs.StringVar(&f.report, "report", "", "write the report as JSON to `FILE`")
+	fs.StringVar(&f.maxRateTotal, "max-rate-total", "", "total send `RATE` over all nodes, split evenly (same units as --max-rate, which is per node)")
+	fs.StringVar(&f.memBudget, "memory-budget", "", "bound the WAL queued in all nodes' rings together to `SIZE`, e.g. 512M or 2G (default: only --ring-slots per node)")
+	return cmd
+}
+
+// fleetArgs is the command line after "fleet SUB" (the words cobra found the command by).
+func fleetArgs(args []string, sub string) []string {
+	out := append([]string(nil), args...)
+	for _, w := range []string{"fleet", sub} {
+		for i, a := range out {
+			if a == w {
+				out = append(out[:i:i], out[i+1:]...)
+				break
+			}
 		}
-		return exitUsage
 	}
+	return out
+}
+
+func runFleetBackup(ctx context.Context, bf *backupFlags, f *fleetBackupFlags, args []string, stdout, stderr io.Writer) int {
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "walweave fleet backup: "+format+"\n", a...)
 		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
 	}
 	if bf.dbname != "" || bf.host != "" || bf.port != "" {
 		return usage("-d, -h and -p are per node: give each node's connection string with --node NAME=CONNINFO")
@@ -206,6 +201,9 @@ func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 			sel = append(sel, n)
 		}
 		names = sel
+		if !f.independent {
+			return usage("--only needs --independent: a consistent fleet backup writes one restore point on every node at one moment, and a node backed up again on its own could not reach the others' point; rerun the whole fleet, or back up independent nodes with --independent --only %s", f.only)
+		}
 	}
 	if (bf.output == "") == (f.exec == "") {
 		return usage("give exactly one of -o 'DIR/{node}.tar' and --exec 'CMD'")
@@ -228,6 +226,9 @@ func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 		if opts.Fence, err = fleet.ParseFence(f.fence); err != nil {
 			return usage("%v", err)
 		}
+	}
+	if f.fence != "" && !slices.Contains(names, opts.Fence.Node) {
+		return usage("--fence %s: no node %q in the fleet (nodes: %s)", f.fence, opts.Fence.Node, strings.Join(names, ", "))
 	}
 	if f.citus {
 		opts.Fence = fleet.Fence{Kind: fleet.FenceCitus, Node: names[0]}
@@ -313,10 +314,10 @@ func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if err == nil {
 		if !f.independent {
-			fmt.Fprintf(stderr, "walweave: fleet backup complete: %d nodes, restore point %q (spread %v between the nodes)\n",
-				len(nodes), rep.RestorePoint, time.Duration(rep.RestorePointSpread).Round(time.Microsecond))
+			fmt.Fprintf(stderr, "walweave: fleet backup complete: %s, restore point %q (spread %v between the nodes)\n",
+				plural(len(nodes), "node"), rep.RestorePoint, time.Duration(rep.RestorePointSpread).Round(time.Microsecond))
 		} else {
-			fmt.Fprintf(stderr, "walweave: fleet backup complete: %d nodes, independent\n", len(nodes))
+			fmt.Fprintf(stderr, "walweave: fleet backup complete: %s, independent\n", plural(len(nodes), "node"))
 		}
 		return exitOK
 	}
@@ -348,10 +349,21 @@ func runFleetBackup(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 // rerunCommand is the command line that reruns args, with --only set to only (nil: all).
+// A rerun of some nodes (--only) writes its --report to a new name (FILE.rerun.json), so that
+// the failed run's report is kept.
 func rerunCommand(args []string, only []string) string {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		if only != nil && (a == "--report" && i+1 < len(args) || strings.HasPrefix(a, "--report=")) {
+			v, ok := strings.CutPrefix(a, "--report=")
+			if !ok {
+				i++
+				v = args[i]
+			}
+			out = append(out, "--report", shellQuote(rerunReportName(v)))
+			continue
+		}
 		if a == "--only" || a == "-only" {
 			i++
 			continue
@@ -365,6 +377,12 @@ func rerunCommand(args []string, only []string) string {
 		out = append(out, "--only", shellQuote(strings.Join(only, ",")))
 	}
 	return "walweave fleet backup " + strings.Join(out, " ")
+}
+
+// rerunReportName is the report file of a rerun: report.json -> report.rerun.json.
+func rerunReportName(p string) string {
+	ext := filepath.Ext(p)
+	return strings.TrimSuffix(p, ext) + ".rerun" + ext
 }
 
 func shellQuote(s string) string {
@@ -516,37 +534,50 @@ func (p *fleetProgress) finish() {
 	}
 }
 
-func runFleetRestore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("walweave fleet restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), fleetRestoreUsage); fs.PrintDefaults() }
-	var nodes nodeFlag
-	var nodesFile, from, fromExec, dirTmpl, report string
-	var progress, verbose bool
-	opts := fleet.RestoreOptions{}
-	fs.Var(&nodes, "node", "a node's name (repeatable; NAME=CONNINFO is accepted, the connection string ignored)")
-	fs.StringVar(&nodesFile, "nodes", "", "read the node names from FILE (the fleet backup's nodes file)")
-	fs.StringVar(&from, "from", "", "each node's stream file, with {node}, e.g. '/backups/{node}.tar'")
-	fs.StringVar(&fromExec, "from-exec", "", "run CMD (sh -c) per node and read its stream from its stdout; {node} is replaced")
-	strFlag(fs, &dirTmpl, "D", "pgdata", "", "each node's data directory, with {node}, e.g. '/srv/{node}/data' (must be absent or empty)")
-	fs.BoolVar(&opts.Restore.NoSync, "no-sync", false, "do not fsync (faster, not crash-safe)")
-	fs.BoolVar(&opts.Restore.NoClean, "no-clean", false, "keep what was written when a restore fails")
-	fs.IntVar(&opts.Restore.Workers, "workers", 4, "goroutines writing files, per node")
-	boolFlag(fs, &progress, "P", "progress", "show progress on stderr")
-	boolFlag(fs, &verbose, "v", "verbose", "log what happens on stderr")
-	fs.StringVar(&report, "report", "", "write the report as JSON to FILE")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+// fleetRestoreFlags are walweave fleet restore's flags.
+type fleetRestoreFlags struct {
+	nodes                                      nodeFlag
+	nodesFile, from, fromExec, dirTmpl, report string
+	progress, verbose, independent             bool
+	owner                                      string
+	opts                                       fleet.RestoreOptions
+}
+
+func newFleetRestoreCmd(a *app) *cobra.Command {
+	var f fleetRestoreFlags
+	cmd := &cobra.Command{
+		Use:     "restore --node NAME ... (--from 'DIR/{node}.tar' | --from-exec 'CMD') -D 'ROOT/{node}' [flags]",
+		Short:   "restore every node at once, each stream checked while it is written",
+		Long:    fleetRestoreLong,
+		Example: fleetRestoreExample,
+		Args:    a.maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.exit(runFleetRestore(a.ctx, &f, a.stdout, a.stderr))
+		},
 	}
+	fs := cmd.Flags()
+	fs.Var(&f.nodes, "node", "a node's name (repeatable; NAME=CONNINFO is accepted, the connection string ignored)")
+	fs.StringVar(&f.nodesFile, "nodes", "", "read the node names from `FILE` (the fleet backup's nodes file)")
+	fs.StringVar(&f.from, "from", "", "each node's stream `FILE`, with {node}, e.g. '/backups/{node}.tar'")
+	fs.StringVar(&f.fromExec, "from-exec", "", "run `CMD` (sh -c) per node and read its stream from its stdout; {node} is replaced")
+	fs.StringVarP(&f.dirTmpl, "pgdata", "D", "", "each node's data directory `DIR`, with {node}, e.g. '/srv/{node}/data' (must be absent or empty)")
+	fs.BoolVar(&f.opts.Restore.NoSync, "no-sync", false, "do not fsync (faster, not crash-safe)")
+	fs.BoolVar(&f.opts.Restore.NoClean, "no-clean", false, "keep what was written when a restore fails")
+	fs.IntVar(&f.opts.Restore.Workers, "workers", 4, "`N` goroutines writing files, per node")
+	fs.BoolVarP(&f.progress, "progress", "P", false, "show progress on stderr")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log what happens on stderr")
+	fs.StringVar(&f.report, "report", "", "write the report as JSON to `FILE`")
+	fs.StringVar(&f.owner, "owner", "", "as root: give every node's files to `USER[:GROUP]` (default: the owner of each DIR, else the stream's)")
+	fs.BoolVar(&f.independent, "independent", false, "the streams are independent backups: accept nodes that recover to different restore points (or none)")
+	return cmd
+}
+
+func runFleetRestore(ctx context.Context, f *fleetRestoreFlags, stdout, stderr io.Writer) int {
+	nodes, nodesFile, from, fromExec, dirTmpl, report := f.nodes, f.nodesFile, f.from, f.fromExec, f.dirTmpl, f.report
+	progress, verbose, opts := f.progress, f.verbose, f.opts
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "walweave fleet restore: "+format+"\n", a...)
 		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
 	}
 	if nodesFile != "" {
 		if err := nodes.readFile(nodesFile); err != nil {
@@ -565,6 +596,17 @@ func runFleetRestore(ctx context.Context, args []string, stdout, stderr io.Write
 	if from != "" && !strings.Contains(from, "{node}") && len(nodes.names) > 1 {
 		return usage("--from %q: the path must contain {node}", from)
 	}
+	if dirTmpl == "" {
+		return usage("-D 'ROOT/{node}' is required: each node's data directory")
+	}
+	if f.owner != "" {
+		o, _, err := parseOwnerFlag(f.owner)
+		if err != nil {
+			return usage("%v", err)
+		}
+		opts.Restore.Owner = o
+	}
+	opts.AutoOwner = true
 	opts.Restore.Logger = debugLogger(stderr, verbose)
 	var rnodes []fleet.RestoreNode
 	for _, name := range nodes.names {
@@ -638,14 +680,42 @@ func runFleetRestore(ctx context.Context, args []string, stdout, stderr io.Write
 			ps = append(ps, p)
 		}
 		sort.Strings(ps)
-		fmt.Fprintf(stderr, "walweave: warning: the nodes recover to different restore points (%s): these streams are not one fleet backup\n", strings.Join(ps, ", "))
+		if !f.independent {
+			kept := "removed what it wrote"
+			if opts.Restore.NoClean {
+				kept = "kept what it wrote (--no-clean)"
+			} else {
+				for _, n := range rep.Nodes {
+					removeContents(n.Dir)
+				}
+			}
+			fmt.Fprintf(stderr, "walweave: fleet restore failed: the nodes recover to different restore points (%s): these streams are not one fleet backup, and started together they would not fit; %s. Restore the streams of one fleet backup, or pass --independent if each node is meant to recover on its own\n", strings.Join(ps, ", "), kept)
+			return exitFailure
+		}
+		fmt.Fprintf(stderr, "walweave: the nodes recover to different restore points (%s): independent, as --independent says\n", strings.Join(ps, ", "))
+	}
+	for _, n := range rep.Nodes {
+		switch {
+		case n.Owner != "":
+			fmt.Fprintf(stderr, "walweave fleet restore: %s: files owned by %s (--owner USER[:GROUP] to choose)\n", n.Name, n.Owner)
+		case os.Geteuid() == 0:
+			fmt.Fprintf(stderr, "walweave fleet restore: %s: files left owned by root (neither %s nor the stream names another owner); PostgreSQL will not start on them as another user: chown -R, or restore with --owner postgres\n", n.Name, n.Dir)
+		}
 	}
 	if points["-"] && len(points) == 1 {
-		fmt.Fprintf(stderr, "walweave: fleet restore complete: %d nodes (no restore point in the streams: independent backups, each recovers to its own end)\n", len(rep.Nodes))
+		fmt.Fprintf(stderr, "walweave: fleet restore complete: %s (no restore point in the streams: independent backups, each recovers to its own end)\n", plural(len(rep.Nodes), "node"))
 	} else {
-		fmt.Fprintf(stderr, "walweave: fleet restore complete: %d nodes; start each (pg_ctl -D DIR start): it recovers to the restore point and promotes\n", len(rep.Nodes))
+		fmt.Fprintf(stderr, "walweave: fleet restore complete: %s; start each (pg_ctl -D DIR start): it recovers to the restore point and promotes\n", plural(len(rep.Nodes), "node"))
 	}
 	return exitOK
+}
+
+// removeContents empties dir (a failed restore's target: it was absent or empty before).
+func removeContents(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 // recoveryTargetName reads recovery_target_name from a restored postgresql.auto.conf (the

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if *updateDocs { // make docs: only the reference, no binary needed
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "walweave-bin-")
 	if err != nil {
 		panic(err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walweave/walweave/internal/humanize"
@@ -83,8 +84,8 @@ func (p *progressPrinter) update(pr mux.Progress) {
 	if pr.TotalBytes > 0 {
 		data = fmt.Sprintf("%s of %s data (%d%%)", humanize.Bytes(pr.BytesDone), humanize.Bytes(pr.TotalBytes), pr.BytesDone*100/pr.TotalBytes)
 	}
-	p.printLocked(fmt.Sprintf("%s: %s, %s written, %s, %d WAL segments, ring %d/%d",
-		pr.Phase, data, humanize.Bytes(pr.BytesWritten), rate, pr.WALSegments, pr.RingOccupancy, pr.RingCapacity))
+	p.printLocked(fmt.Sprintf("%s: %s, %s written, %s, %s, ring %d/%d",
+		pr.Phase, data, humanize.Bytes(pr.BytesWritten), rate, plural(int(pr.WALSegments), "WAL segment"), pr.RingOccupancy, pr.RingCapacity))
 }
 
 // waitLine describes the checkpoint wait so far.
@@ -139,4 +140,104 @@ func (p *progressPrinter) finish(ok bool) {
 	if p.tty && p.shown {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// readProgress shows a restore's progress on stderr (-P): the stream bytes read so far (of
+// each stream of a chain: which one is being read), and the rate, on one live line on a
+// terminal, a plain line every plainEvery otherwise.
+type readProgress struct {
+	w       io.Writer
+	tty     bool
+	names   []string
+	counts  []atomic.Int64
+	current atomic.Int32
+	start   time.Time
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// newReadProgress starts showing the progress of reading the named streams, refreshed every
+// second on a terminal and every plainEvery otherwise, until finish.
+func newReadProgress(w io.Writer, tty bool, names []string) *readProgress {
+	p := &readProgress{w: w, tty: tty, names: names, counts: make([]atomic.Int64, len(names)),
+		start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	every := time.Second
+	if !tty {
+		every = plainEvery
+	}
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				p.print(false)
+			}
+		}
+	}()
+	return p
+}
+
+// reader counts what is read from r as stream i.
+func (p *readProgress) reader(i int, r io.Reader) io.Reader {
+	return &progressReader{r: r, p: p, i: i}
+}
+
+type progressReader struct {
+	r io.Reader
+	p *readProgress
+	i int
+}
+
+func (r *progressReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if n > 0 {
+		r.p.counts[r.i].Add(int64(n))
+		r.p.current.Store(int32(r.i))
+	}
+	return n, err
+}
+
+func (p *readProgress) line(final bool) string {
+	var total int64
+	for i := range p.counts {
+		total += p.counts[i].Load()
+	}
+	el := time.Since(p.start)
+	rate := "-"
+	if s := el.Seconds(); s > 0 {
+		rate = humanize.Bytes(int64(float64(total)/s)) + "/s"
+	}
+	what := "restore"
+	if final {
+		what = "restore read"
+	}
+	line := fmt.Sprintf("%s: %s of stream read, %s, %s", what, humanize.Bytes(total), rate, el.Round(time.Second))
+	if len(p.names) > 1 {
+		i := int(p.current.Load())
+		line += fmt.Sprintf(", backup %d of %d (%s)", i+1, len(p.names), p.names[i])
+	}
+	return line
+}
+
+func (p *readProgress) print(final bool) {
+	line := p.line(final)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		if final {
+			fmt.Fprintln(p.w)
+		}
+	} else {
+		fmt.Fprintln(p.w, "walweave:", line)
+	}
+}
+
+// finish stops the refresh and prints the last line.
+func (p *readProgress) finish() {
+	close(p.stop)
+	<-p.done
+	p.print(true)
 }

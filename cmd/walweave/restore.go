@@ -3,36 +3,35 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/walweave/walweave/restore"
 )
 
-const restoreUsage = `Usage: walweave restore -D DIR [flags] [FILE|-]
-       walweave restore -D DIR [flags] FULL INC1 INC2 ...   (a chain, in the order taken; one may be -)
-
-Extracts a walweave stream (stdin when FILE is - or missing; zstd, gzip and lz4 input is
+const restoreLong = `Extracts a walweave stream (stdin when FILE is - or missing; zstd, gzip and lz4 input is
 decompressed) into a new or empty data directory, checking it while it writes (the same
 checks as walweave verify). On any problem it removes what it wrote (unless --no-clean) and
-exits 1.
+exits 1. Several streams (FULL INC1 INC2 ..., in the order taken; one may be -) are an
+incremental chain, restored and combined into DIR.
 
 Run as root, it gives the files to --owner USER[:GROUP], else to the owner of DIR (or of
 the directory DIR is created in) when that is not root, else to the owner recorded in the
-stream (the server's user, "postgres"), as tar -x does as root; it says which.
+stream (the server's user, "postgres"), as tar -x does as root; it says which.`
 
-  zstd -dc base.tar.zst | walweave restore -D /var/lib/postgresql/16/main -T /old/ts=/new/ts
-
-Flags:
-`
+const restoreExample = `  zstd -dc base.tar.zst | walweave restore -D /var/lib/postgresql/16/main -T /old/ts=/new/ts
+  walweave restore -D /var/lib/postgresql/17/main full.tar inc1.tar inc2.tar`
 
 // mapFlag collects repeated -T OLDDIR=NEWDIR flags.
 type mapFlag map[string]string
 
 func (m mapFlag) String() string { return "" }
+
+func (m mapFlag) Type() string { return "OLDDIR=NEWDIR" }
 
 func (m mapFlag) Set(v string) error {
 	// As pg_basebackup: "\=" escapes an "=" that is part of a directory name.
@@ -45,36 +44,62 @@ func (m mapFlag) Set(v string) error {
 	return nil
 }
 
-func runRestore(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("walweave restore", flag.ContinueOnError)
-	opts := restore.Options{TablespaceMap: map[string]string{}}
-	var standby, recover, verbose bool
-	var owner string
-	var rec restore.RecoveryOptions
-	strFlag(fs, &opts.Dir, "D", "pgdata", "", "data directory to create (must be absent or empty)")
-	fs.Var(mapFlag(opts.TablespaceMap), "T", "relocate a tablespace: OLDDIR=NEWDIR (repeatable)")
-	fs.Var(mapFlag(opts.TablespaceMap), "tablespace-mapping", "same as -T")
-	fs.StringVar(&owner, "owner", "", "as root: give the files to USER[:GROUP] (default: the owner of DIR, else the stream's)")
-	fs.BoolVar(&opts.NoClean, "no-clean", false, "keep what was written when the restore fails")
-	fs.BoolVar(&opts.NoSync, "no-sync", false, "do not fsync (faster, not crash-safe)")
-	fs.IntVar(&opts.Workers, "workers", 4, "goroutines writing files")
-	fs.BoolVar(&standby, "standby", false, "write standby.signal (with --primary-conninfo: a streaming standby)")
-	fs.StringVar(&rec.PrimaryConnInfo, "primary-conninfo", "", "primary_conninfo for a standby")
-	fs.StringVar(&rec.PrimarySlotName, "primary-slot", "", "primary_slot_name for a standby")
-	fs.BoolVar(&recover, "recovery", false, "write recovery.signal (targeted recovery, with the --target-* flags)")
-	fs.StringVar(&rec.RestoreCommand, "restore-command", "", "restore_command for recovery")
-	fs.StringVar(&rec.TargetTime, "target-time", "", "recovery_target_time: YYYY-MM-DD HH:MM:SS[.ffffff] with a zone (+00, +02:00, Z, or a name)")
-	fs.StringVar(&rec.TargetLSN, "target-lsn", "", "recovery_target_lsn")
-	fs.StringVar(&rec.TargetName, "target-name", "", "recovery_target_name")
-	fs.StringVar(&rec.TargetAction, "target-action", "", "recovery_target_action: pause, promote or shutdown")
-	boolFlag(fs, &verbose, "v", "verbose", "log what happens on stderr")
-	pos, err := parseFlags(fs, "restore", restoreUsage, args, stdout, stderr)
-	if errors.Is(err, errHelp) {
-		return exitOK
+// restoreFlags are walweave restore's flags.
+type restoreFlags struct {
+	opts                      restore.Options
+	standby, recover, verbose bool
+	progress                  bool
+	owner                     string
+	rec                       restore.RecoveryOptions
+}
+
+func newRestoreCmd(a *app) *cobra.Command {
+	f := restoreFlags{opts: restore.Options{TablespaceMap: map[string]string{}}}
+	cmd := &cobra.Command{
+		Use:     "restore -D DIR [flags] [FILE|-] | FULL INC1 INC2 ...",
+		Short:   "check and extract a stream (or a chain) into a data directory",
+		Long:    restoreLong,
+		Example: restoreExample,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.exit(runRestore(a.ctx, &f, args, a.stdin, a.stdout, a.stderr))
+		},
 	}
+	fs := cmd.Flags()
+	fs.StringVarP(&f.opts.Dir, "pgdata", "D", "", "data directory `DIR` to create (must be absent or empty)")
+	fs.VarP(mapFlag(f.opts.TablespaceMap), "tablespace-mapping", "T", "relocate a tablespace: OLDDIR=NEWDIR (repeatable)")
+	fs.StringVar(&f.owner, "owner", "", "as root: give the files to `USER[:GROUP]` (default: the owner of DIR, else the stream's)")
+	fs.BoolVar(&f.opts.NoClean, "no-clean", false, "keep what was written when the restore fails")
+	fs.BoolVar(&f.opts.NoSync, "no-sync", false, "do not fsync (faster, not crash-safe)")
+	fs.IntVar(&f.opts.Workers, "workers", 4, "`N` goroutines writing files")
+	fs.BoolVar(&f.standby, "standby", false, "write standby.signal (with --primary-conninfo: a streaming standby)")
+	fs.StringVar(&f.rec.PrimaryConnInfo, "primary-conninfo", "", "primary_conninfo `CONNSTR` for a standby")
+	fs.StringVar(&f.rec.PrimarySlotName, "primary-slot", "", "primary_slot_name `SLOT` for a standby")
+	fs.BoolVar(&f.recover, "recovery", false, "write recovery.signal (targeted recovery, with the --target-* flags)")
+	fs.StringVar(&f.rec.RestoreCommand, "restore-command", "", "restore_command `CMD` for recovery")
+	fs.StringVar(&f.rec.TargetTime, "target-time", "", "recovery_target_time: `TIME` as YYYY-MM-DD HH:MM:SS[.ffffff] with a zone (+00, +02:00, Z, or a name)")
+	fs.StringVar(&f.rec.TargetLSN, "target-lsn", "", "recovery_target_lsn `LSN`")
+	fs.StringVar(&f.rec.TargetName, "target-name", "", "recovery_target_name `NAME`")
+	fs.StringVar(&f.rec.TargetAction, "target-action", "", "recovery_target_action `ACTION`: pause, promote or shutdown")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log what happens on stderr")
+	fs.BoolVarP(&f.progress, "progress", "P", false, "show progress on stderr: the stream read so far and the rate (for a chain, which backup)")
+	return cmd
+}
+
+// parseOwnerFlag reads --owner USER[:GROUP]; giving files to another user needs root.
+func parseOwnerFlag(owner string) (*restore.Owner, string, error) {
+	o, desc, err := restore.ParseOwner(owner)
 	if err != nil {
-		return exitUsage
+		return nil, "", fmt.Errorf("--owner: %w", err)
 	}
+	if os.Geteuid() != 0 && o.UID != os.Geteuid() {
+		return nil, "", fmt.Errorf("--owner %s: giving files to another user needs root", owner)
+	}
+	return &o, desc, nil
+}
+
+func runRestore(ctx context.Context, f *restoreFlags, pos []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	opts, standby, recover, verbose, owner := f.opts, f.standby, f.recover, f.verbose, f.owner
+	rec := f.rec
 	if opts.Dir == "" {
 		fmt.Fprintln(stderr, "walweave restore: -D DIR is required (see walweave restore --help)")
 		return exitUsage
@@ -94,21 +119,17 @@ func runRestore(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	var ownerSpec *restore.Owner
 	ownerDesc := ""
 	if owner != "" {
-		o, desc, err := restore.ParseOwner(owner)
+		o, desc, err := parseOwnerFlag(owner)
 		if err != nil {
-			fmt.Fprintf(stderr, "walweave restore: --owner: %v\n", err)
+			fmt.Fprintf(stderr, "walweave restore: %v\n", err)
 			return exitUsage
 		}
-		if os.Geteuid() != 0 && o.UID != os.Geteuid() {
-			fmt.Fprintf(stderr, "walweave restore: --owner %s: giving files to another user needs root\n", owner)
-			return exitUsage
-		}
-		ownerSpec, ownerDesc = &o, desc+", from --owner"
+		ownerSpec, ownerDesc = o, desc+", from --owner"
 	}
 	opts.Logger = debugLogger(stderr, verbose)
 	if len(pos) > 1 {
 		opts.Owner = ownerSpec
-		return restoreChain(ctx, pos, opts, stdin, stdout, stderr)
+		return restoreChain(ctx, pos, opts, f.progress, stdin, stdout, stderr)
 	}
 	in, err := openInput(pos, stdin)
 	if err != nil {
@@ -118,19 +139,23 @@ func runRestore(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	defer in.close()
 	var src io.Reader = in
 	if ownerSpec == nil && os.Geteuid() == 0 {
-		if o, from, ok := restore.DirOwner(opts.Dir); ok {
-			ownerSpec, ownerDesc = &o, restore.DescribeOwner(o)+", the owner of "+from
-		} else {
-			p := newPeekReader(in)
-			head, _ := p.peek(512)
-			src = p
-			if o, ok := restore.StreamOwner(head); ok {
-				ownerSpec, ownerDesc = &o, restore.DescribeOwner(o)+", the owner recorded in the stream"
-			}
+		p := newPeekReader(in)
+		head, _ := p.peek(512)
+		src = p
+		if o, desc, ok := restore.ChooseOwner(opts.Dir, head); ok {
+			ownerSpec, ownerDesc = &o, desc
 		}
 	}
 	opts.Owner = ownerSpec
+	var prog *readProgress
+	if f.progress {
+		prog = newReadProgress(stderr, isTerminal(stderr), []string{in.name})
+		src = prog.reader(0, src)
+	}
 	rep, err := restore.Extract(ctx, src, opts)
+	if prog != nil {
+		prog.finish()
+	}
 	if err != nil {
 		if rep != nil && !rep.OK() {
 			fmt.Fprintln(stdout, rep.String())
