@@ -79,6 +79,7 @@ var topCommands = []func(*app) *cobra.Command{
 	newVerifyCmd,
 	newRestoreCmd,
 	newFleetCmd,
+	newWALCmd,
 	newVersionCmd,
 }
 
