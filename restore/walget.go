@@ -20,7 +20,7 @@ func WALGetCommand(walweave, fromDir, fromExec string) string {
 	return b.String()
 }
 
-// shellQuote quotes s for sh: in single quotes, a single quote as '\''.
+// shellQuote quotes s for sh: in single quotes, a single quote as '\”.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
