@@ -46,7 +46,7 @@ func archiveOf(t *testing.T, mb int, comp string) (string, []string) {
 }
 
 func TestGet(t *testing.T) {
-	dir, segs := archiveOf(t, 4, "zstd")
+	dir, segs := archiveOf(t, 8, "zstd")
 	ctx := context.Background()
 	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
 	base := strings.TrimSuffix(segs[1], ".zst")
@@ -113,7 +113,7 @@ func TestGet(t *testing.T) {
 }
 
 func TestVerifyFindsProblems(t *testing.T) {
-	dir, segs := archiveOf(t, 5, "none")
+	dir, segs := archiveOf(t, 8, "none")
 	rep := checkVerify(t, dir)
 	if rep.Segments != len(segs) || rep.First != segs[0] || rep.Last != segs[len(segs)-1] {
 		t.Fatalf("report: %+v", rep)
@@ -162,7 +162,7 @@ func TestVerifyFindsProblems(t *testing.T) {
 }
 
 func TestPrune(t *testing.T) {
-	dir, segs := archiveOf(t, 4, "lz4")
+	dir, segs := archiveOf(t, 8, "lz4")
 	if err := os.WriteFile(filepath.Join(dir, "00000002.history"), []byte("1\t0/3000000\tno recovery target specified\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
