@@ -106,6 +106,8 @@ type Archiver struct {
 	// a segment whose partial file failed to be written (not written further)
 	pbroken    pgformat.LSN
 	pbrokenTLI uint32
+	pbegan     string          // the partial file this session wrote from offset 0
+	pfull      map[string]bool // segments whose partial file holds the whole segment
 	rcv        *walstream.Receiver
 	sysID      string
 	running    bool
@@ -325,6 +327,7 @@ func (a *Archiver) session(ctx context.Context) (progressed bool, err error) {
 	a.stored = start
 	a.storedTLI = tli
 	a.pstart, a.psynced, a.pwritten = 0, 0, 0
+	a.pbegan, a.pfull = "", nil
 	a.rcv = rcv
 	a.st.Connected = true
 	a.st.Timeline = tli
@@ -437,6 +440,15 @@ func (a *Archiver) received(tli uint32, segStart pgformat.LSN, seg []byte, from,
 		return false, nil
 	}
 	a.mu.Lock()
+	if from == 0 {
+		a.pbegan = name
+	}
+	if to == len(seg) && a.pbegan == name && a.cfg.Compression.Algorithm == None {
+		if a.pfull == nil {
+			a.pfull = map[string]bool{}
+		}
+		a.pfull[name] = true
+	}
 	a.pstart, a.pwritten = segStart, segStart+pgformat.LSN(to)
 	if a.cfg.Synchronous {
 		a.psynced = a.pwritten
@@ -503,14 +515,31 @@ func (a *Archiver) consume(ctx context.Context, ring *ringbuf.Ring, rcv *walstre
 			}
 			name += a.cfg.Compression.Suffix()
 		}
-		if err := a.store(ctx, name, data); err != nil {
-			ring.Release(seg)
-			if ctx.Err() != nil {
-				return res
+		stored := false
+		if seg.Kind == ringbuf.KindSegment && a.partial != nil {
+			a.mu.Lock()
+			full := a.pfull[seg.Name]
+			delete(a.pfull, seg.Name)
+			a.mu.Unlock()
+			if full {
+				// The partial file is the segment: rename it rather than write it again.
+				if err := a.partial.CompletePartial(seg.Name); err != nil {
+					a.log.Warn("completing the partial segment failed; storing the segment", "file", seg.Name, "err", err)
+				} else {
+					stored = true
+				}
 			}
-			ring.Abort(err)
-			stop()
-			return consumed{stored: res.stored, err: err}
+		}
+		if !stored {
+			if err := a.store(ctx, name, data); err != nil {
+				ring.Release(seg)
+				if ctx.Err() != nil {
+					return res
+				}
+				ring.Abort(err)
+				stop()
+				return consumed{stored: res.stored, err: err}
+			}
 		}
 		res.stored++
 		now := time.Now()
@@ -529,7 +558,7 @@ func (a *Archiver) consume(ctx context.Context, ring *ringbuf.Ring, rcv *walstre
 		a.mu.Unlock()
 		a.log.Debug("stored", "file", name, "bytes", len(data))
 		if seg.Kind == ringbuf.KindSegment {
-			if a.partial != nil {
+			if a.partial != nil && !stored {
 				if err := a.partial.RemovePartial(seg.Name); err != nil {
 					a.log.Warn("removing a partial segment failed", "err", err)
 				}

@@ -48,6 +48,10 @@ type PartialSink interface {
 	ClosePartial() error
 	// RemovePartial removes the partial file of segment name, once the segment is stored.
 	RemovePartial(name string) error
+	// CompletePartial makes the partial file of segment name, which WritePartial filled with
+	// the whole segment, the complete segment file name, durably (instead of a Store of the
+	// same bytes: an uncompressed archive writes each segment once).
+	CompletePartial(name string) error
 }
 
 // DirSink stores the archive in a local directory: complete segments as DIR/<name> written to
@@ -154,8 +158,11 @@ func (d *DirSink) List(ctx context.Context) ([]string, error) {
 // WritePartial implements PartialSink.
 func (d *DirSink) WritePartial(name string, off int64, p []byte) error {
 	if name != d.pname || d.pf == nil {
-		if err := d.ClosePartial(); err != nil {
-			return err
+		// The previous segment is made durable by Store or CompletePartial: no fsync here, on
+		// the receiving goroutine.
+		if d.pf != nil {
+			_ = d.pf.Close()
+			d.pf = nil
 		}
 		f, err := os.OpenFile(filepath.Join(d.dir, name+".partial"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
@@ -260,4 +267,28 @@ func (t *tailBuffer) suffix() string {
 		return ""
 	}
 	return ": " + s
+}
+
+// CompletePartial implements PartialSink: fsync, rename NAME.partial to NAME, fsync the
+// directory.
+func (d *DirSink) CompletePartial(name string) error {
+	p := filepath.Join(d.dir, name+".partial")
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("walarchive: complete %s: %w", name, err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(p, filepath.Join(d.dir, name))
+	}
+	if err == nil {
+		err = syncDir(d.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("walarchive: complete %s: %w", name, err)
+	}
+	return nil
 }
