@@ -22,6 +22,10 @@ const (
 	DefaultRetryMin  = time.Second
 	DefaultRetryMax  = 30 * time.Second
 	DefaultRingSlots = 8
+	// DefaultStatusInterval is the archiver's status update cadence: each makes the partial
+	// file durable and reports it, so that the slot and the flush lag trail the server by
+	// about this much.
+	DefaultStatusInterval = time.Second
 )
 
 // Config configures an Archiver.
@@ -48,7 +52,8 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// RingSlots is how many complete segments may wait for the sink (0: 8).
 	RingSlots int
-	// StatusInterval and ProgressTimeout are the receiver's (walstream.Config).
+	// StatusInterval and ProgressTimeout are the receiver's (walstream.Config); the status
+	// interval is 1s when 0.
 	StatusInterval, ProgressTimeout time.Duration
 	// Logger receives the archiver's and the receiver's records; nil logs nothing.
 	Logger *slog.Logger
@@ -102,7 +107,9 @@ type Archiver struct {
 	storedTLI uint32
 	pstart    pgformat.LSN // segment of the synced partial data
 	psynced   pgformat.LSN // end of the synced partial data
-	pwritten  pgformat.LSN // end of the partial data written
+	// the segment before the partial one, and how far it was synced
+	pprevStart, pprevSynced pgformat.LSN
+	pwritten                pgformat.LSN // end of the partial data written
 	// a segment whose partial file failed to be written (not written further)
 	pbroken    pgformat.LSN
 	pbrokenTLI uint32
@@ -141,6 +148,9 @@ func New(cfg Config) (*Archiver, error) {
 		a.cfg.RetryMax = DefaultRetryMax
 	}
 	a.cfg.RetryMax = max(a.cfg.RetryMax, a.cfg.RetryMin)
+	if a.cfg.StatusInterval <= 0 {
+		a.cfg.StatusInterval = DefaultStatusInterval
+	}
 	if a.cfg.RingSlots <= 0 {
 		a.cfg.RingSlots = DefaultRingSlots
 	}
@@ -267,6 +277,11 @@ func (a *Archiver) flushed() pgformat.LSN {
 // partial data of the segment that follows them.
 func (a *Archiver) flushedLocked() pgformat.LSN {
 	f := a.stored
+	// The segment before the partial one (complete, being stored) as far as it was synced,
+	// then the partial one.
+	if a.pprevSynced > f && a.pprevStart <= f {
+		f = a.pprevSynced
+	}
 	if a.psynced > f && a.pstart <= f {
 		f = a.psynced
 	}
@@ -326,7 +341,7 @@ func (a *Archiver) session(ctx context.Context) (progressed bool, err error) {
 	a.mu.Lock()
 	a.stored = start
 	a.storedTLI = tli
-	a.pstart, a.psynced, a.pwritten = 0, 0, 0
+	a.pstart, a.psynced, a.pwritten, a.pprevStart, a.pprevSynced = 0, 0, 0, 0, 0
 	a.pbegan, a.pfull = "", nil
 	a.rcv = rcv
 	a.st.Connected = true
@@ -442,6 +457,9 @@ func (a *Archiver) received(tli uint32, segStart pgformat.LSN, seg []byte, from,
 	a.mu.Lock()
 	if from == 0 {
 		a.pbegan = name
+		if segStart != a.pstart {
+			a.pprevStart, a.pprevSynced = a.pstart, a.psynced
+		}
 	}
 	if to == len(seg) && a.pbegan == name && a.cfg.Compression.Algorithm == None {
 		if a.pfull == nil {

@@ -26,12 +26,14 @@ type ArchiveHooks struct {
 	// sends a standby status update at once (the bytes were made durable: synchronous
 	// replication waits for it); an error ends the stream.
 	Received func(tli uint32, segStart pgformat.LSN, seg []byte, from, to int) (report bool, err error)
-	// Sync, when set, is called before the reply to a keepalive that asks for one: the
-	// archive makes what it received durable, so that Flushed reaches the received position
-	// (a server shutting down waits until its walsenders' clients have flushed everything, as
-	// pg_receivewal's comment on this says). An archive that cannot returns invalidFlush: that
-	// reply then reports no flush position (InvalidXLogRecPtr): the slot does not move, and
-	// the server counts the write position as replicated. An error ends the stream.
+	// Sync, when set, is called before each periodic status update (every status interval)
+	// and before the reply to a keepalive that asks for one: the archive makes what it
+	// received durable, so that Flushed trails the received position by at most a status
+	// interval, and reaches it when the server asks (a server shutting down waits until its
+	// walsenders' clients have flushed everything, as pg_receivewal's comment on this says).
+	// An archive that cannot returns invalidFlush: the reply to that keepalive then reports
+	// no flush position (InvalidXLogRecPtr): the slot does not move, and the server counts
+	// the write position as replicated. An error ends the stream.
 	Sync func() (invalidFlush bool, err error)
 }
 

@@ -591,7 +591,14 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 			}
 		}
 		now := time.Now()
-		if !now.Before(r.nextStatus) || r.statusDue.Swap(false) {
+		if periodic := !now.Before(r.nextStatus); periodic || r.statusDue.Swap(false) {
+			if h := r.cfg.Archive; periodic && h != nil && h.Sync != nil {
+				// An archive makes what it received durable once a status interval, so that
+				// the flush position (and the slot) trails the server by at most that much.
+				if _, err := h.Sync(); err != nil {
+					return nil, err
+				}
+			}
 			if err := r.sendStatus(now, false); err != nil {
 				return nil, err
 			}

@@ -9,7 +9,7 @@
 // All run at once, each through its own replication slot, on a scratch cluster
 // (internal/pgtest; WALWEAVE_PG selects the version) while pgbench writes for -duration. For
 // each it reports the client CPU (user+sys from the child's rusage) per GiB of WAL the server
-// wrote during the run, the peak RSS, and the largest flush lag seen: the server's WAL insert
+// wrote during the run, the peak RSS, and the largest flush lag seen: the server's WAL flush
 // position minus the flush position the client reported (pg_stat_replication), sampled every
 // -sample. The result is a Markdown table on stdout (and in -out FILE).
 //
@@ -209,7 +209,7 @@ func describe(ct *contender) string {
 	if ct.args == nil {
 		return "`pg_receivewal`"
 	}
-	return "`walweave wal stream " + strings.Join(ct.args, " ") + "`"
+	return "`" + strings.TrimSpace("walweave wal stream "+strings.Join(ct.args, " ")) + "`"
 }
 
 func lsn(ctx context.Context, c *pgtest.Cluster, q string) (pgformat.LSN, error) {
@@ -234,7 +234,7 @@ func sampleLag(ctx context.Context, c *pgtest.Cluster, cs []*contender, every ti
 			return
 		case <-t.C:
 		}
-		v, err := c.QueryValueDB(ctx, "postgres", `select string_agg(s.slot_name || '=' || (pg_current_wal_insert_lsn() - coalesce(r.flush_lsn, s.restart_lsn))::bigint, ',')
+		v, err := c.QueryValueDB(ctx, "postgres", `select string_agg(s.slot_name || '=' || (pg_current_wal_flush_lsn() - coalesce(r.flush_lsn, s.restart_lsn))::bigint, ',')
 			from pg_replication_slots s left join pg_stat_replication r on r.pid = s.active_pid where s.slot_name like 'bench_%'`)
 		if err != nil {
 			continue
