@@ -428,3 +428,29 @@ func checkPartial(t *testing.T, c *pgtest.Cluster, path string, end pgformat.LSN
 		t.Fatalf("%s (%d bytes) is not the server's segment up to %s", path, len(got), end)
 	}
 }
+
+// The command sink: every complete segment and history file through sh -c, {segment} replaced;
+// no partial file; the slot follows what the command stored.
+func TestArchiveExecSink(t *testing.T) {
+	c := newCluster(t, nil)
+	dir := t.TempDir()
+	cfg := baseConfig(t, c.DSN(), "execsink", &ExecSink{Command: "cat > '" + dir + "'/{segment}.tmp && mv '" + dir + "'/{segment}.tmp '" + dir + "'/{segment}"})
+	cfg.Compression = Compression{Algorithm: Zstd, Level: 5}
+	r := start(t, cfg)
+	writeWAL(t, c, 4)
+	target := currentLSN(t, c).SegmentStart(1 << 20)
+	waitFlushed(t, r, target, time.Minute)
+	if rs := slotRestart(t, c, "execsink"); rs > r.a.Status().FlushLSN {
+		t.Fatalf("slot restart_lsn %s past what the command stored", rs)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := compareWithServer(t, c, dir); n < 4 {
+		t.Fatalf("%d segments stored", n)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "*.partial")); len(m) > 0 {
+		t.Fatalf("partial files from a command sink: %v", m)
+	}
+	checkVerify(t, dir)
+}
