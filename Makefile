@@ -34,10 +34,10 @@ bench:
 	$(GO) run ./bench
 
 # Every fuzzer for FUZZTIME each (a parser that reads input from outside: tar, protocol
-# messages, PostgreSQL's formats, the checker, the lz4 decoder).
+# messages, PostgreSQL's formats, the checker, a chain stream's head, the lz4 decoder).
 FUZZTIME ?= 60s
 fuzz:
-	@set -e; for pkg in ./tarw ./pgrepl ./pgformat ./verify ./internal/lz4frame; do \
+	@set -e; for pkg in ./tarw ./pgrepl ./pgformat ./verify ./restore ./internal/lz4frame; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \

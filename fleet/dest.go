@@ -149,22 +149,86 @@ func (d *cmdDest) Write(p []byte) (int, error) {
 }
 
 // exitError describes how the command ended (done must be closed): nil when it exited 0.
-func (d *cmdDest) exitError() error {
-	if d.err == nil {
+func (d *cmdDest) exitError() error { return commandExitError(d.cmd.Args[2], d.err, d.tail) }
+
+// commandExitError describes how command shell ended (err is cmd.Wait's): its exit status
+// or signal and its last line on stderr; nil when it exited 0.
+func commandExitError(shell string, err error, tail *lastLine) error {
+	if err == nil {
 		return nil
 	}
 	last := ""
-	if l := d.tail.last(); l != "" {
+	if l := tail.last(); l != "" {
 		last = fmt.Sprintf(" (its last line on stderr: %q)", l)
 	}
 	var ee *exec.ExitError
-	if errors.As(d.err, &ee) {
+	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return fmt.Errorf("command %q was killed by signal %s%s", d.cmd.Args[2], ws.Signal(), last)
+			return fmt.Errorf("command %q was killed by signal %s%s", shell, ws.Signal(), last)
 		}
-		return fmt.Errorf("command %q exited with status %d%s", d.cmd.Args[2], ee.ExitCode(), last)
+		return fmt.Errorf("command %q exited with status %d%s", shell, ee.ExitCode(), last)
 	}
-	return fmt.Errorf("command %q: %w", d.cmd.Args[2], d.err)
+	return fmt.Errorf("command %q: %w", shell, err)
+}
+
+// OpenCommand is a RestoreNode.Open that runs shell (sh -c, in a process group of its own,
+// WALWEAVE_NODE=<node> in its environment) and reads the node's stream from its standard
+// output; its standard error goes to stderr (nil: discarded). The stream ends with an error
+// when the command exits with a non-zero status (the status and its last line on stderr);
+// when ctx ends the process group gets SIGTERM (SIGKILL 10 seconds later).
+func OpenCommand(shell, node string, stderr io.Writer) func(ctx context.Context) (io.ReadCloser, error) {
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		cmd := exec.CommandContext(ctx, "sh", "-c", shell)
+		cmd.Env = append(os.Environ(), "WALWEAVE_NODE="+node)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+		cmd.WaitDelay = 10 * time.Second
+		tail := &lastLine{w: stderr}
+		cmd.Stderr = tail
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start %q: %w", shell, err)
+		}
+		return &cmdSource{ReadCloser: out, cmd: cmd, shell: shell, tail: tail}, nil
+	}
+}
+
+type cmdSource struct {
+	io.ReadCloser
+	cmd   *exec.Cmd
+	shell string
+	tail  *lastLine
+	done  bool
+	end   error // the stream's end (io.EOF or how the command failed), returned from then on
+}
+
+func (r *cmdSource) Read(p []byte) (int, error) {
+	if r.end != nil {
+		return 0, r.end
+	}
+	n, err := r.ReadCloser.Read(p)
+	if err == io.EOF && !r.done {
+		r.done = true
+		if werr := commandExitError(r.shell, r.cmd.Wait(), r.tail); werr != nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		r.end = err
+	}
+	return n, err
+}
+
+func (r *cmdSource) Close() error {
+	r.ReadCloser.Close()
+	if !r.done {
+		r.done = true
+		_ = r.cmd.Wait()
+	}
+	return nil
 }
 
 // lastLine passes what a command writes on to w (nil: discards it) and keeps its last

@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 
 	"github.com/walweave/walweave/fleet"
@@ -48,4 +49,23 @@ func ExampleRestore() {
 	if _, err := fleet.Restore(context.Background(), nodes, fleet.RestoreOptions{}); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// A node's stream read from a command's standard output (walweave fleet restore
+// --from-exec): a command that fails ends the stream with its exit status and its last line
+// on stderr.
+func ExampleOpenCommand() {
+	ctx := context.Background()
+	for _, shell := range []string{`printf 'stream of %s' "$WALWEAVE_NODE"`, `echo "access denied" >&2; exit 3`} {
+		rc, err := fleet.OpenCommand(shell, "a", nil)(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		fmt.Printf("%q %v\n", b, err)
+	}
+	// Output:
+	// "stream of a" <nil>
+	// "" command "echo \"access denied\" >&2; exit 3" exited with status 3 (its last line on stderr: "access denied")
 }

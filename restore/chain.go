@@ -222,7 +222,7 @@ func (cs *chainState) apply(ctx context.Context, i int) error {
 		err = cs.mustLink
 	}
 	if err == nil && chk.ProblemCount() == 0 && rep.ChecksumsNotVerified > 0 {
-		err = fmt.Errorf("restore: %d %s checksums of the incremental backup could not be verified while it was read (set Options.Verify.Algorithm to it)", rep.ChecksumsNotVerified, rep.ChecksumAlgorithm)
+		err = fmt.Errorf("restore: %d %s checksums of the incremental backup could not be verified while it was read: the backup before it uses another manifest checksum algorithm (take the backups of a chain with the same --manifest-checksums, or set the algorithm to verify)", rep.ChecksumsNotVerified, rep.ChecksumAlgorithm)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.Name, err)

@@ -132,7 +132,7 @@ func openChain(args []string, stdin io.Reader) ([]verify.ChainStream, func(), er
 }
 
 // verifyChain is walweave verify FULL INC1 INC2 ...: each stream checked, then the chain.
-func verifyChain(ctx context.Context, args []string, opts verify.Options, quiet bool, stdin io.Reader, stdout, stderr io.Writer) int {
+func verifyChain(ctx context.Context, args []string, opts verify.Options, quiet, allowUnverified bool, stdin io.Reader, stdout, stderr io.Writer) int {
 	streams, closeAll, err := openChain(args, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "walweave verify: %v\n", err)
@@ -141,6 +141,7 @@ func verifyChain(ctx context.Context, args []string, opts verify.Options, quiet 
 	defer closeAll()
 	reps, err := verify.Chain(ctx, streams, opts)
 	bad := 0
+	var unverified []string // streams whose SHA checksums could not be computed (stdin)
 	for i, rep := range reps {
 		if rep == nil {
 			continue
@@ -148,8 +149,13 @@ func verifyChain(ctx context.Context, args []string, opts verify.Options, quiet 
 		if !rep.OK() {
 			bad++
 		}
-		if !rep.OK() || !quiet {
-			fmt.Fprintf(stdout, "%s: %s\n", streams[i].Name, rep.String())
+		text := rep.String()
+		if rep.OK() && rep.ChecksumsNotVerified > 0 && !allowUnverified {
+			unverified = append(unverified, streams[i].Name)
+			text = "UNVERIFIED: " + strings.TrimPrefix(text, "OK: ")
+		}
+		if !rep.OK() || !quiet || len(unverified) > 0 && unverified[len(unverified)-1] == streams[i].Name {
+			fmt.Fprintf(stdout, "%s: %s\n", streams[i].Name, text)
 		}
 	}
 	if err != nil && !errors.Is(err, verify.ErrChain) {
@@ -162,6 +168,11 @@ func verifyChain(ctx context.Context, args []string, opts verify.Options, quiet 
 	}
 	if bad > 0 {
 		fmt.Fprintf(stderr, "walweave: verify failed: %d of %s %s problems (listed above)\n", bad, plural(len(reps), "stream"), map[bool]string{true: "has", false: "have"}[bad == 1])
+		return exitFailure
+	}
+	if len(unverified) > 0 {
+		fmt.Fprintf(stdout, "chain: UNVERIFIED: the chain links, but the SHA checksums of %s were not verified\n", strings.Join(unverified, ", "))
+		fmt.Fprintf(stderr, "walweave verify: the SHA checksums of %s were NOT verified (sizes checked): give --checksum-algorithm, or the FILE rather than a pipe; --allow-unverified accepts this\n", strings.Join(unverified, ", "))
 		return exitFailure
 	}
 	if !quiet {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -17,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -140,6 +138,7 @@ func newFleetBackupCmd(a *app) *cobra.Command {
 		Example: fleetBackupExample,
 		Args:    a.maxArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			bf.compressSet = cmd.Flags().Changed("compress")
 			return a.exit(runFleetBackup(a.ctx, &bf, &f, fleetArgs(a.args, "backup"), a.stdout, a.stderr))
 		},
 	}
@@ -245,6 +244,9 @@ func runFleetBackup(ctx context.Context, bf *backupFlags, f *fleetBackupFlags, a
 	if err != nil {
 		return usage("%v", err)
 	}
+	if f.exec == "" {
+		compress = suffixCompression(bf.output, bf.compressSet, compress, "walweave fleet backup", stderr)
+	}
 	level := slog.LevelWarn
 	if bf.verbose {
 		level = slog.LevelDebug
@@ -276,6 +278,11 @@ func runFleetBackup(ctx context.Context, bf *backupFlags, f *fleetBackupFlags, a
 			if dir := filepath.Dir(path); dir != "" {
 				if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 					return usage("-o %q: directory %s does not exist", bf.output, dir)
+				}
+			}
+			if !bf.force {
+				if err := refuseExisting("-o", path); err != nil {
+					return usage("%v", err)
 				}
 			}
 			dest = fleet.File(path)
@@ -615,7 +622,7 @@ func runFleetRestore(ctx context.Context, f *fleetRestoreFlags, stdout, stderr i
 			path := strings.ReplaceAll(from, "{node}", name)
 			rn.Open = func(context.Context) (io.ReadCloser, error) { return os.Open(path) }
 		} else {
-			rn.Open = commandReader(strings.ReplaceAll(fromExec, "{node}", name), name, stderr)
+			rn.Open = fleet.OpenCommand(strings.ReplaceAll(fromExec, "{node}", name), name, stderr)
 		}
 		rnodes = append(rnodes, rn)
 	}
@@ -734,59 +741,4 @@ func recoveryTargetName(dir string) string {
 		}
 	}
 	return name
-}
-
-// commandReader opens a command's standard output as a stream (--from-exec): Close waits for
-// it, and a non-zero exit status is an error.
-func commandReader(shell, node string, stderr io.Writer) func(context.Context) (io.ReadCloser, error) {
-	return func(ctx context.Context) (io.ReadCloser, error) {
-		cmd := execCommand(ctx, shell, node)
-		cmd.Stderr = stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		return &cmdReader{ReadCloser: out, wait: cmd.Wait, shell: shell}, nil
-	}
-}
-
-type cmdReader struct {
-	io.ReadCloser
-	wait  func() error
-	shell string
-	eof   bool
-}
-
-func (r *cmdReader) Read(p []byte) (int, error) {
-	n, err := r.ReadCloser.Read(p)
-	if err == io.EOF && !r.eof {
-		r.eof = true
-		if werr := r.wait(); werr != nil {
-			return n, fmt.Errorf("command %q: %w", r.shell, werr)
-		}
-	}
-	return n, err
-}
-
-func (r *cmdReader) Close() error {
-	r.ReadCloser.Close()
-	if !r.eof {
-		r.eof = true
-		_ = r.wait()
-	}
-	return nil
-}
-
-// execCommand is sh -c shell for a node, in its own process group, terminated (SIGTERM to the
-// group) when ctx ends.
-func execCommand(ctx context.Context, shell, node string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "sh", "-c", shell)
-	cmd.Env = append(os.Environ(), "WALWEAVE_NODE="+node)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	return cmd
 }

@@ -144,7 +144,7 @@ func TestFleetMixedRestorePointsRefused(t *testing.T) {
 }
 
 // Item 4: a failing --exec command is reported with its exit status and its last line on
-// stderr, whether it exits before reading the stream or after.
+// stderr, whether it exits before reading the stream or after; a failing --from-exec too.
 func TestFleetExecFailureReportsExitStatus(t *testing.T) {
 	cs := fleetClusters(t, 1)
 	for _, c := range []struct{ cmd, want string }{
@@ -155,6 +155,11 @@ func TestFleetExecFailureReportsExitStatus(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "file already closed") || strings.Contains(stderr, "broken pipe") {
 			t.Errorf("--exec %q: exit %d, stderr:\n%s\nwant %q", c.cmd, code, stderr, c.want)
 		}
+	}
+	// fleet restore --from-exec alike.
+	_, stderr, code := ww(t, nil, nil, "fleet", "restore", "--node", "a", "--from-exec", `echo "no such object" >&2; exit 5`, "-D", filepath.Join(t.TempDir(), "{node}"))
+	if code != 1 || !strings.Contains(stderr, `exited with status 5 (its last line on stderr: "no such object")`) {
+		t.Errorf("--from-exec failing: exit %d, stderr:\n%s", code, stderr)
 	}
 }
 
@@ -289,13 +294,18 @@ func TestOutputRefusesExistingFileAndSuffix(t *testing.T) {
 			t.Errorf("%s existing --force: exit %d, %q", flag, code, stderr)
 		}
 	}
+	// fleet backup -o alike, per node.
+	_, stderr, code := ww(t, nil, nil, "fleet", "backup", "--node", "b="+nowhere, "-o", filepath.Join(dir, "{node}.tar"))
+	if code != 2 || !strings.Contains(stderr, "the file exists") || strings.Contains(stderr, "connect") {
+		t.Errorf("fleet -o existing: exit %d, %q", code, stderr)
+	}
 	if b, _ := os.ReadFile(existing); string(b) != "an earlier backup" {
 		t.Fatal("the existing file was changed")
 	}
 
 	c := pgtest.Start(t, pgtest.Options{})
 	lz := filepath.Join(dir, "b.tar.lz4")
-	_, stderr, code := ww(t, nil, nil, "backup", "-d", c.DSN(), "-c", "fast", "-o", lz)
+	_, stderr, code = ww(t, nil, nil, "backup", "-d", c.DSN(), "-c", "fast", "-o", lz)
 	if code != 0 || !strings.Contains(stderr, "compressing with lz4") {
 		t.Fatalf("-o .lz4: exit %d, %q", code, stderr)
 	}
@@ -367,6 +377,33 @@ func TestVerifyPipeSHASaysUnverified(t *testing.T) {
 	stdout, stderr, code = ww(t, nil, struct{ *bytes.Reader }{pipe()}, "verify", "--allow-unverified")
 	if code != 0 || !strings.HasPrefix(stdout, "OK (sizes only, --allow-unverified): ") || stderr != "" {
 		t.Fatalf("pipe --allow-unverified: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	// A chain with one stream from stdin: the chain is not OK either.
+	dir := t.TempDir()
+	full := &fixture.Chain17{Start: 0x2000028, Algorithm: "SHA256"}
+	full.Add("base/5/16384", fixture.Blocks("abc"))
+	inc := &fixture.Chain17{Start: 0x4000028, From: 0x2000028, Algorithm: "SHA256"}
+	inc.Add("base/5/INCREMENTAL.16384", fixture.IncrementalFile(3, []uint32{1}, "B"))
+	fs, err := full.Stream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := inc.Stream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fullPath := filepath.Join(dir, "full.tar")
+	if err := os.WriteFile(fullPath, fs.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = ww(t, nil, struct{ *bytes.Reader }{bytes.NewReader(is.Bytes())}, "verify", "--no-wal", fullPath, "-")
+	if code != 1 || strings.Contains(stdout, "chain: OK") || !strings.Contains(stdout, "stdin: UNVERIFIED: ") || !strings.Contains(stdout, "chain: UNVERIFIED") {
+		t.Fatalf("chain with stdin: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = ww(t, nil, struct{ *bytes.Reader }{bytes.NewReader(is.Bytes())}, "verify", "--no-wal", "--allow-unverified", fullPath, "-")
+	if code != 0 || !strings.Contains(stdout, "chain: OK") {
+		t.Fatalf("chain with stdin, --allow-unverified: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
 

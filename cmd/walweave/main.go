@@ -73,7 +73,8 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// topCommands are walweave's commands, in the order walweave --help lists them: one line each.
+// topCommands are walweave's commands, in the order walweave --help lists them (then
+// completion and help, which cobra adds): one line each.
 var topCommands = []func(*app) *cobra.Command{
 	newBackupCmd,
 	newVerifyCmd,
@@ -109,7 +110,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // newRootCmd is the walweave command with every command of topCommands under it.
 func newRootCmd(a *app) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "walweave",
+		Use:   "walweave COMMAND [flags]",
 		Short: "a PostgreSQL physical backup as one tar stream, WAL woven in",
 		Long: `walweave: a PostgreSQL physical backup as one tar stream, WAL woven in.
 
@@ -164,6 +165,7 @@ Run "{{.CommandPath}} COMMAND --help" for a command's flags.{{end}}
 `
 
 func init() {
+	cobra.EnableCommandSorting = false // walweave --help lists topCommands in their order
 	cobra.AddTemplateFunc("wrappedFlagUsages", func(fs *pflag.FlagSet) string { return fs.FlagUsagesWrapped(100) })
 }
 

@@ -61,7 +61,7 @@ func runVerify(ctx context.Context, f *verifyFlags, pos []string, stdin io.Reade
 	opts, quiet, allowUnverified := f.opts, f.quiet, f.allowUnverified
 	opts.Logger = debugLogger(stderr, f.verbose)
 	if len(pos) > 1 {
-		return verifyChain(ctx, pos, opts, quiet, stdin, stdout, stderr)
+		return verifyChain(ctx, pos, opts, quiet, allowUnverified, stdin, stdout, stderr)
 	}
 	in, err := openInput(pos, stdin)
 	if err != nil {
