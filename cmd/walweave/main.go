@@ -3,7 +3,8 @@
 //
 //	walweave backup -d "$DSN" | zstd | aws s3 cp - s3://bucket/base.tar.zst
 //
-// Commands: backup, verify, restore, fleet (backup, restore), completion, version. Data goes
+// Commands: backup, verify, restore, fleet (backup, restore), wal (stream, get, verify,
+// prune), completion, version. Data goes
 // to stdout only; logs and progress go to stderr. Exit status: 0 on success (a complete
 // backup, a good stream), 1 on failure (one line on stderr says why; also when the reader of
 // stdout closed it), 2 on a usage error (nothing was done), 130 when interrupted (SIGINT or
