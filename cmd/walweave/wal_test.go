@@ -196,6 +196,25 @@ func TestPointInTimeRecovery(t *testing.T) {
 	if r2.QueryValue(t, pgtest.Invariant) != "true" {
 		t.Fatal("pgbench invariant does not hold at the end of the archive")
 	}
+
+	// Retention: what the base backup does not need goes; the rest still verifies.
+	stdout, stderr, code := walweave(t, ctx, nil, "wal", "prune", archive, "--before-backup", base)
+	_, before, ok := strings.Cut(strings.TrimSpace(stderr), " before ")
+	if code != 0 || !ok {
+		t.Fatalf("wal prune: %d %q %q", code, stdout, stderr)
+	}
+	ents, err := os.ReadDir(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if f, ok := walarchive.ParseFileName(e.Name()); ok && f.Kind != walarchive.KindHistory && f.Base < before {
+			t.Errorf("%s left by prune --before-backup (the backup starts in %s)", e.Name(), before)
+		}
+	}
+	if stdout, stderr, code := walweave(t, ctx, nil, "wal", "verify", archive); code != 0 || !strings.Contains(stdout, "from "+before+" ") {
+		t.Fatalf("wal verify after prune: %d %s %s", code, stdout, stderr)
+	}
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
