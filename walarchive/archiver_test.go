@@ -465,7 +465,7 @@ func TestArchiveExecSink(t *testing.T) {
 	cfg := baseConfig(t, c.DSN(), "execsink", &ExecSink{Command: "cat > '" + dir + "'/{segment}.tmp && mv '" + dir + "'/{segment}.tmp '" + dir + "'/{segment}"})
 	cfg.Compression = Compression{Algorithm: Zstd, Level: 5}
 	r := start(t, cfg)
-	writeWAL(t, c, 4)
+	writeWAL(t, c, 8)
 	target := currentLSN(t, c).SegmentStart(1 << 20)
 	waitFlushed(t, r, target, time.Minute)
 	if rs := slotRestart(t, c, "execsink"); rs > r.a.Status().FlushLSN {
