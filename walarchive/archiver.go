@@ -296,7 +296,7 @@ func (a *Archiver) session(ctx context.Context) (progressed bool, err error) {
 		StatusInterval:  a.cfg.StatusInterval,
 		ProgressTimeout: a.cfg.ProgressTimeout,
 		Logger:          a.cfg.Logger,
-		Archive:         &walstream.ArchiveHooks{Flushed: a.flushed, Received: a.received, Sync: a.sync},
+		Archive:         &walstream.ArchiveHooks{Flushed: a.flushed, Received: a.received, Sync: a.sync, Unbatched: a.cfg.Synchronous},
 	})
 	if err != nil {
 		return false, err

@@ -35,6 +35,9 @@ type ArchiveHooks struct {
 	// no flush position (InvalidXLogRecPtr): the slot does not move, and the server counts
 	// the write position as replicated. An error ends the stream.
 	Sync func() (invalidFlush bool, err error)
+	// Unbatched reads each message as it arrives (synchronous replication: a commit waits for
+	// it). Otherwise the socket is read in batches of up to 256 KiB, at most 500 ms late.
+	Unbatched bool
 }
 
 // ReportSoon asks the streaming goroutine to send a standby status update at once (the archive's

@@ -41,6 +41,9 @@ const drainTimeout = time.Minute
 const (
 	walLowWater  = 256 << 10
 	walBatchWait = 50 * time.Millisecond
+	// archiveBatchWait is the batch wait of an archiver (ArchiveHooks): a long-running stream,
+	// mostly idle, that the 50 ms waits would wake 20 times a second for nothing.
+	archiveBatchWait = 500 * time.Millisecond
 )
 
 // Config configures a Receiver.
@@ -166,7 +169,11 @@ func Connect(ctx context.Context, cfg Config) (*Receiver, error) {
 				return nil, err
 			}
 		}
-		batched = pgrepl.NewBatchedConnSize(nil, nc, walLowWater, walBatchWait)
+		wait := walBatchWait
+		if cfg.Archive != nil {
+			wait = archiveBatchWait
+		}
+		batched = pgrepl.NewBatchedConnSize(nil, nc, walLowWater, wait)
 		return batched, nil
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cc)
@@ -572,7 +579,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 	}()
 	netConn := r.conn.Conn()
 	// Batched reading (see walLowWater): on until the end position is known.
-	r.batched.Batch(true)
+	r.batched.Batch(r.cfg.Archive == nil || !r.cfg.Archive.Unbatched)
 	unbatch := func() { r.batched.Batch(false) }
 	defer unbatch()
 	var deadline time.Time
