@@ -471,9 +471,25 @@ func (a *Archiver) received(tli uint32, segStart pgformat.LSN, seg []byte, from,
 	if a.cfg.Synchronous {
 		a.psynced = a.pwritten
 	}
+	// A burst of WAL (full-page writes after a checkpoint) is made durable and reported every
+	// syncEvery bytes rather than only once a status interval.
+	burst := !a.cfg.Synchronous && a.pwritten-max(a.psynced, segStart) >= syncEvery
 	a.mu.Unlock()
+	if burst {
+		if err := a.partial.SyncPartial(); err != nil {
+			a.log.Warn("syncing the partial segment failed", "err", err)
+			return false, nil
+		}
+		a.mu.Lock()
+		a.psynced = a.pwritten
+		a.mu.Unlock()
+		return true, nil
+	}
 	return a.cfg.Synchronous, nil
 }
+
+// syncEvery bounds the partial data written and not yet made durable and reported.
+const syncEvery = 4 << 20
 
 // sync is the receiver's hook before it answers a keepalive that asks for a reply (the server
 // shutting down waits for our flush position): the partial file is made durable; a sink

@@ -131,6 +131,25 @@ func run() error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// ... and caught up with the server before the load and the lag sampling start.
+	f0, err := lsn(ctx, c, "select pg_current_wal_flush_lsn()")
+	if err != nil {
+		return err
+	}
+	for {
+		n, err := c.QueryValueDB(ctx, "postgres", "select count(*) from pg_stat_replication where write_lsn >= $1::pg_lsn", f0.String())
+		if err != nil {
+			return err
+		}
+		if n == strconv.Itoa(len(cs)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the archivers did not catch up with the server")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // a status update from each
 	startLSN, err := lsn(ctx, c, "select pg_current_wal_insert_lsn()")
 	if err != nil {
 		return err
