@@ -451,6 +451,9 @@ deletes (with --dry-run: would delete) on stdout.`,
 				return usagef("give one of --before-backup STREAM and --before SEGMENT")
 			}
 			before := f.before
+			if fn, ok := walarchive.ParseFileName(before); before != "" && (!ok || fn.Kind != walarchive.KindSegment || fn.Compression.Algorithm != walarchive.None) {
+				return usagef("--before %q is not a WAL segment name (24 hex digits)", before)
+			}
 			if f.beforeBackup != "" {
 				l, err := streamLabel(f.beforeBackup)
 				if err != nil {

@@ -238,3 +238,36 @@ func freeAddr(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// Usage errors of the wal commands: refused before anything is done, exit 2, one line.
+func TestWALUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"wal", "stream", "-d", "host=/nonexistent", "-o", dir}, "-S SLOT is required"},
+		{[]string{"wal", "stream", "-S", "s", "-o", dir, "--exec", "cat"}, "one of -o DIR and --exec CMD"},
+		{[]string{"wal", "stream", "-S", "s"}, "one of -o DIR and --exec CMD"},
+		{[]string{"wal", "stream", "-S", "s", "--exec", "cat", "--synchronous"}, "--synchronous needs -o DIR"},
+		{[]string{"wal", "stream", "-S", "s", "-o", dir, "--compress", "gzip"}, "--compress"},
+		{[]string{"wal", "stream", "-S", "s", "-o", dir, "--compress", "lz4:3"}, "--compress"},
+		{[]string{"wal", "stream", "-S", "s", "-o", dir, "--retry-for", "0s"}, "--retry-for"},
+		{[]string{"wal", "stream", "-S", "s", "-o", dir, "extra"}, "unexpected argument"},
+		{[]string{"wal", "verify", dir}, "no complete WAL segment"},
+		{[]string{"wal", "verify"}, "archive directory DIR"},
+		{[]string{"wal", "prune", dir}, "--before-backup STREAM and --before SEGMENT"},
+		{[]string{"wal", "prune", dir, "--before", "junk"}, "not a WAL segment name"},
+		{[]string{"wal", "prune", dir, "--before-backup", filepath.Join(dir, "missing.tar")}, "--before-backup"},
+		{[]string{"wal", "nope"}, "unknown command"},
+		{[]string{"restore", "-D", filepath.Join(dir, "d"), "--wal-from", dir, "--wal-from-exec", "cat", "-"}, "exclude each other"},
+		{[]string{"restore", "-D", filepath.Join(dir, "d"), "--wal-from", dir, "--restore-command", "cp", "-"}, "exclude each other"},
+		{[]string{"restore", "-D", filepath.Join(dir, "d"), "--wal-from", filepath.Join(dir, "none"), "-"}, "not a directory"},
+	}
+	for _, c := range cases {
+		stdout, stderr, code := walweave(t, context.Background(), nil, c.args...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 || stdout != "" {
+			t.Errorf("walweave %s: exit %d, stdout %q, stderr %q; want 2 and one line with %q", strings.Join(c.args, " "), code, stdout, stderr, c.want)
+		}
+	}
+}
