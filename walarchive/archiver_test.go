@@ -181,6 +181,14 @@ func TestArchiveMatchesServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkPartial(t, c, partial, end)
+			// No walsender outlives the stop.
+			deadline := time.Now().Add(10 * time.Second)
+			for c.QueryValue(t, "select count(*) from pg_stat_replication") != "0" {
+				if time.Now().After(deadline) {
+					t.Fatal("a walsender outlived the archiver's stop")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 			n := compareWithServer(t, c, dir)
 			if n < 4 {
 				t.Fatalf("only %d segments archived", n)
