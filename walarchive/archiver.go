@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walweave/walweave/pgformat"
+	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/ringbuf"
 	"github.com/walweave/walweave/walstream"
 )
@@ -30,8 +31,12 @@ const (
 
 // Config configures an Archiver.
 type Config struct {
-	// ConnConfig is the connection configuration (pgrepl.ParseConfig). The connection is a
-	// physical replication connection with application_name "walweave" unless it sets one.
+	// ConnString is the connection string (keyword/value or URL; PG* variables and the
+	// password file apply). The connection is a physical replication connection with
+	// application_name "walweave" unless it sets one.
+	ConnString string
+	// ConnConfig, when set, is used instead of ConnString (pgrepl.ParseConfig's result, with
+	// changes of the caller's).
 	ConnConfig *pgconn.Config
 	// Slot is the permanent physical replication slot to stream through. Required.
 	Slot string
@@ -122,9 +127,14 @@ type Archiver struct {
 
 // New checks cfg and returns an Archiver.
 func New(cfg Config) (*Archiver, error) {
+	if cfg.ConnConfig == nil {
+		cc, err := pgrepl.ParseConfig(cfg.ConnString)
+		if err != nil {
+			return nil, fmt.Errorf("walarchive: connection string: %w", err)
+		}
+		cfg.ConnConfig = cc
+	}
 	switch {
-	case cfg.ConnConfig == nil:
-		return nil, errors.New("walarchive: Config.ConnConfig is nil (use pgrepl.ParseConfig)")
 	case cfg.Slot == "":
 		return nil, errors.New("walarchive: a replication slot name is required (Config.Slot)")
 	case cfg.Sink == nil:

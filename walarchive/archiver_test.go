@@ -17,7 +17,6 @@ import (
 
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/pgformat"
-	"github.com/walweave/walweave/pgrepl"
 )
 
 const helperEnv = "WALARCHIVE_TEST_HELPER"
@@ -27,17 +26,12 @@ const helperEnv = "WALARCHIVE_TEST_HELPER"
 func helperMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	cc, err := pgrepl.ParseConfig(os.Getenv("WALARCHIVE_DSN"))
-	if err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
-		return 2
-	}
 	sink, err := NewDirSink(os.Getenv("WALARCHIVE_DIR"))
 	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 2
 	}
-	a, err := New(Config{ConnConfig: cc, Slot: os.Getenv("WALARCHIVE_SLOT"), CreateSlot: true, Sink: sink,
+	a, err := New(Config{ConnString: os.Getenv("WALARCHIVE_DSN"), Slot: os.Getenv("WALARCHIVE_SLOT"), CreateSlot: true, Sink: sink,
 		Synchronous: os.Getenv("WALARCHIVE_SYNC") != "", StatusInterval: 200 * time.Millisecond,
 		RetryMin: 100 * time.Millisecond, RetryMax: time.Second})
 	if err != nil {

@@ -8,25 +8,19 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/walweave/walweave/pgrepl"
 	"github.com/walweave/walweave/walarchive"
 )
 
 // An archiver into a local directory, stopped by SIGINT. An agent's own Sink (an object store
 // client) goes in place of the DirSink.
 func Example() {
-	cc, err := pgrepl.ParseConfig(os.Getenv("WALWEAVE_EXAMPLE_DSN"))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
 	sink, err := walarchive.NewDirSink(os.TempDir() + "/wal-archive")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	a, err := walarchive.New(walarchive.Config{
-		ConnConfig:  cc,
+		ConnString:  os.Getenv("WALWEAVE_EXAMPLE_DSN"),
 		Slot:        "walweave_archive",
 		CreateSlot:  true,
 		Sink:        sink,
