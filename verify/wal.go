@@ -17,7 +17,11 @@ import (
 const (
 	xlpFirstIsContRecord = 0x0001
 	xlpLongHeader        = 0x0002
-	xlpAllFlags          = 0x000F
+	// xlpFirstIsOverwriteContrecord marks the first page written after crash recovery found a
+	// record cut off at a page boundary: that record is abandoned and the page starts with an
+	// XLOG_OVERWRITE_CONTRECORD record (PostgreSQL 15+, also 14.3+).
+	xlpFirstIsOverwriteContrecord = 0x0008
+	xlpAllFlags                   = 0x000F
 
 	shortPageHeaderSize = 24 // MAXALIGN(sizeof(XLogPageHeaderData))
 	longPageHeaderSize  = 40 // MAXALIGN(sizeof(XLogLongPageHeaderData))
@@ -438,6 +442,10 @@ func (k *walker) page(pageLSN pgformat.LSN, page []byte, invalid string) {
 	off := k.pos - pageLSN
 	if off == 0 {
 		switch {
+		case k.inRec && info&xlpFirstIsOverwriteContrecord != 0:
+			// The record in progress was never completed (crash); the WAL goes on here.
+			k.inRec = false
+			off = hsize
 		case k.inRec:
 			if info&xlpFirstIsContRecord == 0 {
 				k.stop(pageLSN, stopRecord, fmt.Sprintf("there is no contrecord flag at %s (record at %s continues)", pageLSN, k.recStart))

@@ -40,6 +40,9 @@ const drainTimeout = time.Minute
 const (
 	walLowWater  = 256 << 10
 	walBatchWait = 50 * time.Millisecond
+	// archiveBatchWait is the batch wait of an archiver (ArchiveHooks): a long-running stream,
+	// mostly idle, that the 50 ms waits would wake 20 times a second for nothing.
+	archiveBatchWait = 500 * time.Millisecond
 )
 
 // Config configures a Receiver.
@@ -62,6 +65,8 @@ type Config struct {
 	// after twice the server's wal_sender_timeout of silence (never, if that is 0). Watch uses
 	// it as the probe's reply timeout.
 	ProgressTimeout time.Duration
+	// Archive, when set, makes the receiver serve a continuous WAL archiver: see ArchiveHooks.
+	Archive *ArchiveHooks
 
 	// disableBlockedStatus turns off the status updates sent while Push is blocked (tests
 	// only: it proves that they are what keeps the walsender alive).
@@ -127,7 +132,10 @@ type Receiver struct {
 		received, messages, keepalives, segments, history, status, blockedStatus, timeouts atomic.Int64
 		probes                                                                             atomic.Int64 // Watch's IDENTIFY_SYSTEM probes answered
 		write, flush                                                                       atomic.Uint64
+		serverEnd                                                                          atomic.Uint64 // the server's end of WAL (last message)
 	}
+	statusDue    atomic.Bool // ReportSoon: send a status update at once
+	invalidFlush bool        // the next status update reports no flush position (ArchiveHooks.Sync)
 
 	// Stream goroutine state.
 	tli        uint32
@@ -162,7 +170,11 @@ func Connect(ctx context.Context, cfg Config) (*Receiver, error) {
 				return nil, err
 			}
 		}
-		batched = pgrepl.NewBatchedConnSize(nil, nc, walLowWater, walBatchWait)
+		wait := walBatchWait
+		if cfg.Archive != nil {
+			wait = archiveBatchWait
+		}
+		batched = pgrepl.NewBatchedConnSize(nil, nc, walLowWater, wait)
 		return batched, nil
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cc)
@@ -572,7 +584,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 	}()
 	netConn := r.conn.Conn()
 	// Batched reading (see walLowWater): on until the end position is known.
-	r.batched.Batch(true)
+	r.batched.Batch(r.cfg.Archive == nil || !r.cfg.Archive.Unbatched)
 	unbatch := func() { r.batched.Batch(false) }
 	defer unbatch()
 	var deadline time.Time
@@ -591,7 +603,14 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 			}
 		}
 		now := time.Now()
-		if !now.Before(r.nextStatus) {
+		if periodic := !now.Before(r.nextStatus); periodic || r.statusDue.Swap(false) {
+			if h := r.cfg.Archive; periodic && h != nil && h.Sync != nil {
+				// An archive makes what it received durable once a status interval, so that
+				// the flush position (and the slot) trails the server by at most that much.
+				if _, err := h.Sync(); err != nil {
+					return nil, err
+				}
+			}
 			if err := r.sendStatus(now, false); err != nil {
 				return nil, err
 			}
@@ -630,6 +649,7 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 				if err != nil {
 					return nil, fmt.Errorf("walstream: %w", err)
 				}
+				r.st.serverEnd.Store(uint64(x.ServerWALEnd))
 				if err := r.handleXLogData(ctx, ring, x.WALStart, x.Data); err != nil {
 					return nil, err
 				}
@@ -639,7 +659,15 @@ func (r *Receiver) streamTimeline(ctx context.Context, ring *ringbuf.Ring, pos p
 					return nil, fmt.Errorf("walstream: %w", err)
 				}
 				r.st.keepalives.Add(1)
+				r.st.serverEnd.Store(uint64(k.ServerWALEnd))
 				if k.ReplyRequested {
+					if h := r.cfg.Archive; h != nil && h.Sync != nil {
+						invalid, err := h.Sync()
+						if err != nil {
+							return nil, err
+						}
+						r.invalidFlush = invalid
+					}
 					if err := r.sendStatus(time.Now(), false); err != nil {
 						return nil, err
 					}
@@ -697,6 +725,17 @@ func (r *Receiver) handleXLogData(ctx context.Context, ring *ringbuf.Ring, start
 		data = data[n:]
 		r.received += pgformat.LSN(n)
 		r.st.write.Store(uint64(r.received))
+		if h := r.cfg.Archive; h != nil && h.Received != nil {
+			report, err := h.Received(r.tli, r.curStart, r.cur, off, off+n)
+			if err != nil {
+				return err
+			}
+			if report {
+				if err := r.sendStatus(time.Now(), false); err != nil {
+					return err
+				}
+			}
+		}
 		if off+n == r.segSize {
 			if err := r.pushCurrent(ctx, ring, r.segSize); err != nil {
 				return err
@@ -784,8 +823,15 @@ func (r *Receiver) sendStatus(now time.Time, reply bool) error {
 	if r.silenceLimit() > 0 && now.Sub(r.lastHeard) > r.statusInterval {
 		reply = true
 	}
-	write := max(r.received, r.flushed)
-	r.statusBuf = pgrepl.AppendStandbyStatus(r.statusBuf[:0], write, r.flushed, 0, now, reply)
+	flush := r.flushed
+	if h := r.cfg.Archive; h != nil && h.Flushed != nil {
+		flush = h.Flushed()
+	}
+	write := max(r.received, flush)
+	if r.invalidFlush {
+		r.invalidFlush, flush = false, 0
+	}
+	r.statusBuf = pgrepl.AppendStandbyStatus(r.statusBuf[:0], write, flush, 0, now, reply)
 	if err := pgrepl.SendStandbyStatus(r.conn, r.statusBuf); err != nil {
 		return r.connError(err)
 	}
@@ -835,7 +881,10 @@ func (r *Receiver) timelineEnded(ctx context.Context, ring *ringbuf.Ring, tli ui
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if r.cur != nil {
+	if r.cfg.Archive != nil {
+		// An archive keeps the old timeline's last segment partial (see ArchiveHooks).
+		r.dropCurrent(ring)
+	} else if r.cur != nil {
 		if err := r.pushCurrent(ctx, ring, int(r.received-r.curStart)); err != nil {
 			return nil, err
 		}

@@ -3,11 +3,12 @@
 //
 //	walweave backup -d "$DSN" | zstd | aws s3 cp - s3://bucket/base.tar.zst
 //
-// Commands: backup, verify, restore, fleet (backup, restore), completion, version. Data goes
-// to stdout only; logs and progress go to stderr. Exit status: 0 on success (a complete
-// backup, a good stream), 1 on failure (one line on stderr says why; also when the reader of
-// stdout closed it), 2 on a usage error (nothing was done), 130 when interrupted (SIGINT or
-// SIGTERM; nothing is left on the server).
+// Commands: backup, verify, restore, fleet (backup, restore), wal (stream, get, verify,
+// prune), completion, version. Data goes to stdout only; logs and progress go to stderr. Exit
+// status: 0 on success (a complete backup, a good stream), 1 on failure (one line on stderr
+// says why; also when the reader of stdout closed it), 2 on a usage error (nothing was done),
+// 130 when interrupted (SIGINT or SIGTERM; nothing is left on the server). wal get exits 126
+// for a failure that is not "not in the archive" (fatal to recovery).
 //
 // # How to add a command
 //
@@ -80,6 +81,7 @@ var topCommands = []func(*app) *cobra.Command{
 	newVerifyCmd,
 	newRestoreCmd,
 	newFleetCmd,
+	newWALCmd,
 	newVersionCmd,
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -74,6 +75,7 @@ type restoreFlags struct {
 	progress                  bool
 	owner                     string
 	rec                       restore.RecoveryOptions
+	walFrom, walFromExec      string
 }
 
 func newRestoreCmd(a *app) *cobra.Command {
@@ -99,6 +101,8 @@ func newRestoreCmd(a *app) *cobra.Command {
 	fs.StringVar(&f.rec.PrimarySlotName, "primary-slot", "", "primary_slot_name `SLOT` for a standby")
 	fs.BoolVar(&f.recover, "recovery", false, "write recovery.signal (targeted recovery, with the --target-* flags)")
 	fs.StringVar(&f.rec.RestoreCommand, "restore-command", "", "restore_command `CMD` for recovery")
+	fs.StringVar(&f.walFrom, "wal-from", "", "recovery reads WAL from the walweave archive in `DIR` (restore_command = walweave wal get ...); implies --recovery without --standby")
+	fs.StringVar(&f.walFromExec, "wal-from-exec", "", "recovery fetches WAL with `CMD` (walweave wal get --from-exec CMD)")
 	fs.StringVar(&f.rec.TargetTime, "target-time", "", "recovery_target_time: `TIME` as YYYY-MM-DD HH:MM:SS[.ffffff] with a zone (+00, +02:00, Z, or a name)")
 	fs.StringVar(&f.rec.TargetLSN, "target-lsn", "", "recovery_target_lsn `LSN`")
 	fs.StringVar(&f.rec.TargetName, "target-name", "", "recovery_target_name `NAME`")
@@ -130,6 +134,15 @@ func runRestore(ctx context.Context, f *restoreFlags, pos []string, stdin io.Rea
 	if standby && recover {
 		fmt.Fprintln(stderr, "walweave restore: --standby and --recovery exclude each other")
 		return exitUsage
+	}
+	if f.walFrom != "" || f.walFromExec != "" {
+		rc, err := walRestoreCommand(f, rec.RestoreCommand)
+		if err != nil {
+			fmt.Fprintf(stderr, "walweave restore: %v\n", err)
+			return exitUsage
+		}
+		rec.RestoreCommand = rc
+		recover = recover || !standby
 	}
 	if standby || recover || rec != (restore.RecoveryOptions{}) {
 		rec.Standby = standby
@@ -203,4 +216,32 @@ func runRestore(ctx context.Context, f *restoreFlags, pos []string, stdin io.Rea
 		}
 	}
 	return code
+}
+
+// walRestoreCommand is the restore_command for --wal-from or --wal-from-exec: this walweave
+// binary (its absolute path) running wal get.
+func walRestoreCommand(f *restoreFlags, given string) (string, error) {
+	switch {
+	case f.walFrom != "" && f.walFromExec != "":
+		return "", errors.New("--wal-from and --wal-from-exec exclude each other")
+	case given != "":
+		return "", errors.New("--restore-command and --wal-from/--wal-from-exec exclude each other")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("--wal-from: the path of the walweave binary: %w", err)
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return "", fmt.Errorf("--wal-from: the path of the walweave binary: %w", err)
+	}
+	dir := ""
+	if f.walFrom != "" {
+		if dir, err = filepath.Abs(f.walFrom); err != nil {
+			return "", fmt.Errorf("--wal-from: %w", err)
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return "", fmt.Errorf("--wal-from %s: not a directory", f.walFrom)
+		}
+	}
+	return restore.WALGetCommand(exe, dir, f.walFromExec), nil
 }

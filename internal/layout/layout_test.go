@@ -71,6 +71,9 @@ func TestLayoutRules(t *testing.T) {
 				return under(p, "verify", "restore")
 			},
 			func(_, imp string) bool { return under(imp, "mux", "fleet", "source", "internal/source", "internal/pgrepl", "walstream") }},
+		{"walarchive reuses the WAL receiver and knows no orchestrator and no data source",
+			func(p string) bool { return under(p, "walarchive") },
+			func(_, imp string) bool { return under(imp, "mux", "fleet", "source", "internal/source") }},
 		{"only fleet and the programs import mux",
 			func(p string) bool { return !isProgram(p) && !under(p, "fleet", "mux") },
 			func(_, imp string) bool { return under(imp, "mux") }},
