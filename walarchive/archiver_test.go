@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -325,7 +324,6 @@ func TestArchiveServerRestart(t *testing.T) {
 func TestArchiveTimelineSwitch(t *testing.T) {
 	p := newCluster(t, nil)
 	s := p.Standby(t)
-	dropSSLNegotiation(t, s)
 	dir := t.TempDir()
 	sink, err := NewDirSink(dir)
 	if err != nil {
@@ -485,27 +483,4 @@ func TestArchiveExecSink(t *testing.T) {
 		t.Fatalf("partial files from a command sink: %v", m)
 	}
 	checkVerify(t, dir)
-}
-
-// dropSSLNegotiation works around a standby made with a newer pg_basebackup -R (the client
-// programs installed may be 18's) than the server: its primary_conninfo has sslnegotiation, which
-// a 16 or 17 walreceiver refuses ("invalid connection option"). It is removed and the standby
-// restarted.
-func dropSSLNegotiation(t *testing.T, s *pgtest.Cluster) {
-	t.Helper()
-	p := filepath.Join(s.DataDir, "postgresql.auto.conf")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixed := regexp.MustCompile(`sslnegotiation=\S+ ?`).ReplaceAll(b, nil)
-	if bytes.Equal(fixed, b) || s.Version >= 18 {
-		return
-	}
-	if err := os.WriteFile(p, fixed, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Restart(); err != nil {
-		t.Fatal(err)
-	}
 }

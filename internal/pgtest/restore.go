@@ -1,11 +1,13 @@
 package pgtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -105,6 +107,9 @@ func (c *Cluster) Standby(t testing.TB) *Cluster {
 			"-h", c.SockDir, "-p", strconv.Itoa(c.Port), "-U", Superuser); err != nil {
 			t.Fatal(err)
 		}
+		if err := dropNewerConnOptions(data, c.Version); err != nil {
+			t.Fatal(err)
+		}
 	} else {
 		tars := filepath.Join(dir, "tar")
 		if err := c.TarBackup(ctx, tars, TarBackupOptions{WAL: true, NoManifest: true}); err != nil {
@@ -146,4 +151,25 @@ func (c *Cluster) Promote(t testing.TB) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("pgtest: standby did not leave recovery")
+}
+
+// sslNegotiation matches the sslnegotiation keyword (libpq 17+) in a connection string.
+var sslNegotiation = regexp.MustCompile(`sslnegotiation=\S+ ?`)
+
+// dropNewerConnOptions removes from the primary_conninfo that a newer pg_basebackup -R wrote
+// the keywords the server's own libpq does not know (sslnegotiation, written by 18's, is
+// refused by a 16 or 17 walreceiver as an invalid connection option).
+func dropNewerConnOptions(dataDir string, serverMajor int) error {
+	if serverMajor >= 18 {
+		return nil
+	}
+	p := filepath.Join(dataDir, "postgresql.auto.conf")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if fixed := sslNegotiation.ReplaceAll(b, nil); !bytes.Equal(fixed, b) {
+		return os.WriteFile(p, fixed, 0o600)
+	}
+	return nil
 }
