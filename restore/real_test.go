@@ -165,7 +165,7 @@ func TestExtractRealMutations(t *testing.T) {
 			if !c.FullPGVerifyBackup() {
 				// Only the server's own version's pg_verifybackup reads its WAL (and, from 17,
 				// its pg_control): another would reject every stream, or miss WAL damage, for
-				// its own reasons (none is installed for 16 and 17; see DEVELOPERS.md).
+				// its own reasons (none is installed for 16 and 17; see docs/development.md).
 				t.Logf("pg_verifybackup cannot fully check %s's backups: not compared", c.Server)
 				return
 			}
