@@ -65,12 +65,16 @@ func TestLayoutRules(t *testing.T) {
 			func(_, imp string) bool { return under(imp, "mux", "fleet", "walstream", "ringbuf") }},
 		{"the WAL side imports only pgrepl, pgformat, ringbuf and internal/pgerr",
 			func(p string) bool { return under(p, "walstream") },
-			func(_, imp string) bool { return !under(imp, "internal/pgrepl", "ringbuf", "pgformat", "internal/pgerr") }},
+			func(_, imp string) bool {
+				return !under(imp, "internal/pgrepl", "ringbuf", "pgformat", "internal/pgerr")
+			}},
 		{"verify and restore read streams only",
 			func(p string) bool {
 				return under(p, "verify", "restore")
 			},
-			func(_, imp string) bool { return under(imp, "mux", "fleet", "source", "internal/source", "internal/pgrepl", "walstream") }},
+			func(_, imp string) bool {
+				return under(imp, "mux", "fleet", "source", "internal/source", "internal/pgrepl", "walstream")
+			}},
 		{"walarchive reuses the WAL receiver and knows no orchestrator and no data source",
 			func(p string) bool { return under(p, "walarchive") },
 			func(_, imp string) bool { return under(imp, "mux", "fleet", "source", "internal/source") }},
