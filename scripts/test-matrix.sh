@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every package whose tests start a real PostgreSQL (those importing internal/pgtest or
 # internal/verifytest, and internal/pgtest itself) once per server version, then the refusal
-# test against PostgreSQL 14 when 14 is in the list.
+# tests against PostgreSQL 14 (every data source refuses it) when 14 is in the list.
 #
 # Usage: scripts/test-matrix.sh [VERSION...]   (default: 15 16 17 18 14)
 #        go test -v ... | scripts/test-matrix.sh --filter   (only the console filter below)
@@ -55,16 +55,18 @@ for v in "${versions[@]}"; do
   log="$logdir/$(echo "$v" | tr '/' '_').log"
   t0=$(date +%s)
   if [ "$v" = 14 ]; then
-    echo "=== PostgreSQL 14: walweave must refuse it (TestRefusesOldServer)"
+    echo "=== PostgreSQL 14: walweave must refuse it (TestRefusesOldServer, TestServerTooOldEverySource)"
     WALWEAVE_PG=14 WALWEAVE_REQUIRE_PG=1 $GO test -count=1 -v -timeout "$TEST_TIMEOUT" \
-      -run '^TestRefusesOldServer$' ./cmd/walweave/ >"$log" 2>&1
+      -run '^(TestRefusesOldServer|TestServerTooOldEverySource)$' ./cmd/walweave/ ./mux/ >"$log" 2>&1
     rc=$?
     filter <"$log"
-    # It must have run: a skip is a failure here.
-    if [ $rc -eq 0 ] && ! grep -q '^--- PASS: TestRefusesOldServer' "$log"; then
-      echo "TestRefusesOldServer did not run against 14" >&2
-      rc=1
-    fi
+    # Both must have run: a skip is a failure here.
+    for t in TestRefusesOldServer TestServerTooOldEverySource; do
+      if [ $rc -eq 0 ] && ! grep -q "^--- PASS: $t" "$log"; then
+        echo "$t did not run against 14" >&2
+        rc=1
+      fi
+    done
   else
     echo "=== WALWEAVE_PG=$v: $pkgs"
     WALWEAVE_PG=$v WALWEAVE_REQUIRE_PG=1 $GO test -race -count=1 -v -timeout "$TEST_TIMEOUT" $pkgs >"$log" 2>&1
