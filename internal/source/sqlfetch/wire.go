@@ -65,10 +65,7 @@ func (w *wireConn) queue(sql string, oids []uint32, params [][]byte) {
 	}
 }
 
-// flush sends the queued messages. It may run while the server is blocked sending an earlier
-// result that has not been read yet: the requests are small (at most about 16 KiB, a batch of 256
-// long paths; at most Depth of them unanswered), so they fit in the socket buffers and the write
-// returns without the server reading them, as pgconn's background reader would ensure.
+// flush sends the queued messages.
 func (w *wireConn) flush() error {
 	if len(w.out) == 0 {
 		return nil
