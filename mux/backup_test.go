@@ -173,6 +173,7 @@ func TestRestoreDrill(t *testing.T) {
 	if firstWAL > lastData {
 		t.Fatalf("no WAL segment was woven in before the last data member (first WAL at %d, last data at %d)", firstWAL, lastData)
 	}
+	checkOrigin(t, c, path)
 	var sawControl bool
 	for _, m := range list {
 		sawControl = sawControl || m.Name == "global/pg_control"

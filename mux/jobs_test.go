@@ -118,6 +118,7 @@ func TestJobsRestoreDrill(t *testing.T) {
 		t.Fatalf("last progress %+v", last)
 	}
 	checkJobsLayout(t, pgtest.ListTar(t, path))
+	checkOrigin(t, c, path)
 	verifyStream(t, path)
 	r := c.RestoreDrill(t, path, pgtest.Drill{Pgbench: true, Queries: map[string]string{
 		"select count(*) from in_ts":                               "1234",

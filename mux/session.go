@@ -254,6 +254,9 @@ func (s *Session) begin() error {
 	s.wv = newWeaver(s.tw, s.ring, s.fail)
 	s.wv.fileMode, s.wv.dirMode = fileMode, dirMode
 	s.wv.tablespaces = st.Tablespaces
+	if id, err := strconv.ParseUint(info.SystemID, 10, 64); err == nil && id != 0 && info.ServerVersion != 0 {
+		s.wv.origin = pgformat.BackupOrigin{SystemID: id, ServerVersion: info.ServerVersion}.String()
+	}
 	if s.cfg.WriteRecoveryConf {
 		s.wv.recoveryConf = recoveryConfLines(s.cfg, s.log)
 		s.wv.standbySignal = true

@@ -45,6 +45,9 @@ type weaver struct {
 	// dropStandby leaves the server's standby.signal out and removes primary_conninfo and
 	// primary_slot_name from its postgresql.auto.conf (Config.StandbyConfig "drop").
 	dropStandby bool
+	// origin is the PAX comment given to backup_label (pgformat.BackupOrigin's text): which
+	// cluster and major version the stream is of, readable from its head. "" adds none.
+	origin string
 	// fail attributes an error to a side and step.
 	fail func(side Side, step string, err error) error
 	// progress is called at member boundaries.
@@ -117,9 +120,13 @@ func (w *weaver) copyData(ctx context.Context, src source.Source) error {
 
 // mainMember applies the main directory's transformations: pg_tblspc symlinks become
 // directories, postgresql.auto.conf gets walweave's settings, standby.signal goes in before
-// global/pg_control. written reports that it wrote the member itself.
+// global/pg_control, backup_label carries the stream's origin. written reports that it wrote
+// the member itself.
 func (w *weaver) mainMember(m *tarw.Member, data io.Reader) (written bool, err error) {
 	switch {
+	case m.Name == "backup_label" && m.Type == tarw.TypeFile:
+		m.Comment = w.origin
+		return false, nil
 	case m.Type == tarw.TypeSymlink && path.Dir(m.Name) == "pg_tblspc":
 		m.Type, m.Linkname, m.Mode = tarw.TypeDir, "", w.dirMode
 		return false, nil

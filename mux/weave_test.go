@@ -374,3 +374,41 @@ func TestErrorSentinels(t *testing.T) {
 }
 
 func pgError(code string) error { return &pgconn.PgError{Code: code, Message: "test"} }
+
+// The weaver gives backup_label, and only backup_label, its origin as a PAX comment.
+func TestWeaveOriginOnBackupLabel(t *testing.T) {
+	ring := ringbuf.New(4)
+	var out bytes.Buffer
+	w := testWeaver(&out, ring)
+	origin := pgformat.BackupOrigin{SystemID: 7000000000000000001, ServerVersion: 170000}
+	w.origin = origin.String()
+	if err := w.copyData(context.Background(), sourcetest.New(mainFiles()...)); err != nil {
+		t.Fatal(err)
+	}
+	ring.Close(nil)
+	finishStream(t, w)
+	tr := tar.NewReader(bytes.NewReader(out.Bytes()))
+	labels := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		comment, has := h.PAXRecords["comment"]
+		switch {
+		case h.Name == "backup_label":
+			labels++
+			if got, ok := pgformat.ParseBackupOrigin(comment); !ok || got != origin {
+				t.Fatalf("backup_label's comment %q, want %q", comment, origin)
+			}
+		case has:
+			t.Fatalf("%s has a comment %q", h.Name, comment)
+		}
+	}
+	if labels != 1 {
+		t.Fatalf("%d backup_label members", labels)
+	}
+}

@@ -16,6 +16,8 @@
 //     (NewChecksum, ChecksumHex).
 //   - The lines walweave appends to postgresql.auto.conf for tablespaces
 //     (AppendTablespaceLines, ParseTablespaceLines).
+//   - BackupOrigin, the PAX comment walweave writes on a stream's backup_label header: the
+//     cluster's system identifier and server_version_num (ParseBackupOrigin).
 //   - INCREMENTAL relation files of 17+ incremental backups (IsIncrementalName,
 //     ReadIncrementalHeader, IncrementalHeader.AppendTo, IncrementalFileSize).
 //   - global/pg_control (ParseControlFile), with each release's layout and its CRC.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,6 +139,81 @@ func TestChainSynthRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestChainRefusesAnotherClusterFromHead: backups whose LSNs link but whose backup_label
+// comments (pgformat.BackupOrigin, written by walweave) name another cluster or another major
+// version are refused from the streams' heads, before the full backup is read through: the
+// first stream is not read to its end and nothing is created.
+func TestChainRefusesAnotherClusterFromHead(t *testing.T) {
+	control, err := fixture.Control17()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := pgformat.ParseControlFile(control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := pgformat.BackupOrigin{SystemID: ctl.SystemIdentifier, ServerVersion: 170006}
+	build := func(c *fixture.Chain17, o pgformat.BackupOrigin) []byte {
+		c.Origin = o
+		return stream17(t, c)
+	}
+	newFull := func() *fixture.Chain17 {
+		f := &fixture.Chain17{Start: 0x2000028}
+		f.Add("base/5/16384", fixture.Blocks("abcdefgh"))
+		return f
+	}
+	newInc := func() *fixture.Chain17 {
+		i := &fixture.Chain17{Start: 0x4000028, From: 0x2000028}
+		i.Add("base/5/INCREMENTAL.16384", fixture.IncrementalFile(3, []uint32{1}, "B"))
+		return i
+	}
+	otherCluster := origin
+	otherCluster.SystemID++
+	otherMajor := origin
+	otherMajor.ServerVersion = 160010
+	for _, c := range []struct {
+		name      string
+		full, inc pgformat.BackupOrigin
+		want      string
+	}{
+		{"another cluster", origin, otherCluster, fmt.Sprintf("backup2 is a backup of another cluster (system identifier %d; backup1's is %d)", otherCluster.SystemID, origin.SystemID)},
+		{"another major version", origin, otherMajor, "backup2 is a backup of PostgreSQL 16, backup1 of PostgreSQL 17"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			full, inc := build(newFull(), c.full), build(newInc(), c.inc)
+			counted := &countingReader{r: bytes.NewReader(full)}
+			dir := filepath.Join(t.TempDir(), "data")
+			_, err := restore.Chain(context.Background(), []restore.ChainStream{
+				{Name: "backup1", R: counted}, {Name: "backup2", R: bytes.NewReader(inc)}}, chainOpts(dir))
+			if !errors.Is(err, verify.ErrChain) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want verify.ErrChain with %q", err, c.want)
+			}
+			if counted.n >= int64(len(full)) {
+				t.Errorf("the full backup was read to its end (%d bytes) before the refusal", counted.n)
+			}
+			if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
+				t.Errorf("%s exists after the refusal (%v)", dir, serr)
+			}
+		})
+	}
+	// The same streams from one cluster restore: the comment changes nothing else.
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := restore.Chain(context.Background(), streams(build(newFull(), origin), build(newInc(), origin)), chainOpts(dir)); err != nil {
+		t.Fatalf("a chain of one cluster: %v", err)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // TestChainSynthMidway: an error while the incremental backup is applied, with NoClean,

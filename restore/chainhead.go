@@ -42,10 +42,12 @@ func (h *headRecorder) Read(p []byte) (int, error) {
 }
 
 // peekLabel reads r's head up to its backup_label (only tablespace and WAL members may come
-// before it) and returns the label (nil when it is not in the head) and a reader that yields
-// the whole stream from its start.
-func peekLabel(r io.Reader, limit int) (*pgformat.BackupLabel, io.Reader) {
+// before it) and returns the label (nil when it is not in the head), the cluster it is of
+// (from the label's PAX comment, zero when the stream has none: a stream of an older walweave
+// or another tool) and a reader that yields the whole stream from its start.
+func peekLabel(r io.Reader, limit int) (*pgformat.BackupLabel, pgformat.BackupOrigin, io.Reader) {
 	rec := &headRecorder{r: r, limit: limit}
+	var origin pgformat.BackupOrigin
 	label := func() *pgformat.BackupLabel {
 		tr := tar.NewReader(rec)
 		for {
@@ -67,6 +69,7 @@ func peekLabel(r io.Reader, limit int) (*pgformat.BackupLabel, io.Reader) {
 				if err != nil {
 					return nil
 				}
+				origin, _ = pgformat.ParseBackupOrigin(h.PAXRecords["comment"])
 				return l
 			case strings.HasPrefix(name, "pg_tblspc/"), strings.HasPrefix(name, "pg_wal/"):
 				continue
@@ -75,25 +78,28 @@ func peekLabel(r io.Reader, limit int) (*pgformat.BackupLabel, io.Reader) {
 			}
 		}
 	}()
-	return label, io.MultiReader(bytes.NewReader(rec.buf.Bytes()), r)
+	return label, origin, io.MultiReader(bytes.NewReader(rec.buf.Bytes()), r)
 }
 
 // checkChainHeads reads the head of every stream (up to MaxChainHead each) for its
 // backup_label and refuses, before anything is written, a chain that does not link: an
-// incremental backup first, a full backup after the first, backups out of order or with one
-// missing between them, in verify.CheckChain's words. The streams' readers are replaced by
-// ones that still yield each stream from its start. Links it cannot see (a backup_label
-// further in) are left to the checks made while the chain is applied, which also compare the
-// system identifiers (in global/pg_control, near each stream's end).
+// incremental backup first, a full backup after the first, backups of another major version
+// or another cluster (from backup_label's PAX comment, pgformat.BackupOrigin), backups out of
+// order or with one missing between them, in verify.CheckChain's words. The streams' readers
+// are replaced by ones that still yield each stream from its start. Links it cannot see (a
+// backup_label further in, a stream without the comment) are left to the checks made while
+// the chain is applied, which compare the system identifiers in global/pg_control, near each
+// stream's end.
 func checkChainHeads(streams []ChainStream, limit int) error {
 	links := make([]*verify.Report, len(streams))
 	names := make([]string, len(streams))
 	for i := range streams {
 		names[i] = streams[i].Name
-		l, r := peekLabel(streams[i].R, limit)
+		l, origin, r := peekLabel(streams[i].R, limit)
 		streams[i].R = r
 		if l != nil {
-			links[i] = linkOf(l, 0)
+			links[i] = linkOf(l, origin.SystemID)
+			links[i].PGVersion = origin.Major()
 		}
 	}
 	if links[0] != nil && links[0].Incremental {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	fixture "github.com/walweave/walweave/internal/verifytest"
+	"github.com/walweave/walweave/pgformat"
 )
 
 // FuzzPeekLabel: whatever the input, peekLabel does not panic, the reader it returns yields
@@ -30,7 +31,7 @@ func FuzzPeekLabel(f *testing.F) {
 		if limit > 0 {
 			lim = int(limit)
 		}
-		l, r := peekLabel(bytes.NewReader(data), lim)
+		l, _, r := peekLabel(bytes.NewReader(data), lim)
 		got, err := io.ReadAll(r)
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("the stream read back differs (%d of %d bytes, %v)", len(got), len(data), err)
@@ -50,11 +51,18 @@ func TestPeekLabelFindsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, _ := peekLabel(bytes.NewReader(s.Bytes()), MaxChainHead)
-	if l == nil || !l.Incremental() || l.IncrementalFromLSN != 0x2000028 {
-		t.Fatalf("label %+v", l)
+	l, origin, _ := peekLabel(bytes.NewReader(s.Bytes()), MaxChainHead)
+	if l == nil || !l.Incremental() || l.IncrementalFromLSN != 0x2000028 || origin != (pgformat.BackupOrigin{}) {
+		t.Fatalf("label %+v, origin %+v", l, origin)
 	}
-	if l, r := peekLabel(bytes.NewReader(s.Bytes()), 100); l != nil {
+	inc.Origin = pgformat.BackupOrigin{SystemID: 7450000000000000001, ServerVersion: 170006}
+	if s, err = inc.Stream(); err != nil {
+		t.Fatal(err)
+	}
+	if l, origin, _ := peekLabel(bytes.NewReader(s.Bytes()), MaxChainHead); l == nil || origin != inc.Origin {
+		t.Fatalf("label %+v, origin %+v; want origin %+v", l, origin, inc.Origin)
+	}
+	if l, _, r := peekLabel(bytes.NewReader(s.Bytes()), 100); l != nil {
 		t.Fatal("a label found past the head limit")
 	} else if b, _ := io.ReadAll(r); !bytes.Equal(b, s.Bytes()) {
 		t.Fatal("bytes lost")

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -121,4 +123,103 @@ func errorsAs(err error, fe **FormatError) bool {
 		*fe = e
 	}
 	return ok
+}
+
+// A member's Comment is a PAX "comment" record: archive/tar, GNU tar and a Reader read it, the
+// extracted directory holds the file alone (no stray PAX member), and a member read with one
+// passes through a Writer with it.
+func TestCommentRecord(t *testing.T) {
+	const comment = "walweave: system_identifier=7450000000000000001 server_version_num=180006"
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	mtime := time.Unix(1700000000, 0)
+	label := []byte("START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n")
+	if err := w.WriteHeader(&Member{Name: "backup_label", Type: TypeFile, Size: int64(len(label)), Mode: 0o600, ModTime: mtime, Comment: comment}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(label); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFile("PG_VERSION", 0o600, mtime, []byte("18\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	tr := tar.NewReader(bytes.NewReader(buf.Bytes()))
+	h, err := tr.Next()
+	if err != nil || h.Name != "backup_label" || h.PAXRecords["comment"] != comment {
+		t.Fatalf("archive/tar reads %q with PAX records %q, %v", h.Name, h.PAXRecords, err)
+	}
+	if h, err = tr.Next(); err != nil || h.Name != "PG_VERSION" || len(h.PAXRecords) != 0 {
+		t.Fatalf("second member %+v, %v: a comment must not carry over", h, err)
+	}
+
+	r := NewReader(bytes.NewReader(buf.Bytes()))
+	m, err := r.Next()
+	if err != nil || m.Name != "backup_label" || m.Comment != comment || m.Size != int64(len(label)) {
+		t.Fatalf("Reader: %+v, %v", m, err)
+	}
+	var again bytes.Buffer
+	w = NewWriter(&again)
+	if err := w.WriteHeader(m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = r.Next(); err != nil || m.Comment != "" {
+		t.Fatalf("second member %+v, %v", m, err)
+	}
+	m.Comment = "added later"
+	if err := w.WriteHeader(m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tr = tar.NewReader(&again)
+	for _, want := range []string{comment, "added later"} {
+		if h, err := tr.Next(); err != nil || h.PAXRecords["comment"] != want {
+			t.Fatalf("copy: %+v, %v; want comment %q", h, err, want)
+		}
+	}
+
+	for name, c := range map[string]string{"NUL": "a\x00b", "not UTF-8": "\xff", "too long": strings.Repeat("c", maxNameLen+1)} {
+		err := NewWriter(io.Discard).WriteHeader(&Member{Name: "x", Type: TypeFile, Mode: 0o600, Comment: c})
+		if err == nil || !strings.Contains(err.Error(), "comment") {
+			t.Errorf("%s comment: %v, want an error about the comment", name, err)
+		}
+	}
+
+	if _, err := exec.LookPath("tar"); err != nil {
+		if os.Getenv("WALWEAVE_REQUIRE_PG") != "" {
+			t.Fatal("GNU tar is not installed")
+		}
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("tar", "-xf", "-", "-C", dir)
+	cmd.Stdin = bytes.NewReader(buf.Bytes())
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+		t.Fatalf("tar -x: %v: %s", err, out)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "PG_VERSION backup_label" {
+		t.Fatalf("tar -x made %q", names)
+	}
+	if got, _ := os.ReadFile(dir + "/backup_label"); !bytes.Equal(got, label) {
+		t.Fatalf("extracted backup_label %q", got)
+	}
 }

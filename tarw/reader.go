@@ -538,6 +538,7 @@ const maxPAXSize = 64 << 10
 // ignored, as POSIX allows for keywords a reader does not know.
 type paxOverrides struct {
 	path, linkpath string
+	comment        string
 	size           int64
 	hasSize        bool
 }
@@ -580,6 +581,8 @@ func (r *Reader) readPAX(h *[blockSize]byte, off int64) (*paxOverrides, error) {
 			o.path = value
 		case "linkpath":
 			o.linkpath = value
+		case "comment":
+			o.comment = value
 		case "size":
 			sz, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || sz < 0 {
@@ -616,6 +619,7 @@ func (r *Reader) applyPAX(m *Member, o *paxOverrides) error {
 	if o.linkpath != "" && m.Type == TypeSymlink {
 		m.Linkname = o.linkpath
 	}
+	m.Comment = o.comment
 	if o.hasSize {
 		if o.size != 0 && m.Type != TypeFile {
 			return bad("%s with non-zero size %d in a PAX header", m.Type, o.size)

@@ -69,7 +69,11 @@ type Member struct {
 	Mode     int64     // permission bits (mode & 07777)
 	ModTime  time.Time // modification time, whole seconds
 	Linkname string    // symlink target (symlinks only)
-	Offset   int64     // offset of the header in the input archive (for error messages)
+	// Comment is the PAX "comment" record: free text tar readers keep or ignore and never
+	// extract (walweave's streams carry the source cluster's identity on backup_label, see
+	// pgformat.BackupOrigin). "" writes none.
+	Comment string
+	Offset  int64 // offset of the header in the input archive (for error messages)
 
 	fromReader bool
 	canonical  bool // raw is a header the Writer may pass through as is
@@ -86,6 +90,7 @@ type memberFields struct {
 	mode     int64
 	modTime  time.Time
 	linkname string
+	comment  string
 }
 
 // owner is the ownership information of a header.
@@ -95,7 +100,7 @@ type owner struct {
 }
 
 func (m *Member) fields() memberFields {
-	return memberFields{m.Name, m.Type, m.Size, m.Mode, m.ModTime, m.Linkname}
+	return memberFields{m.Name, m.Type, m.Size, m.Mode, m.ModTime, m.Linkname, m.Comment}
 }
 
 // unchanged reports whether m came from a Reader and still has the parsed
@@ -103,7 +108,8 @@ func (m *Member) fields() memberFields {
 func (m *Member) unchanged() bool {
 	o := &m.orig
 	return m.fromReader && m.Name == o.name && m.Type == o.typ && m.Size == o.size &&
-		m.Mode == o.mode && m.ModTime.Equal(o.modTime) && m.Linkname == o.linkname
+		m.Mode == o.mode && m.ModTime.Equal(o.modTime) && m.Linkname == o.linkname &&
+		m.Comment == o.comment
 }
 
 // Reroot places m under prefix (for example "pg_tblspc/16384"): its Name

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 const (
@@ -202,6 +204,14 @@ func checkMember(m *Member) error {
 	} else if m.Linkname != "" {
 		return bad("%s with a link target (%q)", m.Type, m.Linkname)
 	}
+	switch {
+	case len(m.Comment) > maxNameLen:
+		return bad("comment longer than %d bytes", maxNameLen)
+	case strings.IndexByte(m.Comment, 0) >= 0:
+		return bad("NUL byte in comment")
+	case !utf8.ValidString(m.Comment):
+		return bad("comment is not UTF-8")
+	}
 	return nil
 }
 
@@ -239,6 +249,9 @@ func (w *Writer) encode(m *Member, own owner) []byte {
 	}
 	if m.Size > maxOctalSize {
 		w.pax = appendPAXRecord(w.pax, "size", strconv.FormatInt(m.Size, 10))
+	}
+	if m.Comment != "" {
+		w.pax = appendPAXRecord(w.pax, "comment", m.Comment)
 	}
 	copy(h[offName:offName+lenName], base)
 	copy(h[offPrefix:offPrefix+lenPrefix], prefix)

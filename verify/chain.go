@@ -35,6 +35,9 @@ func CheckChain(names []string, reports []*Report) error {
 		if !r.Incremental {
 			return fmt.Errorf("%w: %s is a full backup; only the first backup of a chain is full (restore it alone, or start the chain with it)", ErrChain, name(i))
 		}
+		if first.PGVersion != 0 && r.PGVersion != 0 && r.PGVersion != first.PGVersion {
+			return fmt.Errorf("%w: %s is a backup of PostgreSQL %d, %s of PostgreSQL %d: a chain is of one cluster, and an upgrade starts a new chain (take a full backup after it)", ErrChain, name(i), r.PGVersion, name(0), first.PGVersion)
+		}
 		if first.SystemID != 0 && r.SystemID != 0 && r.SystemID != first.SystemID {
 			return fmt.Errorf("%w: %s is a backup of another cluster (system identifier %d; %s's is %d)", ErrChain, name(i), r.SystemID, name(0), first.SystemID)
 		}

@@ -138,7 +138,8 @@ type Checker struct {
 	manifestErr  error
 	label        *backupLabel
 	labelSeen    bool
-	labelLate    string // the main directory's first member when it was not backup_label
+	origin       *pgformat.BackupOrigin // backup_label's walweave comment, if it has one
+	labelLate    string                 // the main directory's first member when it was not backup_label
 	controlID    uint64
 	controlSeen  bool
 	controlHead  []byte
@@ -388,6 +389,9 @@ func (c *Checker) Begin(h *tar.Header) error {
 	case "backup_label":
 		m.special = spLabel
 		c.labelSeen = true
+		if o, ok := pgformat.ParseBackupOrigin(h.PAXRecords["comment"]); ok {
+			c.origin = &o
+		}
 	case "backup_manifest":
 		m.special = spManifest
 		c.manifestSeen = true
@@ -693,6 +697,14 @@ func (c *Checker) compareFiles(man *pgformat.Manifest) {
 }
 
 func (c *Checker) checkLabel(man *pgformat.Manifest, trusted bool) {
+	if o := c.origin; o != nil {
+		if c.controlSeen && o.SystemID != c.controlID {
+			c.problem("backup_label", fmt.Sprintf("its walweave comment names the cluster with system identifier %d, global/pg_control is of %d: the stream mixes two clusters' files", o.SystemID, c.controlID))
+		}
+		if c.rep.PGVersion != 0 && o.Major() != c.rep.PGVersion {
+			c.problem("backup_label", fmt.Sprintf("its walweave comment says PostgreSQL %d, PG_VERSION says %d: the stream mixes two versions' files", o.Major(), c.rep.PGVersion))
+		}
+	}
 	l := c.label
 	if l == nil {
 		if !c.labelSeen && (!trusted || !manifestHas(man, "backup_label")) {

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	fixture "github.com/walweave/walweave/internal/verifytest"
+	"github.com/walweave/walweave/pgformat"
 	"github.com/walweave/walweave/verify"
 )
 
@@ -86,6 +88,8 @@ func TestCheckChain(t *testing.T) {
 	inc1 := &verify.Report{StartLSN: 0x4000028, StartTimeline: 1, SystemID: 7, Incremental: true, IncrementalFromLSN: 0x2000028, IncrementalFromTLI: 1}
 	inc2 := &verify.Report{StartLSN: 0x6000028, StartTimeline: 1, SystemID: 7, Incremental: true, IncrementalFromLSN: 0x4000028, IncrementalFromTLI: 1}
 	other := &verify.Report{StartLSN: 0x4000028, StartTimeline: 1, SystemID: 8, Incremental: true, IncrementalFromLSN: 0x2000028, IncrementalFromTLI: 1}
+	full.PGVersion = 17
+	otherMajor := &verify.Report{StartLSN: 0x4000028, StartTimeline: 1, SystemID: 7, PGVersion: 18, Incremental: true, IncrementalFromLSN: 0x2000028, IncrementalFromTLI: 1}
 	otherTLI := &verify.Report{StartLSN: 0x4000028, StartTimeline: 2, SystemID: 7, Incremental: true, IncrementalFromLSN: 0x2000028, IncrementalFromTLI: 2}
 	names := []string{"a", "b", "c"}
 	if err := verify.CheckChain(names, []*verify.Report{full, inc1, inc2}); err != nil {
@@ -101,11 +105,44 @@ func TestCheckChain(t *testing.T) {
 		{"wrong order", []*verify.Report{full, inc2, inc1}, "give the backups in the order they were taken"},
 		{"missing middle", []*verify.Report{full, inc2}, "a backup between them is missing"},
 		{"another system", []*verify.Report{full, other}, "another cluster"},
+		{"another major version", []*verify.Report{full, otherMajor}, "b is a backup of PostgreSQL 18, a of PostgreSQL 17: a chain is of one cluster"},
 		{"another timeline", []*verify.Report{full, otherTLI}, "timeline 2"},
 	} {
 		err := verify.CheckChain(names, c.chain)
 		if !errors.Is(err, verify.ErrChain) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestOriginComment: walweave's comment on backup_label (pgformat.BackupOrigin) must agree
+// with global/pg_control and PG_VERSION; a stream whose comment names another cluster or
+// version mixes two backups' files, and says so.
+func TestOriginComment(t *testing.T) {
+	control, err := fixture.Control17()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := pgformat.ParseControlFile(control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := pgformat.BackupOrigin{SystemID: ctl.SystemIdentifier, ServerVersion: 170006}
+	b := incremental17()
+	b.Origin = same
+	if rep := check17(t, b, nil); !rep.OK() {
+		t.Fatalf("a stream whose comment agrees: %s", rep)
+	}
+	for _, c := range []struct {
+		origin pgformat.BackupOrigin
+		want   string
+	}{
+		{pgformat.BackupOrigin{SystemID: ctl.SystemIdentifier + 1, ServerVersion: 170006}, fmt.Sprintf("names the cluster with system identifier %d, global/pg_control is of %d", ctl.SystemIdentifier+1, ctl.SystemIdentifier)},
+		{pgformat.BackupOrigin{SystemID: ctl.SystemIdentifier, ServerVersion: 180001}, "says PostgreSQL 18, PG_VERSION says 17"},
+	} {
+		b.Origin = c.origin
+		if rep := check17(t, b, nil); rep.OK() || !strings.Contains(rep.String(), c.want) {
+			t.Errorf("comment %s: want a problem with %q, got:\n%s", c.origin, c.want, rep)
 		}
 	}
 }

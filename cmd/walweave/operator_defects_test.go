@@ -17,6 +17,7 @@ import (
 	"github.com/walweave/walweave/fleet"
 	"github.com/walweave/walweave/internal/pgtest"
 	fixture "github.com/walweave/walweave/internal/verifytest"
+	"github.com/walweave/walweave/pgformat"
 )
 
 const nowhere = "host=127.0.0.1 port=1 user=x"
@@ -198,8 +199,8 @@ func TestFleetUsageErrorsAndRerunReportName(t *testing.T) {
 	}
 }
 
-// Item 6: a chain in the wrong order, with a link missing, or starting with an incremental
-// backup is refused before anything is written, in verify's words, with no INCOMPLETE
+// Item 6: a chain in the wrong order, with a link missing, starting with an incremental
+// backup, or mixing clusters or major versions is refused before anything is written, in verify's words, with no INCOMPLETE
 // report on stdout and no library name in the message.
 func TestChainRestoreRefusedBeforeWriting(t *testing.T) {
 	dir := t.TempDir()
@@ -221,6 +222,15 @@ func TestChainRestoreRefusedBeforeWriting(t *testing.T) {
 	inc2 := &fixture.Chain17{Start: 0x6000028, From: 0x4000028}
 	inc2.Add("base/5/INCREMENTAL.16384", fixture.IncrementalFile(3, []uint32{2}, "C"))
 	f, i1, i2 := write("full.tar", full), write("inc1.tar", inc1), write("inc2.tar", inc2)
+	// The same backups with the origin walweave writes on backup_label: the full backup's
+	// cluster, an incremental of another cluster and one of another major version (their
+	// LSNs link, so only the origin tells).
+	origin := pgformat.BackupOrigin{SystemID: 7450000000000000001, ServerVersion: 170006}
+	full.Origin = origin
+	inc1.Origin = pgformat.BackupOrigin{SystemID: 7450000000000000002, ServerVersion: 170006}
+	fo, i1Other := write("full-origin.tar", full), write("inc1-other-cluster.tar", inc1)
+	inc1.Origin = pgformat.BackupOrigin{SystemID: origin.SystemID, ServerVersion: 180001}
+	i1Major := write("inc1-pg18.tar", inc1)
 	for _, c := range []struct {
 		name  string
 		files []string
@@ -229,6 +239,8 @@ func TestChainRestoreRefusedBeforeWriting(t *testing.T) {
 		{"wrong order", []string{f, i2, i1}, "inc2.tar was taken from " + i1 + " (INCREMENTAL FROM 0/4000028 on timeline 1), not from " + f + " (which starts at 0/2000028 on timeline 1): give the backups in the order they were taken"},
 		{"missing link", []string{f, i2}, "inc2.tar does not follow " + f},
 		{"incremental first", []string{i1, i2}, "inc1.tar is an incremental backup (from 0/2000028 on timeline 1); a chain starts with a full backup"},
+		{"another cluster", []string{fo, i1Other}, i1Other + " is a backup of another cluster (system identifier 7450000000000000002; " + fo + "'s is 7450000000000000001)"},
+		{"another major version", []string{fo, i1Major}, i1Major + " is a backup of PostgreSQL 18, " + fo + " of PostgreSQL 17"},
 	} {
 		target := filepath.Join(t.TempDir(), "data")
 		stdout, stderr, code := ww(t, nil, nil, append([]string{"restore", "-D", target}, c.files...)...)

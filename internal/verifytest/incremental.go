@@ -19,8 +19,10 @@ type Chain17 struct {
 	Start, From pgformat.LSN
 	// Algorithm is the manifest's checksum algorithm (default CRC32C).
 	Algorithm string
-	names     []string
-	files     map[string][]byte
+	// Origin, when set, is written as backup_label's PAX comment, as walweave does.
+	Origin pgformat.BackupOrigin
+	names  []string
+	files  map[string][]byte
 }
 
 // Block is one 8 kB block filled with b.
@@ -85,6 +87,9 @@ func (b *Chain17) Stream() (*Stream, error) {
 		}
 	}
 	addFile("backup_label", l.Bytes())
+	if b.Origin != (pgformat.BackupOrigin{}) {
+		s.Members[len(s.Members)-1].Comment = b.Origin.String()
+	}
 	dirs := map[string]bool{"global": true, "pg_wal": true}
 	var order []string
 	for _, name := range b.names {

@@ -26,6 +26,9 @@ type Member struct {
 	// Source, when set, streams the content instead of Data (Size bytes).
 	Source func(w io.Writer) error
 	Size   int64
+	// Comment is the member's PAX comment record ("" for none), as walweave writes on
+	// backup_label (pgformat.BackupOrigin).
+	Comment string
 }
 
 // Len is the content size.
@@ -139,6 +142,9 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 				h.Mode = 0o777
 			}
 		}
+		if m.Comment != "" {
+			h.PAXRecords = map[string]string{"comment": m.Comment}
+		}
 		if err := tw.WriteHeader(h); err != nil {
 			return cw.n, err
 		}
@@ -180,9 +186,9 @@ func (s *Stream) MemberOffsets() []int64 {
 	for _, m := range s.Members {
 		out = append(out, off)
 		hdr := int64(512)
-		if len(m.Name)+1 > 100 { // PAX or prefix; recompute exactly
+		if len(m.Name)+1 > 100 || m.Comment != "" { // PAX or prefix; recompute exactly
 			var b bytes.Buffer
-			one := &Stream{Members: []Member{{Name: m.Name, Type: m.Type, Mode: m.Mode}}, NoTrailer: true}
+			one := &Stream{Members: []Member{{Name: m.Name, Type: m.Type, Mode: m.Mode, Comment: m.Comment}}, NoTrailer: true}
 			if _, err := one.WriteTo(&b); err != nil {
 				panic(err)
 			}
