@@ -146,15 +146,10 @@ func TestChainSynthRefused(t *testing.T) {
 // version are refused from the streams' heads, before the full backup is read through: the
 // first stream is not read to its end and nothing is created.
 func TestChainRefusesAnotherClusterFromHead(t *testing.T) {
-	control, err := fixture.Control17()
+	origin, err := fixture.Origin17()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := pgformat.ParseControlFile(control)
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := pgformat.BackupOrigin{SystemID: ctl.SystemIdentifier, ServerVersion: 170006}
 	build := func(c *fixture.Chain17, o pgformat.BackupOrigin) []byte {
 		c.Origin = o
 		return stream17(t, c)

@@ -119,15 +119,10 @@ func TestCheckChain(t *testing.T) {
 // with global/pg_control and PG_VERSION; a stream whose comment names another cluster or
 // version mixes two backups' files, and says so.
 func TestOriginComment(t *testing.T) {
-	control, err := fixture.Control17()
+	same, err := fixture.Origin17()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := pgformat.ParseControlFile(control)
-	if err != nil {
-		t.Fatal(err)
-	}
-	same := pgformat.BackupOrigin{SystemID: ctl.SystemIdentifier, ServerVersion: 170006}
 	b := incremental17()
 	b.Origin = same
 	if rep := check17(t, b, nil); !rep.OK() {
@@ -137,8 +132,8 @@ func TestOriginComment(t *testing.T) {
 		origin pgformat.BackupOrigin
 		want   string
 	}{
-		{pgformat.BackupOrigin{SystemID: ctl.SystemIdentifier + 1, ServerVersion: 170006}, fmt.Sprintf("names the cluster with system identifier %d, global/pg_control is of %d", ctl.SystemIdentifier+1, ctl.SystemIdentifier)},
-		{pgformat.BackupOrigin{SystemID: ctl.SystemIdentifier, ServerVersion: 180001}, "says PostgreSQL 18, PG_VERSION says 17"},
+		{pgformat.BackupOrigin{SystemID: same.SystemID + 1, ServerVersion: 170006}, fmt.Sprintf("names the cluster with system identifier %d, global/pg_control is of %d", same.SystemID+1, same.SystemID)},
+		{pgformat.BackupOrigin{SystemID: same.SystemID, ServerVersion: 180001}, "says PostgreSQL 18, PG_VERSION says 17"},
 	} {
 		b.Origin = c.origin
 		if rep := check17(t, b, nil); rep.OK() || !strings.Contains(rep.String(), c.want) {

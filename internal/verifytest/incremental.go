@@ -53,6 +53,20 @@ func (b *Chain17) Add(name string, data []byte) {
 	b.names = append(b.names, name)
 }
 
+// Origin17 is the origin of the cluster whose pg_control Control17 returns (its system
+// identifier, PostgreSQL 17.6), as walweave writes it on backup_label.
+func Origin17() (pgformat.BackupOrigin, error) {
+	control, err := Control17()
+	if err != nil {
+		return pgformat.BackupOrigin{}, err
+	}
+	ctl, err := pgformat.ParseControlFile(control)
+	if err != nil {
+		return pgformat.BackupOrigin{}, err
+	}
+	return pgformat.BackupOrigin{SystemID: ctl.SystemIdentifier, ServerVersion: 170006}, nil
+}
+
 // Control17 returns PostgreSQL 17's pg_control from pgformat's testdata.
 func Control17() ([]byte, error) {
 	_, here, _, _ := runtime.Caller(0)
