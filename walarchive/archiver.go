@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -347,6 +348,11 @@ func (a *Archiver) session(ctx context.Context) (progressed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if tli != 0 && tli < rcv.Timeline() {
+		if start, tli, err = a.followServerHistory(ctx, rcv, start, tli); err != nil {
+			return false, err
+		}
+	}
 	a.log.Info("archiving WAL", "slot", a.cfg.Slot, "start_lsn", start, "timeline", tli, "from", from)
 	a.mu.Lock()
 	a.stored = start
@@ -410,8 +416,10 @@ func (a *Archiver) startPoint(ctx context.Context, rcv *walstream.Receiver, rest
 	return rcv.XLogPos().SegmentStart(segSize), rcv.Timeline(), "the server's current position", nil
 }
 
-// newestSegment finds the complete segment with the highest number (the highest timeline among
-// equals).
+// newestSegment finds the newest complete segment: the one with the highest number on the
+// highest timeline. After a failover the archive may hold segments of the old timeline with
+// higher numbers than the new timeline's (WAL the old primary wrote past the fork, which the
+// new timeline abandoned): the archive goes on with the new timeline.
 func newestSegment(names []string, segSize int) (FileName, uint64, bool) {
 	var best FileName
 	var bestNo uint64
@@ -425,11 +433,82 @@ func newestSegment(names []string, segSize int) (FileName, uint64, bool) {
 		if !ok {
 			continue
 		}
-		if !found || no > bestNo || (no == bestNo && f.Timeline > best.Timeline) {
+		if !found || f.Timeline > best.Timeline || (f.Timeline == best.Timeline && no > bestNo) {
 			best, bestNo, found = f, no, true
 		}
 	}
 	return best, bestNo, found
+}
+
+// followServerHistory is where to start when the start timeline tli is older than the server's:
+// after a failover to a standby that had not received all of the old primary's WAL, the archive
+// (or this run) may have stored WAL of tli past the point where the server's timeline forked
+// from it, and the server refuses to stream tli from there. The server's timeline history says
+// where tli ended on its branch and which timeline followed: streaming starts again at the
+// segment of that fork on the following timeline (its segment files have other names: nothing
+// stored is overwritten). A tli that is not in the server's history ends Run.
+func (a *Archiver) followServerHistory(ctx context.Context, rcv *walstream.Receiver, start pgformat.LSN, tli uint32) (pgformat.LSN, uint32, error) {
+	serverTLI, segSize := rcv.Timeline(), rcv.SegmentSize()
+	name, content, err := rcv.TimelineHistory(ctx, serverTLI)
+	if err != nil {
+		return 0, 0, err
+	}
+	hist, err := pgformat.ParseHistory(content)
+	if err != nil {
+		return 0, 0, &fatalError{fmt.Errorf("walarchive: the server's timeline history %s: %w", name, err)}
+	}
+	f, err := forkStart(start, tli, serverTLI, hist, segSize)
+	if err != nil {
+		return 0, 0, &fatalError{err}
+	}
+	if f.tli == tli {
+		return start, tli, nil // tli goes on past start on the server's branch
+	}
+	first, last := pgformat.WALFileName(tli, f.end, segSize), pgformat.WALFileName(tli, start-1, segSize)
+	a.log.Warn(fmt.Sprintf("the archive holds WAL of timeline %d past %s, where the server's timeline %d forked from it: "+
+		"segments %s to %s (the part past %s) are of a branch the server's history abandoned, written by the old primary after the fork; "+
+		"recovery to the latest timeline does not use them. Archiving goes on with timeline %d from %s",
+		tli, f.end, f.tli, first, last, f.end, f.tli, f.start),
+		"timeline", tli, "fork_lsn", f.end, "abandoned_from", first, "abandoned_through", last,
+		"next_timeline", f.tli, "start_lsn", f.start, "server_timeline", serverTLI)
+	return f.start, f.tli, nil
+}
+
+// forkDecision is forkStart's result.
+type forkDecision struct {
+	start pgformat.LSN // where to stream from
+	tli   uint32       // on this timeline
+	end   pgformat.LSN // where the start timeline ends on the server's branch
+}
+
+// forkStart decides where to stream from, starting at start on timeline tli, from a server on
+// timeline serverTLI (above tli) whose history file holds hist: tli's entry gives the LSN where
+// tli ended on the server's branch and the next entry (or serverTLI) the timeline that
+// followed. A start up to that LSN stays (the server streams tli up to its end, then switches);
+// a start past it moves to the start of the segment of that LSN on the following timeline. tli
+// missing from the history is an error wrapping walstream.ErrTimelineNotInHistory.
+func forkStart(start pgformat.LSN, tli, serverTLI uint32, hist []pgformat.HistoryEntry, segSize int) (forkDecision, error) {
+	for i, e := range hist {
+		if e.Timeline != tli {
+			continue
+		}
+		next := serverTLI
+		if i+1 < len(hist) {
+			next = hist[i+1].Timeline
+		}
+		if start <= e.SwitchLSN {
+			return forkDecision{start: start, tli: tli, end: e.SwitchLSN}, nil
+		}
+		return forkDecision{start: e.SwitchLSN.SegmentStart(segSize), tli: next, end: e.SwitchLSN}, nil
+	}
+	var tlis []string
+	for _, e := range hist {
+		tlis = append(tlis, fmt.Sprint(e.Timeline))
+	}
+	return forkDecision{}, fmt.Errorf("walarchive: the archive goes on with timeline %d at %s, but the server is on timeline %d, "+
+		"which descends from timelines [%s], not from %d: %w; the archive holds WAL of another branch of the cluster's history, or of "+
+		"another cluster. Archive this server into a new, empty archive (another directory or prefix), and keep this one for the "+
+		"backups that need it", tli, start, serverTLI, strings.Join(tlis, " "), tli, walstream.ErrTimelineNotInHistory)
 }
 
 // received is the receiver's hook: the new bytes go to the partial file.

@@ -2,7 +2,10 @@ package walstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/pgformat"
@@ -71,3 +74,22 @@ func (r *Receiver) CreateSlot(ctx context.Context) (existed bool, err error) {
 // ServerWALEnd returns the server's end of WAL as of the last message it sent (0 before
 // streaming).
 func (r *Receiver) ServerWALEnd() pgformat.LSN { return pgformat.LSN(r.st.serverEnd.Load()) }
+
+// TimelineHistory runs TIMELINE_HISTORY for timeline tli (above 1): the history file's name
+// ("00000002.history") and content, which pgformat.ParseHistory parses. A server that does not
+// have that timeline's history file answers with an error wrapping ErrTimelineNotInHistory
+// (SQLSTATE 58P01). Call it before Stream.
+func (r *Receiver) TimelineHistory(ctx context.Context, tli uint32) (name string, content []byte, err error) {
+	name, content, err = pgrepl.TimelineHistory(ctx, r.conn, tli)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "58P01" { // undefined_file: no such history file
+		return "", nil, fmt.Errorf("walstream: timeline %d: %w: %w", tli, ErrTimelineNotInHistory, err)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("walstream: %w", err)
+	}
+	if want := pgformat.HistoryFileName(tli); name != want {
+		return "", nil, fmt.Errorf("walstream: TIMELINE_HISTORY %d returned file %q, want %q", tli, name, want)
+	}
+	return name, content, nil
+}
