@@ -143,6 +143,13 @@ func slotRestart(t testing.TB, c *pgtest.Cluster, slot string) pgformat.LSN {
 // server's pg_wal file of that name, and returns how many there are.
 func compareWithServer(t *testing.T, c *pgtest.Cluster, dir string) int {
 	t.Helper()
+	return compareWithServers(t, dir, func(FileName) *pgtest.Cluster { return c })
+}
+
+// compareWithServers is compareWithServer with the server of each file chosen by server (after
+// a failover: the old primary's timeline, the new one's).
+func compareWithServers(t *testing.T, dir string, server func(FileName) *pgtest.Cluster) int {
+	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +167,7 @@ func compareWithServer(t *testing.T, c *pgtest.Cluster, dir string) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := os.ReadFile(filepath.Join(c.DataDir, "pg_wal", f.Base))
+		want, err := os.ReadFile(filepath.Join(server(f).DataDir, "pg_wal", f.Base))
 		if err != nil {
 			t.Fatalf("the server has no %s: %v", f.Base, err)
 		}

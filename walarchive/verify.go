@@ -25,6 +25,12 @@ type VerifyReport struct {
 	Timelines   []uint32 // timelines of the segments checked
 	Records     int64    // WAL records whose CRC was verified
 	SegmentSize int
+	// Abandoned are the segments (file names, checked like the others) of an older timeline
+	// from where the newest timeline's history says that timeline ended: WAL of a branch
+	// that a failover abandoned (an old primary went on writing after a standby that had not
+	// received it all was promoted). Recovery to the latest timeline does not read them; they
+	// are no problem, and no hole among them is.
+	Abandoned []string
 	// Problems, the first missing or bad segment first (history files after the segments).
 	Problems []verify.Problem
 }
@@ -54,7 +60,9 @@ type archFile struct {
 // chain of each timeline with every record's CRC), no segment missing between the first and the
 // last, and the history files: one for every timeline above 1 among the segments, parseable,
 // listing the older timelines of the archive with switch points after their segments. Partial
-// segments are not checked. The error is for a directory that cannot be read or holds no
+// segments are not checked. Segments of an older timeline past where the newest timeline's
+// history ends it (the branch a failover abandoned) are listed in VerifyReport.Abandoned rather
+// than as problems; the segment where each timeline begins must be there. The error is for a directory that cannot be read or holds no
 // segment; problems are in the report.
 func Verify(ctx context.Context, dir string, opts VerifyOptions) (*VerifyReport, error) {
 	ents, err := os.ReadDir(dir)
@@ -144,9 +152,36 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (*VerifyReport,
 		p   verify.Problem
 	}
 	var probs []segProblem
-	// Holes.
-	prev := segs[0]
-	for _, s := range segs[1:] {
+	// The newest timeline's history: where each older timeline ended on its branch.
+	newest := uint32(0)
+	for _, s := range segs {
+		newest = max(newest, s.Timeline)
+	}
+	ends := map[uint32]pgformat.LSN{}
+	if name, ok := history[newest]; ok && newest > 1 {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+			if h, err := pgformat.ParseHistory(b); err == nil {
+				for _, e := range h {
+					ends[e.Timeline] = e.SwitchLSN
+				}
+			}
+		}
+	}
+	abandoned := func(s archFile) bool {
+		end, ok := ends[s.Timeline]
+		return ok && s.Timeline < newest && pgformat.LSN(s.segno*uint64(segSize)) >= end
+	}
+	onBranch := make([]archFile, 0, len(segs))
+	for _, s := range segs {
+		if abandoned(s) {
+			rep.Abandoned = append(rep.Abandoned, s.Base)
+		} else {
+			onBranch = append(onBranch, s)
+		}
+	}
+	// Holes (on the newest timeline's branch).
+	prev := onBranch[0]
+	for _, s := range onBranch[1:] {
 		for no := prev.segno + 1; no < s.segno; no++ {
 			name := pgformat.WALSegmentFileName(prev.Timeline, no, segSize)
 			probs = append(probs, segProblem{no, prev.Timeline, verify.Problem{Path: name, Reason: "missing WAL segment"}})
@@ -225,6 +260,8 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (*VerifyReport,
 			}
 			sw, ok := switches[s.Timeline]
 			switch {
+			case ok && abandoned(s):
+				continue
 			case !ok:
 				rep.Problems = append(rep.Problems, verify.Problem{Path: name, Reason: fmt.Sprintf("does not list timeline %d, which segment %s belongs to", s.Timeline, s.Base)})
 			case pgformat.LSN(s.segno*uint64(segSize)) >= sw:
@@ -233,6 +270,27 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (*VerifyReport,
 				continue
 			}
 			break
+		}
+		// The segment where t begins (the older timeline's end; a copy of the older timeline's
+		// segment up to there): recovery reads t's, never the older timeline's.
+		if len(h) == 0 {
+			continue
+		}
+		begin := h[len(h)-1].SwitchLSN
+		beginNo := uint64(begin) / uint64(segSize)
+		if beginNo < segs[0].segno || beginNo > segs[len(segs)-1].segno {
+			continue
+		}
+		found := false
+		for _, s := range segs {
+			if s.Timeline == t && s.segno == beginNo {
+				found = true
+				break
+			}
+		}
+		if !found {
+			rep.Problems = append(rep.Problems, verify.Problem{Path: pgformat.WALSegmentFileName(t, beginNo, segSize),
+				Reason: fmt.Sprintf("missing WAL segment (timeline %d begins in it, at %s)", t, begin)})
 		}
 	}
 	return rep, nil
