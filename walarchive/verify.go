@@ -62,8 +62,8 @@ type archFile struct {
 // listing the older timelines of the archive with switch points after their segments. Partial
 // segments are not checked. Segments of an older timeline past where the newest timeline's
 // history ends it (the branch a failover abandoned) are listed in VerifyReport.Abandoned rather
-// than as problems; the segment where each timeline begins must be there. The error is for a directory that cannot be read or holds no
-// segment; problems are in the report.
+// than as problems; the segment where each timeline begins must be there. The error is for a
+// directory that cannot be read or holds no segment; problems are in the report.
 func Verify(ctx context.Context, dir string, opts VerifyOptions) (*VerifyReport, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
