@@ -526,16 +526,9 @@ func (r *Receiver) setTimeline(tli uint32) {
 
 // pushHistory fetches TIMELINE_HISTORY tli and pushes it.
 func (r *Receiver) pushHistory(ctx context.Context, ring *ringbuf.Ring, tli uint32) error {
-	name, content, err := pgrepl.TimelineHistory(ctx, r.conn, tli)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "58P01" { // undefined_file: no such history file
-		return fmt.Errorf("walstream: timeline %d: %w: %w", tli, ErrTimelineNotInHistory, err)
-	}
+	name, content, err := r.TimelineHistory(ctx, tli)
 	if err != nil {
-		return fmt.Errorf("walstream: %w", err)
-	}
-	if want := pgformat.HistoryFileName(tli); name != want {
-		return fmt.Errorf("walstream: TIMELINE_HISTORY %d returned file %q, want %q", tli, name, want)
+		return err
 	}
 	seg := ring.NewSegment()
 	seg.Kind, seg.Name, seg.Timeline, seg.StartLSN, seg.Data = ringbuf.KindHistory, name, tli, 0, content

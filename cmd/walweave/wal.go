@@ -410,8 +410,7 @@ listed on stdout), 2 on a usage error or an unreadable directory.`,
 			for _, p := range rep.Problems {
 				fmt.Fprintln(a.stdout, p.String())
 			}
-			summary := fmt.Sprintf("%s from %s to %s on %s, %d records checked", plural(rep.Segments, "segment"), rep.First, rep.Last,
-				plural(len(rep.Timelines), "timeline"), rep.Records)
+			summary := walVerifySummary(rep)
 			if !rep.OK() {
 				fmt.Fprintf(a.stderr, "walweave wal verify: %s; first problem: %s\n", summary, rep.Problems[0])
 				return a.exit(exitFailure)
@@ -423,6 +422,17 @@ listed on stdout), 2 on a usage error or an unreadable directory.`,
 	cmd.Flags().StringVar(&f.from, "from", "", "check from `SEGMENT` on")
 	cmd.Flags().StringVar(&f.to, "to", "", "check up to `SEGMENT`")
 	return cmd
+}
+
+// walVerifySummary is wal verify's one-line summary of an archive.
+func walVerifySummary(rep *walarchive.VerifyReport) string {
+	s := fmt.Sprintf("%s from %s to %s on %s, %d records checked", plural(rep.Segments, "segment"), rep.First, rep.Last,
+		plural(len(rep.Timelines), "timeline"), rep.Records)
+	if n := len(rep.Abandoned); n > 0 {
+		s += fmt.Sprintf(" (and %s, %s to %s, of a branch a failover abandoned: recovery to the latest timeline does not read them)",
+			plural(n, "segment"), rep.Abandoned[0], rep.Abandoned[n-1])
+	}
+	return s
 }
 
 type walPruneFlags struct {

@@ -271,3 +271,19 @@ func TestWALUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// wal verify's summary counts the segments checked and, after a failover, names the old
+// timeline's segments past the fork (walarchive.VerifyReport.Abandoned) without calling them
+// a problem.
+func TestWALVerifySummary(t *testing.T) {
+	rep := &walarchive.VerifyReport{Segments: 1, First: "000000010000000000000002", Last: "000000010000000000000002", Timelines: []uint32{1}, Records: 7}
+	if got, want := walVerifySummary(rep), "1 segment from 000000010000000000000002 to 000000010000000000000002 on 1 timeline, 7 records checked"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	rep.Segments, rep.Last, rep.Timelines = 5, "000000020000000000000006", []uint32{1, 2}
+	rep.Abandoned = []string{"000000010000000000000005", "000000010000000000000006"}
+	want := "5 segments from 000000010000000000000002 to 000000020000000000000006 on 2 timelines, 7 records checked (and 2 segments, 000000010000000000000005 to 000000010000000000000006, of a branch a failover abandoned: recovery to the latest timeline does not read them)"
+	if got := walVerifySummary(rep); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
