@@ -118,7 +118,7 @@ func Restore(ctx context.Context, nodes []RestoreNode, opts RestoreOptions) (Res
 					owner = restore.DescribeOwner(*o.Owner)
 				} else if opts.AutoOwner && os.Geteuid() == 0 {
 					br := bufio.NewReaderSize(cr, 64<<10)
-					head, _ := br.Peek(512)
+					head, _ := br.Peek(restore.OwnerHeadSize)
 					if ow, desc, ok := restore.ChooseOwner(n.Dir, head); ok {
 						o.Owner, owner = &ow, desc
 					}

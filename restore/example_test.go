@@ -49,7 +49,7 @@ func ExampleChooseOwner() {
 		log.Fatal(err)
 	}
 	defer f.Close()
-	head := make([]byte, 512) // the first tar header
+	head := make([]byte, restore.OwnerHeadSize) // the first member's header(s)
 	n, _ := io.ReadFull(f, head)
 	if o, desc, ok := restore.ChooseOwner("/var/lib/postgresql/17/main", head[:n]); ok {
 		fmt.Println("files owned by", desc)

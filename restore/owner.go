@@ -75,10 +75,15 @@ func DescribeOwner(o Owner) string {
 	return fmt.Sprintf("%s:%s (uid %d, gid %d)", un, gn, o.UID, o.GID)
 }
 
+// OwnerHeadSize is how much of a stream's start StreamOwner and ChooseOwner need: the first
+// member's header, with the PAX extended header that may come before it (backup_label's
+// comment, a long tablespace path).
+const OwnerHeadSize = 16 << 10
+
 // StreamOwner returns the owner recorded in a walweave stream, from head, the stream's first
-// bytes (its first member's header): the user and group names PostgreSQL records ("postgres")
-// when they exist on this machine, else the numeric ids, as tar -x run as root does. ok is
-// false when head holds no tar header or the owner is root.
+// bytes (up to OwnerHeadSize; at least its first member's header): the user and group names
+// PostgreSQL records ("postgres") when they exist on this machine, else the numeric ids, as
+// tar -x run as root does. ok is false when head holds no tar header or the owner is root.
 func StreamOwner(head []byte) (o Owner, ok bool) {
 	h, err := tar.NewReader(bytes.NewReader(head)).Next()
 	if err != nil && h == nil {
@@ -131,8 +136,8 @@ func DirOwner(dir string) (o Owner, from string, ok bool) {
 
 // ChooseOwner is the owner walweave restore gives the files when it runs as root without an
 // owner given: the owner of dir (or of the directory it will be created in) when that is not
-// root, else the owner recorded in the stream (head: its first bytes, at least its first tar
-// header), as tar -x run as root does. desc says which ("postgres:postgres (uid 105, gid
+// root, else the owner recorded in the stream (head: its first bytes, up to OwnerHeadSize), as
+// tar -x run as root does. desc says which ("postgres:postgres (uid 105, gid
 // 111), the owner recorded in the stream"); ok is false when neither names an owner other
 // than root.
 func ChooseOwner(dir string, head []byte) (o Owner, desc string, ok bool) {

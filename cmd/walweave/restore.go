@@ -176,7 +176,7 @@ func runRestore(ctx context.Context, f *restoreFlags, pos []string, stdin io.Rea
 	var src io.Reader = in
 	if ownerSpec == nil && os.Geteuid() == 0 {
 		p := newPeekReader(in)
-		head, _ := p.peek(512)
+		head, _ := p.peek(restore.OwnerHeadSize)
 		src = p
 		if o, desc, ok := restore.ChooseOwner(opts.Dir, head); ok {
 			ownerSpec, ownerDesc = &o, desc
