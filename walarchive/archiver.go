@@ -2,10 +2,12 @@ package walarchive
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -404,6 +406,9 @@ func (a *Archiver) startPoint(ctx context.Context, rcv *walstream.Receiver, rest
 			return 0, 0, "", &fatalError{err}
 		}
 		if f, segno, ok := newestSegment(names, segSize); ok {
+			if err := a.checkArchiveCluster(ctx, f.Base, rcv.SystemID()); err != nil {
+				return 0, 0, "", err
+			}
 			return pgformat.LSN((segno + 1) * uint64(segSize)), f.Timeline, "the archive's newest segment " + f.Base, nil
 		}
 	}
@@ -414,6 +419,43 @@ func (a *Archiver) startPoint(ctx context.Context, rcv *walstream.Receiver, rest
 		return restart.SegmentStart(segSize), restartTLI, "the slot's restart_lsn", nil
 	}
 	return rcv.XLogPos().SegmentStart(segSize), rcv.Timeline(), "the server's current position", nil
+}
+
+// checkArchiveCluster refuses to add this server's WAL to an archive of another cluster (a
+// re-initialised or upgraded one, or a wrong directory): it reads the system identifier from
+// the long page header of the archive's newest segment, when the sink can be read back (it is
+// a Source, as DirSink is). A sink that cannot be read is not checked.
+func (a *Archiver) checkArchiveCluster(ctx context.Context, segment, serverID string) error {
+	src, ok := a.cfg.Sink.(Source)
+	if !ok {
+		return nil
+	}
+	stored, err := src.Fetch(ctx, segment)
+	if err != nil {
+		return err // retried: the archive may be briefly unreadable
+	}
+	data, err := decode(stored, maxFile)
+	if err != nil {
+		return &fatalError{fmt.Errorf("walarchive: the archive's newest segment %s: %w", segment, err)}
+	}
+	id, ok := segmentSystemID(data)
+	if !ok {
+		return &fatalError{fmt.Errorf("walarchive: the archive's newest segment %s does not start with a WAL long page header: it is damaged or not a WAL segment; check it with walweave wal verify", segment)}
+	}
+	if strconv.FormatUint(id, 10) != serverID {
+		return &fatalError{fmt.Errorf("walarchive: %w: its newest segment %s is of the cluster with system identifier %d, the server's is %s (a re-initialised or upgraded cluster, or the wrong archive); archive this server into a new, empty archive and keep this one for the backups of the cluster it belongs to", ErrOtherCluster, segment, id, serverID)}
+	}
+	return nil
+}
+
+// segmentSystemID reads the system identifier from a WAL segment's first page, a long page
+// header (xlp_info has XLP_LONG_HEADER; xlp_sysid follows the 24-byte short header).
+func segmentSystemID(seg []byte) (uint64, bool) {
+	const xlpLongHeader = 0x0002
+	if len(seg) < 32 || binary.LittleEndian.Uint16(seg[2:4])&xlpLongHeader == 0 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(seg[24:32]), true
 }
 
 // newestSegment finds the newest complete segment: the one with the highest number on the

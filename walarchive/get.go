@@ -22,6 +22,10 @@ import (
 // taken for it.
 var ErrNotFound = errors.New("not in the archive")
 
+// ErrOtherCluster is returned (wrapped) by Archiver.Run when the archive's newest segment is of
+// another cluster than the server's (its long page header's system identifier differs).
+var ErrOtherCluster = errors.New("the archive is of another cluster")
+
 // ErrCorrupt is wrapped by the errors of Get and Verify about a file that is in the archive but
 // cannot be decoded or fails its checks.
 var ErrCorrupt = errCorrupt

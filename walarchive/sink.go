@@ -89,6 +89,12 @@ func NewDirSink(dir string) (*DirSink, error) {
 // Dir returns the directory.
 func (d *DirSink) Dir() string { return d.dir }
 
+// Fetch implements Source (as DirSource does): the archiver reads the newest segment back to
+// check that the archive is of the server's cluster.
+func (d *DirSink) Fetch(ctx context.Context, name string) ([]byte, error) {
+	return DirSource{Dir: d.dir}.Fetch(ctx, name)
+}
+
 // Store implements Sink.
 func (d *DirSink) Store(ctx context.Context, name string, data []byte) error {
 	if err := ctx.Err(); err != nil {
