@@ -60,6 +60,7 @@ func (c *Cluster) VerifyBackup(t testing.TB, dir string) string {
 	if err != nil {
 		t.Fatalf("pg_verifybackup rejected the backup: %v", err)
 	}
+	t.Logf("%s: %s", strings.Join(append([]string{path}, args...), " "), strings.TrimSpace(out))
 	return out
 }
 
