@@ -87,7 +87,7 @@ func RequireOracle() bool { return os.Getenv("WALWEAVE_REQUIRE_PG") == "1" }
 //     pg_waldump reads only its own version's WAL (RestoreDrill then checks the WAL with
 //     walweave verify);
 //   - else none (ok false): from 17 the manifest (version 2) makes pg_verifybackup read
-//     pg_control, which it refuses from another major ("unexpected control file version"),
+//     pg_control, which it refuses from another major (18's says "CRC is incorrect" of 17's),
 //     and an older one refuses the manifest's version.
 //
 // When the server's own version's pg_verifybackup is missing for a version in OracleSetup,
