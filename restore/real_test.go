@@ -162,10 +162,13 @@ func TestExtractRealMutations(t *testing.T) {
 			if !mu.pgVerify {
 				return
 			}
-			if !c.FullPGVerifyBackup() {
-				// Only the server's own version's pg_verifybackup reads its WAL (and, from 17,
-				// its pg_control): another would reject every stream, or miss WAL damage, for
-				// its own reasons (none is installed for 16 and 17; see docs/development.md).
+			// The server's own version's pg_verifybackup (a missing one fails here under
+			// WALWEAVE_REQUIRE_PG=1 for the versions pgtest.OracleSetup names: 15, 17, 18).
+			// Only it reads the server's WAL (and, from 17, its pg_control): another would
+			// reject every stream, or miss WAL damage, for its own reasons (16 has none; see
+			// docs/development.md).
+			vb, vbArgs, ok := c.PGVerifyBackup(t)
+			if !ok || len(vbArgs) > 0 || !c.FullPGVerifyBackup() {
 				t.Logf("pg_verifybackup cannot fully check %s's backups: not compared", c.Server)
 				return
 			}
@@ -177,7 +180,7 @@ func TestExtractRealMutations(t *testing.T) {
 			kept := c.Extract(t, tarPath)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			out, err := c.Run(ctx, "pg_verifybackup", kept)
+			out, err := c.Run(ctx, vb, kept)
 			if err == nil {
 				t.Fatalf("pg_verifybackup accepts what restore refused:\n%s", out)
 			}

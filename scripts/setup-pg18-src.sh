@@ -22,19 +22,8 @@ sudo=""
 export DEBIAN_FRONTEND=noninteractive
 
 # The mirror the machine already uses (deb822 or one-line format).
-uri=""
-for f in /etc/apt/sources.list.d/*.sources; do
-  [ -e "$f" ] || continue
-  uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' "$f")
-  [ -n "$uri" ] && break
-done
-if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-  uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) {print $i; exit}}' /etc/apt/sources.list)
-fi
-if [ -z "$uri" ]; then
-  echo "setup-pg18-src: no Debian mirror found in /etc/apt/sources.list*; add a deb-src line for a suite that has postgresql-18" >&2
-  exit 1
-fi
+uri=$("$(dirname "$0")/debian-mirror.sh") ||
+  { echo "setup-pg18-src: add a deb-src line for a suite that has postgresql-18" >&2; exit 1; }
 
 list=/etc/apt/sources.list.d/walweave-pg18-src.sources
 if [ ! -f "$list" ]; then

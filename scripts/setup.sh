@@ -52,9 +52,23 @@ fi
 
 # The version matrix's server builds (16, 17, 18, and 14 for the refusal test) go into
 # .cache/pg in the checkout: with --matrix [MAJOR...], or for the version WALWEAVE_PG names.
+# 17 and 18 also get their own version's oracles (pg_verifybackup, pg_waldump,
+# pg_combinebackup), built once per machine from Debian's source packages; 18's first, which
+# adds the deb-src index that 17's tries before its pinned files.
+oracles() {
+  for m in 18 17; do
+    [[ " $* " == *" $m "* ]] || continue
+    case $m in
+      18) "$(dirname "$0")/setup-pg18-src.sh" ;;
+      17) "$(dirname "$0")/setup-pg17-tools.sh" ;;
+    esac
+  done
+}
 if [ "${1:-}" = --matrix ]; then
   shift
   "$(dirname "$0")/setup-pg-matrix.sh" "$@"
+  if [ $# -gt 0 ]; then oracles "$@"; else oracles 17 18; fi
 elif [[ "${WALWEAVE_PG:-}" =~ ^[0-9]+$ ]] && [ "$WALWEAVE_PG" != 15 ]; then
   "$(dirname "$0")/setup-pg-matrix.sh" "$WALWEAVE_PG"
+  oracles "$WALWEAVE_PG"
 fi

@@ -60,21 +60,26 @@ func (c *Cluster) VerifyBackup(t testing.TB, dir string) string {
 	if err != nil {
 		t.Fatalf("pg_verifybackup rejected the backup: %v", err)
 	}
+	t.Logf("%s: %s", strings.Join(append([]string{path}, args...), " "), strings.TrimSpace(out))
 	return out
 }
 
-// OracleSetup is the command that installs the pg_verifybackup (with its pg_waldump) of each
-// server version whose backups the suite checks with that version's own programs. 16 and 17
-// have none here: no Debian suite carries PostgreSQL 16, and the deb-src index lists
-// postgresql-17 (trixie) but its source files are not served (apt-get source fails with 404),
-// while trixie's binaries need a newer C library than the machine's. 16's backups are checked
-// with another version's pg_verifybackup -n and walweave verify's WAL check, 17's with walweave
-// verify (every other version's pg_verifybackup refuses 17's pg_control), both by starting
+// OracleSetup is the command that installs the pg_verifybackup (with its pg_waldump, and from
+// 17 pg_combinebackup) of each server version whose backups the suite checks with that
+// version's own programs: Debian's 15, and 17's and 18's built from Debian's source packages.
+// 16 has none here: no Debian suite carries PostgreSQL 16, so its backups are checked with
+// another version's pg_verifybackup -n and walweave verify's WAL check, then by starting
 // PostgreSQL on them, pg_amcheck and pgbench's invariant.
 var OracleSetup = map[int]string{
 	15: "scripts/setup.sh",
+	17: "scripts/setup-pg17-tools.sh",
 	18: "scripts/setup-pg18-src.sh",
 }
+
+// RequireOracle reports whether a missing program of the server's own version that OracleSetup
+// names fails the test: under WALWEAVE_REQUIRE_PG=1 (CI) it does; otherwise the test says what
+// is missing and goes on without it.
+func RequireOracle() bool { return os.Getenv("WALWEAVE_REQUIRE_PG") == "1" }
 
 // PGVerifyBackup returns the pg_verifybackup that checks this server's backups and its options:
 //   - the server's own major version's (WAL included: it runs its own pg_waldump);
@@ -82,13 +87,14 @@ var OracleSetup = map[int]string{
 //     pg_waldump reads only its own version's WAL (RestoreDrill then checks the WAL with
 //     walweave verify);
 //   - else none (ok false): from 17 the manifest (version 2) makes pg_verifybackup read
-//     pg_control, which it refuses from another major ("unexpected control file version").
+//     pg_control, which it refuses from another major (18's says "CRC is incorrect" of 17's),
+//     and an older one refuses the manifest's version.
 //
 // When the server's own version's pg_verifybackup is missing for a version in OracleSetup,
 // the test fails under WALWEAVE_REQUIRE_PG=1 (naming the setup command) and logs why otherwise.
 func (c *Cluster) PGVerifyBackup(t testing.TB) (path string, args []string, ok bool) {
 	t.Helper()
-	return pgVerifyBackup(t, c.Server, Installed(), os.Getenv("WALWEAVE_REQUIRE_PG") == "1")
+	return pgVerifyBackup(t, c.Server, Installed(), RequireOracle())
 }
 
 // pgVerifyBackup is PGVerifyBackup for the server srv among the installations inst.

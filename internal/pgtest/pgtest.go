@@ -1,7 +1,9 @@
 // Package pgtest starts throwaway PostgreSQL clusters for walweave's integration tests, of the
 // version WALWEAVE_PG selects (see EnvPG): 15 by default (Debian's), or 16, 17, 18 (and 14 for
 // refusal tests): an installed server of that major (18 from scripts/setup-pg18-src.sh), else
-// the checkout's .cache/pg, which scripts/setup-pg-matrix.sh fills. docs/development.md says how to
+// the checkout's .cache/pg, which scripts/setup-pg-matrix.sh fills (17's server comes from
+// there; /usr/lib/postgresql/17/bin holds only its client programs, from
+// scripts/setup-pg17-tools.sh, and is no server). docs/development.md says how to
 // install them and which oracle checks each version's backups.
 //
 // A cluster is initialised with data checksums in its own directory under the system temp

@@ -85,7 +85,8 @@ func TestPickTool(t *testing.T) {
 // TestOracle: on the selected server, the pg_verifybackup the drills run is the server's own
 // version's where OracleSetup names one (a missing one fails under WALWEAVE_REQUIRE_PG=1,
 // inside PGVerifyBackup), it accepts a real backup, and it rejects the same backup with one
-// byte of a data file changed: the oracle can fail.
+// byte of a data file changed: the oracle can fail. From 17, every other installed version's
+// pg_verifybackup must refuse the backup (which is why only the server's own is an oracle).
 func TestOracle(t *testing.T) {
 	c := Start(t, Options{})
 	path, args, ok := c.PGVerifyBackup(t)
@@ -111,13 +112,12 @@ func TestOracle(t *testing.T) {
 	if err := Chown(dir); err != nil {
 		t.Fatal(err)
 	}
-	if !ok {
-		// From 17, another version's pg_verifybackup refuses the backup: an older one its
-		// manifest (version 2), a newer one its pg_control. That is why PGVerifyBackup runs
-		// none on 17 here; if one ever accepts it, this says so.
+	if c.Version >= 17 {
+		// Another version's pg_verifybackup refuses 17+'s backup: an older one its manifest
+		// (version 2), a newer one its pg_control. If one ever accepts it, this says so.
 		for _, s := range Installed() {
 			p := filepath.Join(s.BinDir, "pg_verifybackup")
-			if c.Version < 17 || s.Major == c.Version || !fileExists(p) {
+			if s.Major == c.Version || !fileExists(p) {
 				continue
 			}
 			o, err := c.Run(ctx, p, "-n", dir)
@@ -126,6 +126,8 @@ func TestOracle(t *testing.T) {
 			}
 			t.Logf("pg_verifybackup %s refuses %s's backup: %s", s.Version, c.Server, strings.TrimSpace(o))
 		}
+	}
+	if !ok {
 		return
 	}
 	t.Logf("oracle for %s: %s %s", c.Server, path, strings.Join(args, " "))
@@ -175,6 +177,11 @@ func TestToolFromSelectedServer(t *testing.T) {
 	for _, p := range []string{"pg_verifybackup", "pg_waldump", "pg_combinebackup"} {
 		s, ok := c.Tool(p)
 		if !ok {
+			// pg_combinebackup exists from 17; the oracles OracleSetup names must be there.
+			setup, named := OracleSetup[srv.Major]
+			if named && RequireOracle() && (p != "pg_combinebackup" || srv.Major >= 17) {
+				t.Fatalf("%s: none of version %d installed (install it with %s): WALWEAVE_REQUIRE_PG=1, a missing oracle is a failure", p, srv.Major, setup)
+			}
 			t.Logf("%s: none of version %d installed", p, srv.Major)
 			continue
 		}
@@ -182,6 +189,7 @@ func TestToolFromSelectedServer(t *testing.T) {
 		if err != nil || v.Major != srv.Major {
 			t.Fatalf("%s for %s: %s (%v, %v)", p, srv, s.BinDir, v.Version, err)
 		}
+		t.Logf("%s for %s: %s %s", p, srv, s.BinDir, v.Version)
 	}
 }
 
@@ -200,8 +208,9 @@ func (f *fatalRecorder) Fatalf(format string, args ...any) {
 }
 
 // TestMissingOracleFails: with WALWEAVE_REQUIRE_PG=1 a server whose own pg_verifybackup is
-// named in OracleSetup (15, 18) but not installed fails the test, naming the setup command;
-// without it, 18 runs none and 16 (not named) falls back to another version's with -n.
+// named in OracleSetup (15, 17, 18) but not installed fails the test, naming the setup
+// command; without it, 17 and 18 run none and 16 (not named) falls back to another version's
+// with -n.
 func TestMissingOracleFails(t *testing.T) {
 	pg15 := fakeInstall(t, 15, "psql", "pgbench", "pg_verifybackup", "pg_waldump")
 	matrix := func(major int) Server { return fakeInstall(t, major, "postgres", "initdb", "pg_ctl") }
@@ -215,11 +224,13 @@ func TestMissingOracleFails(t *testing.T) {
 		<-done
 		return
 	}
-	if rec, _, _, _ := run(matrix(18), true); !strings.Contains(rec.fatal, "scripts/setup-pg18-src.sh") {
-		t.Fatalf("18 without its pg_verifybackup under WALWEAVE_REQUIRE_PG=1: fatal %q, want a failure naming the setup command", rec.fatal)
-	}
-	if rec, _, _, ok := run(matrix(18), false); rec.fatal != "" || ok {
-		t.Fatalf("18 without its pg_verifybackup: fatal %q, ok %v; want no oracle run and no failure", rec.fatal, ok)
+	for major, setup := range map[int]string{17: "scripts/setup-pg17-tools.sh", 18: "scripts/setup-pg18-src.sh"} {
+		if rec, _, _, _ := run(matrix(major), true); !strings.Contains(rec.fatal, setup) {
+			t.Fatalf("%d without its pg_verifybackup under WALWEAVE_REQUIRE_PG=1: fatal %q, want a failure naming %s", major, rec.fatal, setup)
+		}
+		if rec, _, _, ok := run(matrix(major), false); rec.fatal != "" || ok {
+			t.Fatalf("%d without its pg_verifybackup: fatal %q, ok %v; want no oracle run and no failure", major, rec.fatal, ok)
+		}
 	}
 	if rec, path, args, ok := run(matrix(16), true); rec.fatal != "" || !ok || path != filepath.Join(pg15.BinDir, "pg_verifybackup") || strings.Join(args, " ") != "-n" {
 		t.Fatalf("16: fatal %q, %s %v %v; want 15's pg_verifybackup with -n", rec.fatal, path, args, ok)

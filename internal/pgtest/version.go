@@ -185,7 +185,9 @@ var (
 // Installed lists the PostgreSQL bin directories installed on the machine (pg_config --bindir
 // and /usr/lib/postgresql/*/bin, not the matrix's server builds in .cache/pg), newest first,
 // each with the version of its programs (Debian's 15, the source build of 18 from
-// scripts/setup-pg18-src.sh).
+// scripts/setup-pg18-src.sh, and 17's client programs alone from scripts/setup-pg17-tools.sh:
+// a directory without postgres is listed here for its programs, but selectServer never takes
+// it for a server, since it probes postgres).
 func Installed() []Server {
 	installedOnce.Do(func() {
 		seen := map[string]bool{}
