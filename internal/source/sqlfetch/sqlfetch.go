@@ -297,7 +297,7 @@ func (s *Source) Open(ctx context.Context) (_ source.Info, err error) {
 		return info, fmt.Errorf("connect %d readers (--jobs): %w; the server may need a higher max_connections", s.cfg.Jobs, err)
 	}
 	for _, c := range s.workers {
-		w, err := takeOver(c)
+		w, err := takeOver(ctx, c)
 		if err != nil {
 			return info, fmt.Errorf("take over a reader's connection: %w", err)
 		}

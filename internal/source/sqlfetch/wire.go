@@ -1,6 +1,7 @@
 package sqlfetch
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,7 +29,21 @@ type wireConn struct {
 const wireReadBuffer = 1 << 20
 
 // takeOver hijacks an idle connection.
-func takeOver(c *pgconn.PgConn) (*wireConn, error) {
+//
+// The socket must have no reader but ours. pgconn starts a background reader whenever one of
+// its writes takes longer than 15 ms (a full socket buffer, or on a busy machine a writer that
+// was not scheduled), so that the server's replies cannot deadlock against the write; stopping
+// it only marks it stopping, and if it had already read the whole reply it stays blocked in
+// its next Read. The connection's start-up (startup message, SCRAM) writes so: after a slow
+// one the connection completes from the buffered reply, and that forgotten Read takes the
+// first bytes of the first reply sent on the taken-over socket, which then frames messages
+// from the middle of a row (TestTakeOverAfterSlowWrite; once in CI: "message type 0 with
+// length 0"). SyncConn returns only once that reader has ended and nothing is buffered,
+// pinging the server until it has (one round trip, only when a reader was left over).
+func takeOver(ctx context.Context, c *pgconn.PgConn) (*wireConn, error) {
+	if err := c.SyncConn(ctx); err != nil {
+		return nil, fmt.Errorf("stop pgconn's background reader: %w", err)
+	}
 	hc, err := c.Hijack()
 	if err != nil {
 		return nil, err

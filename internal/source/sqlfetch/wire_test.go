@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walweave/walweave/internal/pgrepl"
@@ -33,7 +36,7 @@ func TestWireConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := takeOver(pc)
+	w, err := takeOver(context.Background(), pc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +95,7 @@ func TestWireConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2, err := takeOver(pc2)
+	w2, err := takeOver(context.Background(), pc2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,4 +137,83 @@ func FuzzWireResult(f *testing.F) {
 			}
 		}
 	})
+}
+
+// stallConn returns from each write only after a pause, once the bytes are sent, while stall
+// is set: to pgconn it looks like a write that blocked, or a writer descheduled on a busy
+// machine, for longer than its slow-write timer (15 ms).
+type stallConn struct {
+	net.Conn
+	stall atomic.Bool
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.stall.Load() {
+		time.Sleep(200 * time.Millisecond)
+	}
+	return n, err
+}
+
+// TestTakeOverAfterSlowWrite is the flake that had the readers' protocol reverted (a reply
+// misframed as "message type 0, length 0"), made deterministic. When a write of pgconn's takes
+// longer than 15 ms, pgconn starts a background reader on the socket; if the server's whole
+// reply arrives before the write returns, that reader has read it and is blocked in the next
+// Read when pgconn stops it (Stop only marks it stopping). The connection completes from the
+// buffered reply, and after Hijack that forgotten Read takes the first bytes of the first
+// reply sent on the taken-over socket: the reader then frames messages from the middle of a
+// row. Here every write of the connection's start-up stalls for 200 ms; the query after the
+// take-over must come back whole.
+func TestTakeOverAfterSlowWrite(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	c.Exec(t, "create table t as select g, md5(g::text) from generate_series(1, 10000) g; checkpoint")
+	rel := c.QueryValue(t, "select pg_relation_filepath('t')")
+	want, err := os.ReadFile(filepath.Join(c.DataDir, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 64 << 10 // more than the background reader's 8 KiB read
+	if len(want) < n {
+		t.Fatalf("relation of %d bytes, want at least %d", len(want), n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 3 {
+		cfg, err := pgconn.ParseConfig(c.SuperDSN("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sc *stallConn
+		cfg.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) {
+			sc = &stallConn{Conn: nc}
+			sc.stall.Store(true)
+			return sc, nil
+		}
+		pc, err := pgconn.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.stall.Store(false)
+		w, err := takeOver(ctx, pc)
+		if err != nil {
+			t.Fatalf("connection %d: take over: %v", i, err)
+		}
+		// A reply that lost its first bytes may also wait forever for a length it misread.
+		if err := w.nc.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		w.queue(readOne, []uint32{oidText, oidInt8, oidInt8}, [][]byte{[]byte(rel), []byte("0"), []byte(strconv.Itoa(n))})
+		if err := w.flush(); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		err = w.result(func(v []byte) error { got = append(got, v...); return nil })
+		_ = w.close()
+		if err != nil {
+			t.Fatalf("connection %d: the first reply after the take-over: %v", i, err)
+		}
+		if !bytes.Equal(got, want[:n]) {
+			t.Fatalf("connection %d: %d bytes, not the file's first %d", i, len(got), n)
+		}
+	}
 }
