@@ -199,15 +199,15 @@ func run(ctx context.Context, cfg *config) error {
 	if err := srv.checkpoint(ctx); err != nil {
 		logf("warning: %v (continuing)", err)
 	}
-	if cfg.profile != "" {
-		return runProfile(ctx, cfg, srv)
-	}
 	if cfg.linkRate > 0 || cfg.linkLatency > 0 {
 		stop, err := srv.startLink(cfg.linkRate, cfg.linkLatency)
 		if err != nil {
 			return err
 		}
 		defer stop()
+	}
+	if cfg.profile != "" {
+		return runProfile(ctx, cfg, srv)
 	}
 	return runBench(ctx, cfg, srv)
 }

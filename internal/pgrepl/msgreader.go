@@ -22,9 +22,11 @@ const maxEmptyReads = 100
 // connection through one large buffer. Next returns each body as a slice of that buffer, so a
 // stream of CopyData messages is read with one read system call per buffer-full rather than one
 // or more per message, and with no copy or allocation per message. It is what the base backup's
-// connection reads after pgconn has connected and authenticated it (see pgconn.PgConn.Hijack):
-// pgproto3's reader works with an 8 KiB buffer and needs two or more reads per 32 KiB CopyData
-// message of a BASE_BACKUP stream.
+// connection (and each --jobs reader's) reads after pgconn has connected and authenticated it
+// (see pgconn.PgConn.Hijack): pgproto3's reader works with an 8 KiB buffer and needs two or more
+// reads per 32 KiB CopyData message of a BASE_BACKUP stream. Before the socket is taken over,
+// pgconn.PgConn.SyncConn must have returned: pgconn may have left a background reader blocked in
+// a Read of it, which would take the first bytes meant for this reader.
 //
 // The buffer grows, doubling, only when a single message does not fit in it and its bytes have
 // actually arrived; it never allocates on the strength of a length read from the input.

@@ -318,7 +318,7 @@ func (b *Source) readResultSet(what string) ([][][]byte, error) {
 func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (source.Start, error) {
 	b.onProgress = progress
 	b.watch(ctx)
-	if err := b.takeOver(); err != nil {
+	if err := b.takeOver(ctx); err != nil {
 		return source.Start{}, err
 	}
 	cmd := b.command()
@@ -389,7 +389,25 @@ func (b *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 }
 
 // takeOver hijacks connection A's socket from pgconn for the BASE_BACKUP stream.
-func (b *Source) takeOver() error {
+//
+// pgconn may have left a background reader blocked in a Read of this socket (it starts one
+// when a write takes longer than 15 ms, and stopping it only takes effect after its next
+// Read); that Read would take the first bytes of BASE_BACKUP's reply. SyncConn returns once no
+// such reader is left and nothing is buffered (sqlfetch's takeOver says more, and its
+// TestTakeOverAfterSlowWrite shows the misframed stream without it). It pings the server to
+// end that Read, and a physical walsender refuses the ping (an SQL command, 0A000), but the
+// error reply ends the Read as well: the next call finds the reader stopped.
+func (b *Source) takeOver(ctx context.Context) error {
+	var err error
+	for range 3 {
+		var pgErr *pgconn.PgError
+		if err = b.conn.SyncConn(ctx); err == nil || !errors.As(err, &pgErr) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("take over the base backup connection: stop pgconn's background reader: %w", err)
+	}
 	hc, err := b.conn.Hijack()
 	if err != nil {
 		return fmt.Errorf("take over the base backup connection: %w", err)

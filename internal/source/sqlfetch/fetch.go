@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // piece is a byte range of one file, read with one pg_read_binary_file call.
@@ -147,9 +145,8 @@ const (
 
 // work fetches tasks on conn until none is left or the fetch is cancelled. paths maps a
 // member index to the path the server reads.
-func (f *fetcher) work(conn *pgconn.PgConn, paths func(m int) string, fail func(error)) {
+func (f *fetcher) work(conn *wireConn, paths func(m int) string, fail func(error)) {
 	defer f.wg.Done()
-	pl := conn.StartPipeline(f.ctx)
 	var inflight []int
 	err := func() error {
 		for {
@@ -158,44 +155,43 @@ func (f *fetcher) work(conn *pgconn.PgConn, paths func(m int) string, fail func(
 				if !ok {
 					break
 				}
-				f.send(pl, f.tasks[i], paths)
+				f.send(conn, f.tasks[i], paths)
 				inflight = append(inflight, i)
 			}
 			if len(inflight) == 0 {
 				return nil
 			}
-			if err := pl.Flush(); err != nil {
+			if err := conn.flush(); err != nil {
 				return err
 			}
-			if err := f.receive(pl, f.tasks[inflight[0]]); err != nil {
+			if err := f.receive(conn, f.tasks[inflight[0]]); err != nil {
 				return err
 			}
 			inflight = inflight[1:]
 		}
 	}()
 	if err != nil {
+		if f.ctx.Err() != nil {
+			err = context.Cause(f.ctx)
+		}
 		for _, i := range inflight {
 			t := f.tasks[i]
 			t.err = err
 			close(t.done)
 		}
 		fail(err)
-		return
 	}
-	_ = pl.Close()
 }
 
-func (f *fetcher) send(pl *pgconn.Pipeline, t *task, paths func(m int) string) {
+func (f *fetcher) send(conn *wireConn, t *task, paths func(m int) string) {
 	if len(t.pieces) == 1 && f.rowSize > 0 && t.pieces[0].n > int64(f.rowSize) {
 		p := t.pieces[0]
-		pl.SendQueryParams(readRows,
-			[][]byte{[]byte(paths(p.m)), strconv.AppendInt(nil, p.off, 10), strconv.AppendInt(nil, p.n, 10), strconv.AppendInt(nil, int64(f.rowSize), 10)},
-			[]uint32{oidText, oidInt8, oidInt8, oidInt8}, nil, []int16{1})
+		conn.queue(readRows, []uint32{oidText, oidInt8, oidInt8, oidInt8},
+			[][]byte{[]byte(paths(p.m)), strconv.AppendInt(nil, p.off, 10), strconv.AppendInt(nil, p.n, 10), strconv.AppendInt(nil, int64(f.rowSize), 10)})
 	} else if len(t.pieces) == 1 {
 		p := t.pieces[0]
-		pl.SendQueryParams(readOne,
-			[][]byte{[]byte(paths(p.m)), strconv.AppendInt(nil, p.off, 10), strconv.AppendInt(nil, p.n, 10)},
-			[]uint32{oidText, oidInt8, oidInt8}, nil, []int16{1})
+		conn.queue(readOne, []uint32{oidText, oidInt8, oidInt8},
+			[][]byte{[]byte(paths(p.m)), strconv.AppendInt(nil, p.off, 10), strconv.AppendInt(nil, p.n, 10)})
 	} else {
 		var ps, os, ls []byte
 		ps, os, ls = append(ps, '{'), append(os, '{'), append(ls, '{')
@@ -208,10 +204,8 @@ func (f *fetcher) send(pl *pgconn.Pipeline, t *task, paths func(m int) string) {
 			ls = strconv.AppendInt(ls, p.n, 10)
 		}
 		ps, os, ls = append(ps, '}'), append(os, '}'), append(ls, '}')
-		pl.SendQueryParams(readMany, [][]byte{ps, os, ls},
-			[]uint32{oidTextArray, oidInt8Array, oidInt8Array}, nil, []int16{1})
+		conn.queue(readMany, []uint32{oidTextArray, oidInt8Array, oidInt8Array}, [][]byte{ps, os, ls})
 	}
-	pl.SendPipelineSync()
 }
 
 // appendArrayString appends s as a double-quoted element of an array literal.
@@ -226,77 +220,53 @@ func appendArrayString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// receive reads task t's result and the pipeline's sync point after it.
-func (f *fetcher) receive(pl *pgconn.Pipeline, t *task) error {
-	res, err := pl.GetResults()
-	if err != nil {
-		return fmt.Errorf("read %s: %w", t.describe(), err)
-	}
-	rr, ok := res.(*pgconn.ResultReader)
-	if !ok {
-		return fmt.Errorf("read %s: unexpected pipeline result %T", t.describe(), res)
-	}
+// receive reads task t's result, up to its sync point. A task of one piece comes in one row
+// or several (readRows): their bytes in order, a NULL first row a file that no longer exists,
+// a short row the end of a file that shrank. A task of several files has a row per file.
+func (f *fetcher) receive(conn *wireConn, t *task) error {
 	buf := f.buffer()
 	data := make([][]byte, 0, len(t.pieces))
 	miss := make([]bool, 0, len(t.pieces))
 	var wire int64
-	if len(t.pieces) == 1 {
-		// One piece, in one row or several (readRows): their bytes in order. A NULL first row
-		// is a file that no longer exists; a short row is the end of a file that shrank.
-		p := t.pieces[0]
-		rows := 0
-		missing := false
-		for rr.NextRow() {
-			v := rr.Values()[0]
-			if rows == 0 {
-				missing = v == nil
+	rows := 0
+	one := len(t.pieces) == 1
+	err := conn.result(func(v []byte) error {
+		rows++
+		if one {
+			if rows == 1 {
+				miss = append(miss, v == nil)
 			}
-			rows++
-			if n := p.n - int64(len(buf)); int64(len(v)) > n {
+			if n := t.pieces[0].n - int64(len(buf)); int64(len(v)) > n {
 				v = v[:n] // the server never sends more; be safe
 			}
 			buf = append(buf, v...)
 			wire += int64(len(v))
+			return nil
 		}
-		if _, err := rr.Close(); err != nil {
-			return fmt.Errorf("read %s: %w", t.describe(), err)
-		}
-		if rows == 0 {
-			return fmt.Errorf("read %s: no row", t.describe())
-		}
-		data = append(data, buf[:len(buf):len(buf)])
-		miss = append(miss, missing)
-	}
-	for len(t.pieces) > 1 && rr.NextRow() {
 		k := len(data)
 		if k >= len(t.pieces) {
-			rr.Close()
-			return fmt.Errorf("read %s: more rows than pieces asked for", t.describe())
+			return fmt.Errorf("more rows than the %d files asked for", len(t.pieces))
 		}
-		v := rr.Values()[0]
 		if int64(len(v)) > t.pieces[k].n {
-			v = v[:t.pieces[k].n] // the server never sends more; be safe
+			v = v[:t.pieces[k].n]
 		}
 		start := len(buf)
 		buf = append(buf, v...)
 		data = append(data, buf[start:len(buf):len(buf)])
 		miss = append(miss, v == nil)
 		wire += int64(len(v))
-	}
-	if len(t.pieces) > 1 {
-		if _, err := rr.Close(); err != nil {
-			return fmt.Errorf("read %s: %w", t.describe(), err)
-		}
-	}
-	if len(data) != len(t.pieces) {
-		return fmt.Errorf("read %s: %d rows for %d pieces", t.describe(), len(data), len(t.pieces))
-	}
-	res, err = pl.GetResults()
+		return nil
+	})
 	if err != nil {
+		f.recycle(buf)
 		return fmt.Errorf("read %s: %w", t.describe(), err)
 	}
-	if _, ok := res.(*pgconn.PipelineSync); !ok {
-		return fmt.Errorf("read %s: unexpected pipeline result %T, want the sync point", t.describe(), res)
+	if one {
+		data = append(data, buf[:len(buf):len(buf)])
+	}
+	if rows == 0 || len(data) != len(t.pieces) {
+		f.recycle(buf)
+		return fmt.Errorf("read %s: %d rows for %d pieces", t.describe(), rows, len(t.pieces))
 	}
 	f.mu.Lock()
 	f.wire += wire
@@ -304,6 +274,13 @@ func (f *fetcher) receive(pl *pgconn.Pipeline, t *task) error {
 	t.buf, t.data, t.miss = buf, data, miss
 	f.complete(t)
 	return nil
+}
+
+// recycle returns a buffer that no task holds.
+func (f *fetcher) recycle(buf []byte) {
+	f.mu.Lock()
+	f.free = append(f.free, buf[:0])
+	f.mu.Unlock()
 }
 
 // complete hands a fetched task to the writer, once the reader has done its share of the

@@ -108,6 +108,7 @@ type Source struct {
 	ctrl    *pgconn.PgConn        // holds the backup; listing, pg_control, re-reads
 	workers []*pgconn.PgConn      // read the files
 	batched []*pgrepl.BatchedConn // their sockets, read in batches while the files are fetched
+	wire    []*wireConn           // the readers' connections, taken over from pgconn
 	ctx     context.Context       // the fetch's: cancelled by Close or a worker's failure
 	cancel  context.CancelCauseFunc
 
@@ -295,6 +296,13 @@ func (s *Source) Open(ctx context.Context) (_ source.Info, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return info, fmt.Errorf("connect %d readers (--jobs): %w; the server may need a higher max_connections", s.cfg.Jobs, err)
 	}
+	for _, c := range s.workers {
+		w, err := takeOver(ctx, c)
+		if err != nil {
+			return info, fmt.Errorf("take over a reader's connection: %w", err)
+		}
+		s.wire = append(s.wire, w)
+	}
 	s.log.Debug("readers connected", "jobs", s.cfg.Jobs, "chunk", s.cfg.ChunkSize, "window", s.cfg.Window, "depth", s.cfg.Depth, "memory_bound", s.cfg.MemoryBound())
 	return info, nil
 }
@@ -460,7 +468,7 @@ func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 
 	s.newFetch(tasks)
 	paths := func(m int) string { return s.members[m].path }
-	for i, wc := range s.workers {
+	for i, wc := range s.wire {
 		if bc := s.batched[i]; bc != nil {
 			bc.Batch(true)
 		}
@@ -1173,8 +1181,11 @@ func (s *Source) Close() error {
 		// finish: its socket is closed, which is all the server needs to abort the backup.
 		for _, c := range s.workers {
 			if c != nil {
-				_ = c.Close(ctx)
+				_ = c.Close(ctx) // nothing to do for those taken over (s.wire)
 			}
+		}
+		for _, w := range s.wire {
+			_ = w.close()
 		}
 		if graceful && s.ctrl != nil {
 			_ = s.ctrl.Close(ctx)
