@@ -92,6 +92,14 @@ func drill(t *testing.T, fence fleet.FenceKind) (sum, total int64, prepared []st
 		t.Fatalf("fleet restore: %v", err)
 	}
 	t.Logf("restored %d nodes in %v", len(rrep.Nodes), time.Duration(rrep.Duration))
+	// PostgreSQL's own pg_verifybackup of the server's version (the WAL up to the backup's end
+	// included) passes each restored node before it is started.
+	for i, d := range dirs {
+		if err := pgtest.Chown(d); err != nil { // pg_verifybackup runs as the server's user
+			t.Fatal(err)
+		}
+		cs[i].VerifyBackup(t, d)
+	}
 	sum, prepared = checkRestored(t, dirs, opts.RestorePoint)
 	t.Logf("sum of balances %d (total %d), prepared at the restore point: %v", sum, total, prepared)
 	return sum, total, prepared

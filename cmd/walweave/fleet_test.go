@@ -78,7 +78,8 @@ func TestFleetCLIBackupRestore(t *testing.T) {
 	if !strings.Contains(stderr, "cli-point") {
 		t.Errorf("the restore table does not show the restore point")
 	}
-	for _, n := range []string{"a", "b"} {
+	for i, n := range []string{"a", "b"} {
+		cs[i].VerifyBackup(t, filepath.Join(root, n)) // pg_verifybackup of the server's version
 		r := pgtest.StartOn(t, filepath.Join(root, n), nil)
 		deadline := time.Now().Add(time.Minute)
 		for r.QueryValue(t, "select pg_is_in_recovery()") != "false" {
