@@ -127,10 +127,12 @@ func TestCommandAbortedOnFailure(t *testing.T) {
 
 // TestSlowNodeBudget: node c is bandwidth-capped through a proxy while a and b are fast and
 // all three generate WAL: a and b wait at the barrier with their WAL queued, bounded by the
-// shared memory budget; nobody's walsender times out (wal_sender_timeout 5s) and the backup
-// completes and restores.
+// shared memory budget; nobody's walsender times out (wal_sender_timeout 10s, well under the
+// wait at the barrier: c's 25 MB at 1500 kB/s take over 15 s) and the backup completes and
+// restores. (At 5 s a receiver starved of CPU for that long on a loaded 2-core machine was
+// cut off once; the replies while blocked are what is tested, and 10 s still needs them.)
 func TestSlowNodeBudget(t *testing.T) {
-	cs, names := startFleet(t, 3, map[string]string{"wal_sender_timeout": "5s"})
+	cs, names := startFleet(t, 3, map[string]string{"wal_sender_timeout": "10s"})
 	for _, c := range cs {
 		c.PgbenchInit(t, 1)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/walweave/walweave/internal/pgtest"
 	"github.com/walweave/walweave/mux"
+	"github.com/walweave/walweave/verify"
 )
 
 func TestMain(m *testing.M) {
@@ -473,10 +474,19 @@ func TestServerStoppedMidBackup(t *testing.T) {
 	if !errors.As(err, &me) || (me.Side != mux.SideBaseBackup && me.Side != mux.SideWAL) {
 		t.Fatalf("error %v: want a *mux.Error naming the base backup or the WAL receiver", err)
 	}
+	// What was written is an unfinished stream: no manifest, and no end-of-archive marker where
+	// a header would come (walweave verify's reading: zeros that end the written part inside a
+	// member's data, as a relation's empty pages can, are not a trailer).
 	b := out.Bytes()
-	if out.Len() == 0 || bytes.Contains(b, []byte("PostgreSQL-Backup-Manifest-Version")) ||
-		(len(b) >= 1024 && bytes.Equal(b[len(b)-1024:], make([]byte, 1024))) {
-		t.Fatalf("the %d bytes written are not an unfinished stream (a manifest, or a trailer of zeros at the end)", out.Len())
+	if out.Len() == 0 || bytes.Contains(b, []byte("PostgreSQL-Backup-Manifest-Version")) {
+		t.Fatalf("the %d bytes written hold a manifest, or nothing", out.Len())
+	}
+	rep, err := verify.Stream(context.Background(), bytes.NewReader(b), verify.Options{SkipWAL: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || !strings.Contains(rep.String(), "truncated") {
+		t.Fatalf("the %d bytes written are not an unfinished stream to walweave verify:\n%s", out.Len(), rep)
 	}
 	if err := c.StartAgain(); err != nil {
 		t.Fatal(err)
