@@ -137,6 +137,7 @@ func compareChunks(ctx context.Context, cfg *config, srv *server, mcfg mux.Confi
 			c := mcfg
 			c.Source = sqlfetch.New(sqlfetch.Config{ConnString: srv.backupDSN, Jobs: max(cfg.profileJobs, 1), Label: mcfg.Label,
 				Checkpoint: source.CheckpointFast, ChunkSize: v.chunk, Window: cfg.profileWindow, Depth: cfg.profileDepth, RowSize: v.row})
+			c.Jobs = 0 // the source above has them; mux refuses Jobs with a caller's Source
 			cpu0, srv0 := selfCPU(), srv.cpu()
 			start := time.Now()
 			r, err := profiledBackup(ctx, srv, c, fmt.Sprintf("%s, round %d", v, round+1))

@@ -50,6 +50,8 @@ type BatchedConn struct {
 
 	mu    sync.Mutex // orders the caller's deadline against Read's own
 	outer time.Time  // the caller's read deadline (zero: none)
+
+	vec vectorState // ReadVector's (readv_linux.go)
 }
 
 // StalledError is returned by a BatchedConn's Read when no byte arrived for the stall timeout.
@@ -156,9 +158,32 @@ func (c *BatchedConn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
 func (c *BatchedConn) NetConn() net.Conn { return c.conn }
 
 // Read reads what the socket holds, waiting for a batch while batching.
-func (c *BatchedConn) Read(p []byte) (int, error) {
-	if !c.active && c.stall <= 0 {
+func (c *BatchedConn) Read(p []byte) (int, error) { return c.read(p, nil) }
+
+// ReadVector reads into p, and what the socket holds beyond len(p) bytes into more, in one
+// system call (readv(2)) where the socket allows it: a TCP socket on Linux. It waits as Read
+// does and returns the bytes read into both, p's first. Elsewhere it reads into p alone.
+// MessageReader uses it to read a value into its destination and the next message's header
+// into its buffer at once.
+func (c *BatchedConn) ReadVector(p, more []byte) (int, error) {
+	if len(p) == 0 || len(more) == 0 || !c.vectored() {
+		return c.read(p, nil)
+	}
+	return c.read(p, more)
+}
+
+// readOnce is one read of the socket: into p, or p and more (readv).
+func (c *BatchedConn) readOnce(p, more []byte) (int, error) {
+	if more == nil {
 		return c.conn.Read(p)
+	}
+	return c.readv(p, more)
+}
+
+// read is Read and ReadVector.
+func (c *BatchedConn) read(p, more []byte) (int, error) {
+	if !c.active && c.stall <= 0 {
+		return c.readOnce(p, more)
 	}
 	begin := time.Now()
 	for {
@@ -179,7 +204,7 @@ func (c *BatchedConn) Read(p []byte) (int, error) {
 		}
 		c.setReadDeadline(deadline)
 		c.mu.Unlock()
-		n, err := c.conn.Read(p)
+		n, err := c.readOnce(p, more)
 		// Only our own deadline is retried: a kernel ETIMEDOUT (keepalive or user timeout),
 		// which net.Error.Timeout reports too, is the connection's end.
 		if n == 0 && err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.ctx.Err() == nil {

@@ -191,3 +191,53 @@ func readWithin(t *testing.T, bc *BatchedConn, limit time.Duration) error {
 		return nil
 	}
 }
+
+// TestBatchedConnReadVector reads a stream of messages through a MessageReader with a bounded
+// read-ahead on a batched TCP socket, each body with ReadBody (readv into the body's
+// destination and the buffer): every byte arrives, in order, including a tail below the
+// low-water mark; the end of the stream is io.EOF. Under TLS (not the socket's own bytes) the
+// connection is not vectored.
+func TestBatchedConnReadVector(t *testing.T) {
+	client, server := socketPair(t, "tcp", "127.0.0.1:0")
+	bc := NewBatchedConnSize(context.Background(), client, 256<<10, DefaultBatchWait)
+	if !bc.Batch(true) {
+		t.Fatal("batch(true) refused on a TCP socket")
+	}
+	if !bc.vectored() {
+		t.Fatal("a TCP socket is not vectored")
+	}
+	stream, want := testStream(9)
+	go func() {
+		for len(stream) > 0 {
+			n := min(len(stream), 100<<10)
+			if _, err := server.Write(stream[:n]); err != nil {
+				return
+			}
+			stream = stream[n:]
+		}
+		server.(*net.TCPConn).CloseWrite()
+	}()
+	m := NewMessageReader(bc, 4096)
+	m.SetReadAhead(64)
+	dst := make([]byte, 80<<10)
+	for i, w := range want {
+		typ, size, err := m.NextHeader()
+		if err != nil || typ != w.typ || size != len(w.body) {
+			t.Fatalf("message %d: %q, %d bytes, %v; want %q, %d bytes", i, typ, size, err, w.typ, len(w.body))
+		}
+		if err := m.ReadBody(dst[:size]); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(dst[:size], w.body) {
+			t.Fatalf("message %d: body differs", i)
+		}
+	}
+	if _, _, err := m.NextHeader(); err != io.EOF {
+		t.Fatalf("after the last message: %v, want io.EOF", err)
+	}
+	tlsClient := tls.Client(bc, &tls.Config{InsecureSkipVerify: true})
+	under := NewBatchedConn(context.Background(), tlsClient)
+	if under.vectored() {
+		t.Fatal("a BatchedConn over TLS is vectored")
+	}
+}

@@ -272,3 +272,98 @@ func FuzzMessageReader(f *testing.F) {
 		}
 	})
 }
+
+// vectorChunkReader is a chunkReader that is also a VectorReader: a read may run on from p
+// into more, as readv does.
+type vectorChunkReader struct{ chunkReader }
+
+func (c *vectorChunkReader) ReadVector(p, more []byte) (int, error) {
+	n, err := c.Read(p)
+	if n < len(p) || err != nil || c.rng.IntN(2) == 0 {
+		return n, err
+	}
+	k, err := c.Read(more)
+	return n + k, err
+}
+
+// TestMessageReaderParts reads a stream message by message in parts, at random: whole (Next),
+// header then Body, header then ReadBody of some of the body (the rest skipped by the next
+// header), with and without a read-ahead bound, from a plain and a vectored reader.
+func TestMessageReaderParts(t *testing.T) {
+	for seed := uint64(1); seed <= 6; seed++ {
+		stream, want := testStream(seed)
+		cr := chunkReader{data: stream, rng: rand.New(rand.NewPCG(seed, 3))}
+		var r io.Reader = &cr
+		if seed%2 == 0 {
+			r = &vectorChunkReader{cr}
+		}
+		m := NewMessageReader(r, 256)
+		if seed%3 != 0 {
+			m.SetReadAhead(int(seed) * 7)
+		}
+		rng := rand.New(rand.NewPCG(seed, 4))
+		dst := make([]byte, 80<<10)
+		for i, w := range want {
+			var typ byte
+			var got []byte
+			switch rng.IntN(3) {
+			case 0:
+				var err error
+				if typ, got, err = m.Next(); err != nil {
+					t.Fatalf("seed %d, message %d: %v", seed, i, err)
+				}
+			case 1:
+				var size int
+				var err error
+				if typ, size, err = m.NextHeader(); err != nil || size != len(w.body) {
+					t.Fatalf("seed %d, message %d: header %d bytes, %v; want %d", seed, i, size, err, len(w.body))
+				}
+				if got, err = m.Body(); err != nil {
+					t.Fatalf("seed %d, message %d: %v", seed, i, err)
+				}
+			default:
+				var size int
+				var err error
+				if typ, size, err = m.NextHeader(); err != nil || size != len(w.body) {
+					t.Fatalf("seed %d, message %d: header %d bytes, %v; want %d", seed, i, size, err, len(w.body))
+				}
+				k := rng.IntN(size + 1)
+				a := rng.IntN(k + 1)
+				if err := m.ReadBody(dst[:a]); err != nil {
+					t.Fatalf("seed %d, message %d: %v", seed, i, err)
+				}
+				if err := m.ReadBody(dst[a:k]); err != nil {
+					t.Fatalf("seed %d, message %d: %v", seed, i, err)
+				}
+				got, w.body = dst[:k], w.body[:k]
+			}
+			if typ != w.typ || !bytes.Equal(got, w.body) {
+				t.Fatalf("seed %d, message %d: type %q, %d bytes; want %q, %d bytes", seed, i, typ, len(got), w.typ, len(w.body))
+			}
+		}
+		if _, _, err := m.NextHeader(); err != io.EOF {
+			t.Fatalf("seed %d: after the last message: %v, want io.EOF", seed, err)
+		}
+	}
+}
+
+// TestMessageReaderReadBodyTruncated: a connection that ends inside a body read with ReadBody
+// gives io.ErrUnexpectedEOF; asking for more than the body holds is an error, not a read.
+func TestMessageReaderReadBodyTruncated(t *testing.T) {
+	stream := appendMessage(nil, 'D', make([]byte, 1000))
+	m := NewMessageReader(bytes.NewReader(stream[:600]), 64)
+	m.SetReadAhead(16)
+	if _, _, err := m.NextHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ReadBody(make([]byte, 1000)); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated body: %v, want io.ErrUnexpectedEOF", err)
+	}
+	m = NewMessageReader(bytes.NewReader(stream), 64)
+	if _, _, err := m.NextHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ReadBody(make([]byte, 1001)); err == nil {
+		t.Fatal("ReadBody of more than the body: no error")
+	}
+}

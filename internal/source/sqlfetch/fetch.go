@@ -3,6 +3,7 @@ package sqlfetch
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -230,32 +231,31 @@ func (f *fetcher) receive(conn *wireConn, t *task) error {
 	var wire int64
 	rows := 0
 	one := len(t.pieces) == 1
-	err := conn.result(func(v []byte) error {
+	err := conn.result(func(n int) ([]byte, error) {
 		rows++
+		// The destination is the rest of the chunk buffer (cap f.chunk, the most a task
+		// asks for): what the server sends beyond a piece's size is dropped, never grown into.
 		if one {
 			if rows == 1 {
-				miss = append(miss, v == nil)
+				miss = append(miss, n < 0)
 			}
-			if n := t.pieces[0].n - int64(len(buf)); int64(len(v)) > n {
-				v = v[:n] // the server never sends more; be safe
-			}
-			buf = append(buf, v...)
-			wire += int64(len(v))
-			return nil
+			k := int(min(int64(max(n, 0)), t.pieces[0].n-int64(len(buf))))
+			start := len(buf)
+			buf = grow(buf, k)
+			wire += int64(k)
+			return buf[start:], nil
 		}
-		k := len(data)
-		if k >= len(t.pieces) {
-			return fmt.Errorf("more rows than the %d files asked for", len(t.pieces))
+		i := len(data)
+		if i >= len(t.pieces) {
+			return nil, fmt.Errorf("more rows than the %d files asked for", len(t.pieces))
 		}
-		if int64(len(v)) > t.pieces[k].n {
-			v = v[:t.pieces[k].n]
-		}
+		k := int(min(int64(max(n, 0)), t.pieces[i].n))
 		start := len(buf)
-		buf = append(buf, v...)
+		buf = grow(buf, k)
 		data = append(data, buf[start:len(buf):len(buf)])
-		miss = append(miss, v == nil)
-		wire += int64(len(v))
-		return nil
+		miss = append(miss, n < 0)
+		wire += int64(k)
+		return buf[start:], nil
 	})
 	if err != nil {
 		f.recycle(buf)
@@ -274,6 +274,15 @@ func (f *fetcher) receive(conn *wireConn, t *task) error {
 	t.buf, t.data, t.miss = buf, data, miss
 	f.complete(t)
 	return nil
+}
+
+// grow extends b by k bytes (their contents are to be overwritten), within its capacity when
+// it has room.
+func grow(b []byte, k int) []byte {
+	if k > cap(b)-len(b) {
+		b = slices.Grow(b, k)
+	}
+	return b[:len(b)+k]
 }
 
 // recycle returns a buffer that no task holds.

@@ -16,17 +16,27 @@ import (
 // wireConn is a reader's connection once pgconn has connected and authenticated it: the
 // socket taken over (pgconn.PgConn.Hijack) and spoken to directly, as BASE_BACKUP's
 // connection is. The queries go out as Parse/Bind/Execute/Sync, several in flight; the replies
-// are read through a pgrepl.MessageReader, whose 1 MiB buffer takes in one read what pgconn's
-// 8 KiB reader needs a read per row and more for, and each row's value is copied once, from
-// that buffer into the task's.
+// are read through a pgrepl.MessageReader whose reads into its buffer stop a few bytes past
+// what the message being parsed needs (wireReadAhead): each row's value is then read from the
+// socket straight into the task's buffer, so the kernel's copy is the only one.
 type wireConn struct {
 	nc  net.Conn
 	rd  *pgrepl.MessageReader
-	out []byte // messages to send
+	out []byte  // messages to send
+	hdr [6]byte // a DataRow's column count and value length, read into here
 }
 
-// wireReadBuffer is a reader's read buffer: several 128 KiB rows per read.
-const wireReadBuffer = 1 << 20
+// wireReadBuffer is a reader's read buffer. It holds the small messages (ParseComplete,
+// BindComplete, a row's header, CommandComplete, ReadyForQuery) and an error's text; row values
+// bypass it.
+const wireReadBuffer = 64 << 10
+
+// wireReadAhead is how far a read into the buffer may go past the message being parsed: the
+// framing between two values (CommandComplete, ReadyForQuery, ParseComplete, BindComplete and
+// a DataRow's 11 bytes of header come to about 45) in one read, and only a few bytes of the
+// next value, which are copied. Measured against reading 1 MiB at a time and copying every
+// value out of the buffer: bench/README.md, "Rows read into the task's buffer".
+const wireReadAhead = 64
 
 // takeOver hijacks an idle connection.
 //
@@ -52,9 +62,15 @@ func takeOver(ctx context.Context, c *pgconn.PgConn) (*wireConn, error) {
 		hc.Conn.Close()
 		return nil, fmt.Errorf("%d unexpected bytes from the server after its last reply", n)
 	}
-	rd := pgrepl.NewMessageReader(hc.Conn, wireReadBuffer)
+	return newWireConn(hc.Conn), nil
+}
+
+// newWireConn reads and writes the protocol on nc.
+func newWireConn(nc net.Conn) *wireConn {
+	rd := pgrepl.NewMessageReader(nc, wireReadBuffer)
 	rd.SetMaxMessageSize(maxRowMessage)
-	return &wireConn{nc: hc.Conn, rd: rd}, nil
+	rd.SetReadAhead(wireReadAhead)
+	return &wireConn{nc: nc, rd: rd}
 }
 
 // maxRowMessage bounds a reply message: a row of at most 256 MiB (the largest chunk) and its
@@ -93,38 +109,47 @@ func (w *wireConn) flush() error {
 	return err
 }
 
-// next returns the next message that is not a notice or a parameter change; an
-// ErrorResponse is returned as a *pgconn.PgError (after which the server skips to the sync
-// point: the reader stops anyway).
-func (w *wireConn) next() (byte, []byte, error) {
+// next begins the next message that is not a notice or a parameter change and returns its
+// type and body length (the body is read with w.rd's Body or ReadBody, or skipped by the next
+// call); an ErrorResponse is returned as a *pgconn.PgError (after which the server skips to the
+// sync point: the reader stops anyway).
+func (w *wireConn) next() (byte, int, error) {
 	for {
-		typ, body, err := w.rd.Next()
+		typ, size, err := w.rd.NextHeader()
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return 0, nil, fmt.Errorf("connection lost: %w", err)
+			return 0, 0, fmt.Errorf("connection lost: %w", err)
 		}
 		switch typ {
 		case 'N', 'S', 'A': // NoticeResponse, ParameterStatus, NotificationResponse
 			continue
 		case 'E':
+			body, err := w.rd.Body()
+			if err != nil {
+				return 0, 0, fmt.Errorf("connection lost: %w", err)
+			}
 			var e pgproto3.ErrorResponse
 			if err := e.Decode(body); err != nil {
-				return 0, nil, fmt.Errorf("malformed error from the server: %w", err)
+				return 0, 0, fmt.Errorf("malformed error from the server: %w", err)
 			}
-			return 0, nil, pgconn.ErrorResponseToPgError(&e)
+			return 0, 0, pgconn.ErrorResponseToPgError(&e)
 		}
-		return typ, body, nil
+		return typ, size, nil
 	}
 }
 
 // errProtocol is a reply out of the expected order.
 var errProtocol = errors.New("unexpected message from the server")
 
-// result reads one statement's reply up to its sync point, calling row with each row's single
-// value (nil for NULL; valid only during the call).
-func (w *wireConn) result(row func(v []byte) error) error {
+// result reads one statement's reply up to its sync point. For each row, into is called with
+// the length of its single value (-1 for NULL) and returns where to read it: a slice of at
+// most that many bytes (nil for NULL), filled from the socket after into returns; bytes of the
+// value beyond the slice are read and dropped. A value's length is checked against its
+// message's before into sees it, but it comes from the server: into bounds what it hands out
+// by what it asked for.
+func (w *wireConn) result(into func(n int) ([]byte, error)) error {
 	for _, want := range []byte{'1', '2'} { // ParseComplete, BindComplete
 		typ, _, err := w.next()
 		if err != nil {
@@ -135,25 +160,13 @@ func (w *wireConn) result(row func(v []byte) error) error {
 		}
 	}
 	for {
-		typ, body, err := w.next()
+		typ, size, err := w.next()
 		if err != nil {
 			return err
 		}
 		switch typ {
 		case 'D':
-			if len(body) < 6 || binary.BigEndian.Uint16(body) != 1 {
-				return fmt.Errorf("%w: a row of %d bytes, want one column", errProtocol, len(body))
-			}
-			n := int32(binary.BigEndian.Uint32(body[2:]))
-			var v []byte
-			switch {
-			case n == -1:
-			case n < 0 || int(n) != len(body)-6:
-				return fmt.Errorf("%w: a value of %d bytes in a row of %d", errProtocol, n, len(body))
-			default:
-				v = body[6:]
-			}
-			if err := row(v); err != nil {
+			if err := w.row(size, into); err != nil {
 				return err
 			}
 		case 'C': // CommandComplete
@@ -169,6 +182,40 @@ func (w *wireConn) result(row func(v []byte) error) error {
 			return fmt.Errorf("%w: %q in a result", errProtocol, typ)
 		}
 	}
+}
+
+// row reads a DataRow of size bytes (its header read): one column, its value read where into
+// says.
+func (w *wireConn) row(size int, into func(n int) ([]byte, error)) error {
+	hdr := w.hdr[:] // in the connection: a local array would escape to the heap, once a row
+	if size < len(hdr) {
+		return fmt.Errorf("%w: a row of %d bytes, want one column", errProtocol, size)
+	}
+	if err := w.rd.ReadBody(hdr); err != nil {
+		return fmt.Errorf("connection lost: %w", err)
+	}
+	if binary.BigEndian.Uint16(hdr) != 1 {
+		return fmt.Errorf("%w: a row of %d columns, want one", errProtocol, binary.BigEndian.Uint16(hdr))
+	}
+	n := int(int32(binary.BigEndian.Uint32(hdr[2:])))
+	switch {
+	case n == -1 && size == len(hdr):
+		_, err := into(-1)
+		return err
+	case n < 0 || n != size-len(hdr):
+		return fmt.Errorf("%w: a value of %d bytes in a row of %d", errProtocol, n, size)
+	}
+	dst, err := into(n)
+	if err != nil {
+		return err
+	}
+	if len(dst) > n {
+		return fmt.Errorf("a destination of %d bytes for a value of %d (internal error)", len(dst), n)
+	}
+	if err := w.rd.ReadBody(dst); err != nil {
+		return fmt.Errorf("connection lost: %w", err)
+	}
+	return nil // the rest, if any, is skipped by the next message's header
 }
 
 // close ends the session (Terminate) and closes the socket.

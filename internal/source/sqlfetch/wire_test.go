@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/internal/pgtest"
 )
 
@@ -53,14 +53,7 @@ func TestWireConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got [][]byte
-	collect := func(v []byte) error {
-		if v == nil {
-			got = append(got, nil)
-		} else {
-			got = append(got, append([]byte{}, v...))
-		}
-		return nil
-	}
+	collect := values(&got)
 	if err := w.result(collect); err != nil || len(got) != 1 || string(got[0]) != string(want[8192:16384]) {
 		t.Fatalf("one row: %v, %d rows", err, len(got))
 	}
@@ -110,8 +103,25 @@ func TestWireConn(t *testing.T) {
 	}
 }
 
+// values returns a wireConn.result destination that appends each row's value to *got (nil
+// for NULL), in a slice of its own: filled by the time result returns.
+func values(got *[][]byte) func(n int) ([]byte, error) {
+	return func(n int) ([]byte, error) {
+		if n < 0 {
+			*got = append(*got, nil)
+			return nil, nil
+		}
+		v := make([]byte, n)
+		*got = append(*got, v)
+		return v, nil
+	}
+}
+
 // FuzzWireResult: whatever the server sends, reading a result returns rows or an error; it
-// never panics or returns a value longer than its message.
+// never panics, hands out a destination larger than asked for, or fills more bytes than the
+// input holds. The destination is bounded (as a task's chunk buffer is): a value longer than
+// it is read in part and the rest dropped; the input's tail after each result is read through
+// the bounded read-ahead.
 func FuzzWireResult(f *testing.F) {
 	msg := func(typ byte, body ...byte) []byte {
 		return append([]byte{typ, 0, 0, byte((len(body) + 4) >> 8), byte(len(body) + 4)}, body...)
@@ -121,22 +131,64 @@ func FuzzWireResult(f *testing.F) {
 	f.Add(ok)
 	f.Add(append(msg('1'), msg('E', 'S', 'E', 'R', 'R', 'O', 'R', 0, 'C', '4', '2', '5', '0', '1', 0, 0)...))
 	f.Add(append(append(msg('1'), msg('2')...), msg('D', 0, 1, 0, 0, 0, 9, 'x')...))
+	f.Add(append(msg('1'), msg('N', 0)...))
 	f.Add(append(append(msg('1'), msg('N', 0)...), msg('2')...))
+	// A value longer than the destination (12 bytes, 8 taken), then a row after it.
+	f.Add(append(append(append(append(msg('1'), msg('2')...), msg('D', append([]byte{0, 1, 0, 0, 0, 12}, "abcdefghijkl"...)...)...),
+		msg('D', 0, 1, 0, 0, 0, 2, 'x', 'y')...), append(msg('C', 'S', 0), msg('Z', 'I')...)...))
+	// Two columns; a NULL with bytes after it; a row too short for its header.
+	f.Add(append(append(msg('1'), msg('2')...), msg('D', 0, 2, 0, 0, 0, 1, 'a', 0, 0, 0, 1, 'b')...))
+	f.Add(append(append(msg('1'), msg('2')...), msg('D', 0, 1, 0xff, 0xff, 0xff, 0xff, 'z')...))
+	f.Add(append(append(msg('1'), msg('2')...), msg('D', 0, 1, 0)...))
+	// A notice between the rows, and a second result pipelined behind the first.
+	f.Add(append(append(append(append(ok, msg('N', 'S', 'x', 0, 0)...), msg('1')...), msg('2')...),
+		append(msg('D', 0, 1, 0, 0, 0, 1, 'q'), append(msg('C', 0), msg('Z', 'I')...)...)...))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		w := &wireConn{rd: pgrepl.NewMessageReader(bytes.NewReader(in), 64)}
+		w := newWireConn(&fuzzConn{r: bytes.NewReader(in)})
 		w.rd.SetMaxMessageSize(1 << 16)
+		var dst [8]byte // the destination's bound, as a task's chunk
+		filled := 0
 		for range 4 {
-			err := w.result(func(v []byte) error {
-				if len(v) > len(in) {
-					t.Fatalf("a value of %d bytes from %d bytes of input", len(v), len(in))
+			err := w.result(func(n int) ([]byte, error) {
+				if n < 0 {
+					return nil, nil
 				}
-				return nil
+				k := min(n, len(dst))
+				filled += k
+				if filled > len(in) {
+					t.Fatalf("%d bytes of values handed out from %d bytes of input", filled, len(in))
+				}
+				return dst[:k], nil
 			})
 			if err != nil {
 				return
 			}
 		}
 	})
+}
+
+// fuzzConn is a net.Conn that reads from r (a wireConn needs only Read), and a
+// pgrepl.VectorReader as a batched TCP socket is: a read runs on from p into more.
+type fuzzConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *fuzzConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *fuzzConn) ReadVector(p, more []byte) (int, error) {
+	n, err := io.ReadFull(c.r, p)
+	if err != nil {
+		if err == io.ErrUnexpectedEOF {
+			err = io.EOF
+		}
+		return n, err
+	}
+	k, err := c.r.Read(more)
+	if err == io.EOF {
+		err = nil // reported by the next read
+	}
+	return n + k, err
 }
 
 // stallConn returns from each write only after a pause, once the bytes are sent, while stall
@@ -206,9 +258,10 @@ func TestTakeOverAfterSlowWrite(t *testing.T) {
 		if err := w.flush(); err != nil {
 			t.Fatal(err)
 		}
-		var got []byte
-		err = w.result(func(v []byte) error { got = append(got, v...); return nil })
+		var vals [][]byte
+		err = w.result(values(&vals))
 		_ = w.close()
+		got := bytes.Join(vals, nil)
 		if err != nil {
 			t.Fatalf("connection %d: the first reply after the take-over: %v", i, err)
 		}
