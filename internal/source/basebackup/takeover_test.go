@@ -4,31 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walweave/walweave/internal/pgrepl"
 	"github.com/walweave/walweave/internal/pgtest"
 )
-
-// stallConn returns from each write only after a pause, once the bytes are sent, while stall
-// is set: to pgconn, a write that blocked (or a writer not scheduled) for longer than its
-// 15 ms slow-write timer, after which it reads the socket in the background.
-type stallConn struct {
-	net.Conn
-	stall atomic.Bool
-}
-
-func (c *stallConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	if c.stall.Load() {
-		time.Sleep(200 * time.Millisecond)
-	}
-	return n, err
-}
 
 // TestStartAfterSlowWrite: every write pgconn makes while the connection is opened and
 // described stalls, which leaves pgconn's background reader blocked in a Read of the socket
@@ -40,12 +21,7 @@ func TestStartAfterSlowWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sc *stallConn
-	cfg.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) {
-		sc = &stallConn{Conn: nc}
-		sc.stall.Store(true)
-		return sc, nil
-	}
+	fast := pgtest.SlowWrites(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	b := New(Config{ConnConfig: cfg, Label: "stall", Checkpoint: "fast", ManifestChecksums: "CRC32C"})
@@ -53,7 +29,7 @@ func TestStartAfterSlowWrite(t *testing.T) {
 	if _, err := b.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sc.stall.Store(false)
+	fast()
 	if _, err := b.Start(ctx, nil); err != nil {
 		t.Fatalf("start after slow writes: %v", err)
 	}

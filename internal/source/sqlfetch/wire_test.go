@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,22 +190,6 @@ func (c *fuzzConn) ReadVector(p, more []byte) (int, error) {
 	return n + k, err
 }
 
-// stallConn returns from each write only after a pause, once the bytes are sent, while stall
-// is set: to pgconn it looks like a write that blocked, or a writer descheduled on a busy
-// machine, for longer than its slow-write timer (15 ms).
-type stallConn struct {
-	net.Conn
-	stall atomic.Bool
-}
-
-func (c *stallConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	if c.stall.Load() {
-		time.Sleep(200 * time.Millisecond)
-	}
-	return n, err
-}
-
 // TestTakeOverAfterSlowWrite is the flake that had the readers' protocol reverted (a reply
 // misframed as "message type 0, length 0"), made deterministic. When a write of pgconn's takes
 // longer than 15 ms, pgconn starts a background reader on the socket; if the server's whole
@@ -235,17 +218,12 @@ func TestTakeOverAfterSlowWrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sc *stallConn
-		cfg.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) {
-			sc = &stallConn{Conn: nc}
-			sc.stall.Store(true)
-			return sc, nil
-		}
+		fast := pgtest.SlowWrites(cfg)
 		pc, err := pgconn.ConnectConfig(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc.stall.Store(false)
+		fast()
 		w, err := takeOver(ctx, pc)
 		if err != nil {
 			t.Fatalf("connection %d: take over: %v", i, err)
