@@ -195,20 +195,8 @@ func TestArchiveFailoverFork(t *testing.T) {
 func waitTimeline(t *testing.T, r *running, dir string, tli uint32, end pgformat.LSN) {
 	t.Helper()
 	last := filepath.Join(dir, pgformat.WALFileName(tli, end-1, 1<<20))
-	deadline := time.Now().Add(time.Minute)
-	for {
-		st := r.a.Status()
-		if _, err := os.Stat(last); err == nil && st.Timeline == tli && st.FlushLSN >= end {
-			return
-		}
-		select {
-		case err := <-r.done:
-			t.Fatalf("archiver ended: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the archiver did not store %s within a minute (status %+v)", last, st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitStatus(t, r, time.Minute, "storing of "+last, func(st Status) bool {
+		_, err := os.Stat(last)
+		return err == nil && st.Timeline == tli && st.FlushLSN >= end
+	})
 }

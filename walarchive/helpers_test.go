@@ -110,10 +110,17 @@ func currentLSN(t testing.TB, c *pgtest.Cluster) pgformat.LSN {
 // waitFlushed waits until the archiver's flush position reaches at least l.
 func waitFlushed(t *testing.T, r *running, l pgformat.LSN, limit time.Duration) {
 	t.Helper()
+	waitStatus(t, r, limit, fmt.Sprintf("flush position to reach %s", l), func(st Status) bool { return st.FlushLSN >= l })
+}
+
+// waitStatus polls the archiver's status until done says so, failing the test when the
+// archiver ends first or limit passes.
+func waitStatus(t *testing.T, r *running, limit time.Duration, what string, done func(Status) bool) {
+	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
 		st := r.a.Status()
-		if st.FlushLSN >= l {
+		if done(st) {
 			return
 		}
 		select {
@@ -122,7 +129,7 @@ func waitFlushed(t *testing.T, r *running, l pgformat.LSN, limit time.Duration) 
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("archiver's flush position %s did not reach %s within %v (status %+v)", st.FlushLSN, l, limit, st)
+			t.Fatalf("waited %v for the archiver's %s (status %+v)", limit, what, st)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
