@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,15 +177,15 @@ func TestChainRefusesAnotherClusterFromHead(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			full, inc := build(newFull(), c.full), build(newInc(), c.inc)
-			counted := &countingReader{r: bytes.NewReader(full)}
+			counted := &fixture.CountingReader{R: bytes.NewReader(full)}
 			dir := filepath.Join(t.TempDir(), "data")
 			_, err := restore.Chain(context.Background(), []restore.ChainStream{
 				{Name: "backup1", R: counted}, {Name: "backup2", R: bytes.NewReader(inc)}}, chainOpts(dir))
 			if !errors.Is(err, verify.ErrChain) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want verify.ErrChain with %q", err, c.want)
 			}
-			if counted.n >= int64(len(full)) {
-				t.Errorf("the full backup was read to its end (%d bytes) before the refusal", counted.n)
+			if counted.N >= int64(len(full)) {
+				t.Errorf("the full backup was read to its end (%d bytes) before the refusal", counted.N)
 			}
 			if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
 				t.Errorf("%s exists after the refusal (%v)", dir, serr)
@@ -198,17 +197,6 @@ func TestChainRefusesAnotherClusterFromHead(t *testing.T) {
 	if _, err := restore.Chain(context.Background(), streams(build(newFull(), origin), build(newInc(), origin)), chainOpts(dir)); err != nil {
 		t.Fatalf("a chain of one cluster: %v", err)
 	}
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // TestChainSynthMidway: an error while the incremental backup is applied, with NoClean,

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/walweave/walweave/internal/pgtest"
+	fixture "github.com/walweave/walweave/internal/verifytest"
 )
 
 // exitEnv is what the rows of TestExitStatusTable share: one server, a complete stream taken
@@ -169,7 +170,7 @@ func changeDataByte(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cr := &countingReader{r: bytes.NewReader(b)}
+	cr := &fixture.CountingReader{R: bytes.NewReader(b)}
 	tr := tar.NewReader(cr)
 	for {
 		h, err := tr.Next()
@@ -177,7 +178,7 @@ func changeDataByte(t *testing.T, src, dst string) {
 			t.Fatalf("no relation file of 16 kB in %s: %v", src, err)
 		}
 		if h.Typeflag == tar.TypeReg && strings.HasPrefix(h.Name, "base/") && h.Size >= 16384 {
-			off := cr.n + h.Size/2 // the header is read; cr.n is where the content starts
+			off := cr.N + h.Size/2 // the header is read; cr.N is where the content starts
 			b[off] ^= 0xff
 			break
 		}
@@ -185,17 +186,6 @@ func changeDataByte(t *testing.T, src, dst string) {
 	if err := os.WriteFile(dst, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 func absent(t *testing.T, paths ...string) {

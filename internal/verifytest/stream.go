@@ -202,6 +202,19 @@ func (s *Stream) MemberOffsets() []int64 {
 	return append(out, off)
 }
 
+// CountingReader counts the bytes read through it (N): how far a consumer read a stream.
+type CountingReader struct {
+	R io.Reader
+	N int64
+}
+
+// Read implements io.Reader.
+func (c *CountingReader) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.N += int64(n)
+	return n, err
+}
+
 type countWriter struct {
 	w io.Writer
 	n int64
