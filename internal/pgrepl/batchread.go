@@ -160,30 +160,37 @@ func (c *BatchedConn) NetConn() net.Conn { return c.conn }
 // Read reads what the socket holds, waiting for a batch while batching.
 func (c *BatchedConn) Read(p []byte) (int, error) { return c.read(p, nil) }
 
-// ReadVector reads into p, and what the socket holds beyond len(p) bytes into more, in one
-// system call (readv(2)) where the socket allows it: a TCP socket on Linux. It waits as Read
-// does and returns the bytes read into both, p's first. Elsewhere it reads into p alone.
-// MessageReader uses it to read a value into its destination and the next message's header
-// into its buffer at once.
-func (c *BatchedConn) ReadVector(p, more []byte) (int, error) {
-	if len(p) == 0 || len(more) == 0 || !c.vectored() {
-		return c.read(p, nil)
+// MaxReadVectors is the most slices one ReadVector call fills; more are left unread.
+const MaxReadVectors = 64
+
+// ReadVector reads into bufs in order, the first filled first, in one system call (readv(2))
+// where the socket allows it: a TCP socket on Linux. It waits as Read does and returns the
+// bytes read into all of them. Elsewhere, or under TLS, it reads into the first non-empty one
+// alone. bufs[0] must not be empty; empty slices after it are skipped, and slices past the
+// MaxReadVectors-th are not read into. MessageReader uses it to read a value into its
+// destination and the next message's header into its buffer at once, or several rows.
+func (c *BatchedConn) ReadVector(bufs [][]byte) (int, error) {
+	if len(bufs) == 0 || len(bufs[0]) == 0 {
+		return 0, nil
 	}
-	return c.read(p, more)
+	if len(bufs) == 1 || !c.vectored() {
+		return c.read(bufs[0], nil)
+	}
+	return c.read(nil, bufs)
 }
 
-// readOnce is one read of the socket: into p, or p and more (readv).
-func (c *BatchedConn) readOnce(p, more []byte) (int, error) {
-	if more == nil {
+// readOnce is one read of the socket: into p, or readv into bufs.
+func (c *BatchedConn) readOnce(p []byte, bufs [][]byte) (int, error) {
+	if bufs == nil {
 		return c.conn.Read(p)
 	}
-	return c.readv(p, more)
+	return c.readv(bufs)
 }
 
 // read is Read and ReadVector.
-func (c *BatchedConn) read(p, more []byte) (int, error) {
+func (c *BatchedConn) read(p []byte, bufs [][]byte) (int, error) {
 	if !c.active && c.stall <= 0 {
-		return c.readOnce(p, more)
+		return c.readOnce(p, bufs)
 	}
 	begin := time.Now()
 	for {
@@ -204,7 +211,7 @@ func (c *BatchedConn) read(p, more []byte) (int, error) {
 		}
 		c.setReadDeadline(deadline)
 		c.mu.Unlock()
-		n, err := c.readOnce(p, more)
+		n, err := c.readOnce(p, bufs)
 		// Only our own deadline is retried: a kernel ETIMEDOUT (keepalive or user timeout),
 		// which net.Error.Timeout reports too, is the connection's end.
 		if n == 0 && err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.ctx.Err() == nil {

@@ -45,6 +45,9 @@ type MessageReader struct {
 	typ    byte // the current message's type (after NextHeader)
 	body   int  // bytes of the current message's body not yet taken
 	err    error
+
+	vecs [][]byte // ReadBody's and ReadBodyPredicted's slices to read into, kept to reuse
+	hdrs []byte   // ReadBodyPredicted's predicted headers arrive here
 }
 
 // NewMessageReader returns a MessageReader reading from r through a buffer of size bytes
@@ -134,10 +137,11 @@ func (m *MessageReader) Body() ([]byte, error) {
 	return body, nil
 }
 
-// VectorReader is a connection that can read into two slices in one call (BatchedConn on a TCP
-// socket: readv(2)), the first filled first; it returns the bytes read into both.
+// VectorReader is a connection that can read into several slices in one call (BatchedConn on
+// a TCP socket: readv(2)), each filled before the next; it returns the bytes read into all of
+// them. bufs[0] is never empty.
 type VectorReader interface {
-	ReadVector(p, more []byte) (int, error)
+	ReadVector(bufs [][]byte) (int, error)
 }
 
 // ReadBody reads the next len(p) bytes of the current message's body into p: the bytes
@@ -168,7 +172,9 @@ func (m *MessageReader) ReadBody(p []byte) error {
 			// past p (the next message's header, mostly) comes into it in the same read.
 			m.rp, m.wp = 0, 0
 			more := m.buf[:min(len(m.buf), m.ahead)]
-			k, err = vr.ReadVector(p, more)
+			m.vecs = append(m.vecs[:0], p, more)
+			k, err = vr.ReadVector(m.vecs)
+			clear(m.vecs) // hold no caller's memory
 			if k < 0 || k > len(p)+len(more) {
 				m.err = fmt.Errorf("pgrepl: connection reader returned invalid count %d", k)
 				return m.err
@@ -286,4 +292,201 @@ func (m *MessageReader) grow() {
 	m.wp -= m.rp
 	m.rp = 0
 	m.buf = nb
+}
+
+// Predicted is a message a caller expects to follow the one being read (ReadBodyPredicted):
+// Header is its first bytes exactly as they must arrive (the type byte, the length, and as
+// many of the body's first bytes as the caller knows: a DataRow's column count and value
+// length), between 5 and MaxPredictedHeader bytes; Body is where the rest of its body is to
+// be read, and Tail, when not empty, where its last len(Tail) bytes go instead (bytes the
+// caller cannot predict, after the part it reads into Body: a column after a DataRow's value).
+// The length in Header must be 4 + len(Header) - 5 + len(Body) + len(Tail).
+type Predicted struct {
+	Header []byte
+	Body   []byte
+	Tail   []byte
+}
+
+const (
+	// MaxPredictedHeader bounds a Predicted message's Header.
+	MaxPredictedHeader = 32
+	// MaxPredicted is the most predicted messages one ReadBodyPredicted call reads: a read
+	// takes the current body and tail, a header, a body and a tail for each, and the
+	// read-ahead.
+	MaxPredicted = (MaxReadVectors - 3) / 3
+)
+
+// ReadBodyPredicted reads p and then tail, the whole unread rest of the current message's
+// body (tail may be empty), as ReadBody does, and then the messages the caller predicts
+// follow it, in the same reads: each predicted header into a scratch buffer, each body and
+// tail straight into its Body and Tail. A run of rows of known sizes (the --jobs readers'
+// chunks) so takes one readv(2) for many rows where ReadBody takes one a row.
+//
+// Each predicted header is checked as it arrives. At the first that does not arrive exactly as
+// predicted, reading stops: that message and everything read after it are put back in the
+// buffer (moved out of the Bodies and Tails they landed in), and the stream reads on from
+// there with NextHeader as if no prediction had been made; the Body and Tail of a message
+// not read whole hold no meaning. The reader waits only for bytes the stream must send: the
+// rest of the current body, the rest of a header whose bytes so far are as predicted (a
+// message, once begun, is sent whole), and the body of one whose header matched.
+//
+// It returns how many of the predicted messages were read whole (at most MaxPredicted; the
+// rest are not read into): the current message is then the last of them, read to its end.
+// Without a VectorReader or a read-ahead (SetReadAhead), when p and tail are not the body's
+// whole rest, or when the buffer already holds them, it reads p and tail alone and returns 0.
+func (m *MessageReader) ReadBodyPredicted(p, tail []byte, next []Predicted) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	if len(p)+len(tail) > m.body {
+		m.err = fmt.Errorf("pgrepl: reading %d bytes of a message body with %d left (internal error)", len(p)+len(tail), m.body)
+		return 0, m.err
+	}
+	vr, vec := m.r.(VectorReader)
+	if !vec || m.ahead == 0 || len(next) == 0 || len(p)+len(tail) != m.body || m.body <= m.wp-m.rp {
+		if err := m.ReadBody(p); err != nil {
+			return 0, err
+		}
+		return 0, m.ReadBody(tail)
+	}
+	next = next[:min(len(next), MaxPredicted)]
+	for _, x := range next {
+		if len(x.Header) < 5 || len(x.Header) > MaxPredictedHeader ||
+			int64(binary.BigEndian.Uint32(x.Header[1:])) != int64(4+len(x.Header)-5+len(x.Body)+len(x.Tail)) {
+			m.err = fmt.Errorf("pgrepl: a predicted message's header of %d bytes does not frame its body of %d and tail of %d (internal error)", len(x.Header), len(x.Body), len(x.Tail))
+			return 0, m.err
+		}
+	}
+	k := copy(p, m.buf[m.rp:m.wp])
+	k2 := copy(tail, m.buf[m.rp+k:m.wp])
+	m.body -= k + k2
+	p, tail = p[k:], tail[k2:]
+	m.rp, m.wp = 0, 0
+	if m.hdrs == nil {
+		m.hdrs = make([]byte, MaxPredicted*MaxPredictedHeader)
+	}
+	// vecs: p and tail, then a header, a body and a tail per predicted message (predicted
+	// message j's header at 2+3j), then the read-ahead. Each entry is cut down from the
+	// front as bytes arrive in it.
+	ahead := m.buf[:min(len(m.buf), m.ahead)]
+	vecs := append(m.vecs[:0], p, tail)
+	for j, x := range next {
+		h := m.hdrs[j*MaxPredictedHeader:]
+		vecs = append(vecs, h[:len(x.Header)], x.Body, x.Tail)
+	}
+	vecs = append(vecs, ahead)
+	m.vecs = vecs
+	defer clear(m.vecs) // hold no caller's memory
+
+	last := len(vecs) - 1 // the read-ahead: not waited for
+	i := 0                // the next byte goes to vecs[i]
+	checked := 0          // predicted headers checked whole
+	empty := 0
+	for {
+		for i < last && len(vecs[i]) == 0 {
+			i++
+		}
+		if i == last {
+			break
+		}
+		n, err := vr.ReadVector(vecs[i:])
+		if n < 0 || n > vecsLen(vecs[i:]) {
+			m.err = fmt.Errorf("pgrepl: connection reader returned invalid count %d", n)
+			return 0, m.err
+		}
+		for left := n; left > 0; {
+			t := min(left, len(vecs[i]))
+			vecs[i] = vecs[i][t:]
+			left -= t
+			if len(vecs[i]) == 0 && i < last {
+				i++
+			}
+		}
+		// Check the predicted headers that have begun arriving.
+		for checked < len(next) {
+			want := next[checked].Header
+			got := len(want) - len(vecs[2+3*checked])
+			h := m.hdrs[checked*MaxPredictedHeader:][:got]
+			if string(h) != string(want[:got]) {
+				return m.unpredict(checked, next, vecs, ahead)
+			}
+			if got < len(want) {
+				break
+			}
+			checked++
+		}
+		if err != nil {
+			if err == io.EOF {
+				if i == last {
+					break // the next read reports the end
+				}
+				err = fmt.Errorf("pgrepl: connection closed inside a message of type %q: %w", m.typ, io.ErrUnexpectedEOF)
+			}
+			m.err = err
+			return 0, m.err
+		}
+		if n == 0 {
+			if empty++; empty >= maxEmptyReads {
+				m.err = io.ErrNoProgress
+				return 0, m.err
+			}
+		} else {
+			empty = 0
+		}
+	}
+	m.body = 0
+	m.typ = next[len(next)-1].Header[0]
+	m.wp = len(ahead) - len(vecs[last])
+	return len(next), nil
+}
+
+// unpredict puts back in the buffer what arrived from predicted message j on (its header
+// did not match), followed by the read-ahead's bytes, and reports the j messages before it
+// read whole.
+func (m *MessageReader) unpredict(j int, next []Predicted, vecs [][]byte, ahead []byte) (int, error) {
+	// The bytes that arrived, in stream order: each entry's received front.
+	received := func(v int) []byte {
+		if v == len(vecs)-1 {
+			return ahead[:len(ahead)-len(vecs[v])]
+		}
+		x := next[(v-2)/3]
+		switch (v - 2) % 3 {
+		case 0:
+			return m.hdrs[(v-2)/3*MaxPredictedHeader:][:len(x.Header)-len(vecs[v])]
+		case 1:
+			return x.Body[:len(x.Body)-len(vecs[v])]
+		default:
+			return x.Tail[:len(x.Tail)-len(vecs[v])]
+		}
+	}
+	back := 0
+	for v := 2 + 3*j; v < len(vecs)-1; v++ {
+		back += len(received(v))
+	}
+	tail := len(received(len(vecs) - 1))
+	if back+tail > len(m.buf) {
+		nb := make([]byte, back+tail)
+		copy(nb[back:], m.buf[:tail])
+		m.buf = nb
+	} else {
+		copy(m.buf[back:], m.buf[:tail])
+	}
+	at := 0
+	for v := 2 + 3*j; v < len(vecs)-1; v++ {
+		at += copy(m.buf[at:], received(v))
+	}
+	m.rp, m.wp = 0, back+tail
+	m.body = 0
+	if j > 0 {
+		m.typ = next[j-1].Header[0]
+	}
+	return j, nil
+}
+
+func vecsLen(vecs [][]byte) int {
+	n := 0
+	for _, v := range vecs {
+		n += len(v)
+	}
+	return n
 }

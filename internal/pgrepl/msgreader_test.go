@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -277,13 +278,16 @@ func FuzzMessageReader(f *testing.F) {
 // into more, as readv does.
 type vectorChunkReader struct{ chunkReader }
 
-func (c *vectorChunkReader) ReadVector(p, more []byte) (int, error) {
-	n, err := c.Read(p)
-	if n < len(p) || err != nil || c.rng.IntN(2) == 0 {
-		return n, err
+func (c *vectorChunkReader) ReadVector(bufs [][]byte) (int, error) {
+	n := 0
+	for i, b := range bufs {
+		k, err := c.Read(b)
+		n += k
+		if k < len(b) || err != nil || (i > 0 && c.rng.IntN(2) == 0) {
+			return n, err
+		}
 	}
-	k, err := c.Read(more)
-	return n + k, err
+	return n, nil
 }
 
 // TestMessageReaderParts reads a stream message by message in parts, at random: whole (Next),
@@ -365,5 +369,101 @@ func TestMessageReaderReadBodyTruncated(t *testing.T) {
 	}
 	if err := m.ReadBody(make([]byte, 1001)); err == nil {
 		t.Fatal("ReadBody of more than the body: no error")
+	}
+}
+
+// TestMessageReaderPredicted reads a row and the six rows predicted after it in one call, from
+// a vectored reader that splits the stream at random: when every row arrives as predicted all
+// six are read whole into their destinations; when row k differs (a shorter value, another
+// message type, another column count) the k-1 before it are read whole and the stream reads
+// on from row k exactly as it was sent, whatever had been read into the predicted
+// destinations. The buffer (256 bytes) is smaller than what is put back. Rows come with one
+// column, or with a second (8 bytes) read into each prediction's Tail.
+func TestMessageReaderPredicted(t *testing.T) {
+	const rowLen, rows = 100, 6
+	for _, tail := range []int{0, 12} {
+		row := func(seed, n int) []byte {
+			b := []byte{0, 1, 0, 0, 0, byte(n)}
+			if tail > 0 {
+				b[1] = 2
+			}
+			for i := range n {
+				b = append(b, byte(seed*31+i))
+			}
+			if tail > 0 {
+				b = append(b, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, byte(seed))
+			}
+			return b
+		}
+		differ := []func(k int) testMessage{
+			func(k int) testMessage { return testMessage{'D', row(k, 50)} },
+			func(k int) testMessage { return testMessage{'C', []byte("SELECT 3\x00")} },
+			func(k int) testMessage { b := row(k, rowLen); b[1] = 3; return testMessage{'D', b} },
+		}
+		for k := 1; k <= rows+1; k++ { // rows+1: every row as predicted
+			for d, change := range differ {
+				if k == rows+1 && d > 0 {
+					break
+				}
+				var msgs []testMessage
+				for i := 0; i <= rows; i++ {
+					m := testMessage{'D', row(i, rowLen)}
+					if i == k {
+						m = change(i)
+					}
+					msgs = append(msgs, m)
+				}
+				msgs = append(msgs, testMessage{'C', []byte("SELECT 7\x00")}, testMessage{'Z', []byte("I")}, testMessage{'D', row(9, 3)})
+				var stream []byte
+				for _, m := range msgs {
+					stream = appendMessage(stream, m.typ, m.body)
+				}
+				for seed := uint64(1); seed <= 30; seed++ {
+					where := fmt.Sprintf("tail %d, k %d, change %d, seed %d", tail, k, d, seed)
+					r := &vectorChunkReader{chunkReader{data: stream, rng: rand.New(rand.NewPCG(seed, uint64(k)))}}
+					m := NewMessageReader(r, 256)
+					m.SetReadAhead(64)
+					if typ, size, err := m.NextHeader(); err != nil || typ != 'D' || size != 6+rowLen+tail {
+						t.Fatalf("%s: first row: %q, %d, %v", where, typ, size, err)
+					}
+					var hdr [6]byte
+					if err := m.ReadBody(hdr[:]); err != nil {
+						t.Fatal(err)
+					}
+					out := make([]byte, (rows+1)*rowLen)
+					tails := make([]byte, (rows+1)*tail)
+					var preds []Predicted
+					for i := 1; i <= rows; i++ {
+						h := appendMessage(nil, 'D', row(i, rowLen))[:11]
+						preds = append(preds, Predicted{Header: h, Body: out[i*rowLen : (i+1)*rowLen], Tail: tails[i*tail : (i+1)*tail]})
+					}
+					whole, err := m.ReadBodyPredicted(out[:rowLen], tails[:tail], preds)
+					if err != nil {
+						t.Fatalf("%s: %v", where, err)
+					}
+					if whole != k-1 {
+						t.Fatalf("%s: %d rows read whole, want %d", where, whole, k-1)
+					}
+					for i := 0; i <= whole; i++ {
+						body := msgs[i].body[6:]
+						if got := out[i*rowLen : (i+1)*rowLen]; !bytes.Equal(got, body[:rowLen]) {
+							t.Fatalf("%s: row %d's value differs", where, i)
+						}
+						if got := tails[i*tail : (i+1)*tail]; !bytes.Equal(got, body[rowLen:]) {
+							t.Fatalf("%s: row %d's tail differs", where, i)
+						}
+					}
+					rest := readAll(t, m)
+					if want := msgs[whole+1:]; len(rest) != len(want) {
+						t.Fatalf("%s: %d messages after the predicted ones, want %d", where, len(rest), len(want))
+					}
+					for i, got := range rest {
+						if want := msgs[whole+1+i]; got.typ != want.typ || !bytes.Equal(got.body, want.body) {
+							t.Fatalf("%s: message %d after the predicted ones differs", where, i)
+						}
+					}
+				}
+			}
+		}
 	}
 }

@@ -12,8 +12,9 @@ import (
 // allocates nothing (the raw connection's callback is made once).
 type vectorState struct {
 	checked bool
-	raw     syscall.RawConn // nil: the connection is not a TCP socket, ReadVector reads p alone
-	iov     [2]syscall.Iovec
+	raw     syscall.RawConn // nil: the connection is not a TCP socket, ReadVector reads the first slice alone
+	iov     [MaxReadVectors]syscall.Iovec
+	niov    int
 	call    func(fd uintptr) bool // readvFD, as a func value made once
 	n       int
 	err     error
@@ -36,16 +37,26 @@ func (c *BatchedConn) vectored() bool {
 	return v.raw != nil
 }
 
-// readv reads into p and more (both non-empty) with one readv(2), waiting for the socket to be
-// readable through the runtime's poller (deadlines apply as to Read).
-func (c *BatchedConn) readv(p, more []byte) (int, error) {
+// readv reads into bufs (at most MaxReadVectors, the first non-empty) with one readv(2),
+// waiting for the socket to be readable through the runtime's poller (deadlines apply as to
+// Read). Empty slices are left out.
+func (c *BatchedConn) readv(bufs [][]byte) (int, error) {
 	v := &c.vec
-	v.iov[0].Base, v.iov[1].Base = &p[0], &more[0]
-	v.iov[0].SetLen(len(p))
-	v.iov[1].SetLen(len(more))
+	v.niov = 0
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if v.niov == len(v.iov) {
+			break
+		}
+		v.iov[v.niov].Base = &b[0]
+		v.iov[v.niov].SetLen(len(b))
+		v.niov++
+	}
 	v.n, v.err = 0, nil
 	err := v.raw.Read(v.call)
-	v.iov = [2]syscall.Iovec{}
+	clear(v.iov[:v.niov]) // hold no caller's memory
 	if err != nil {
 		return 0, err
 	}
@@ -62,7 +73,7 @@ func (c *BatchedConn) readv(p, more []byte) (int, error) {
 func (c *BatchedConn) readvFD(fd uintptr) bool {
 	v := &c.vec
 	for {
-		n, _, e := syscall.Syscall(syscall.SYS_READV, fd, uintptr(unsafe.Pointer(&v.iov[0])), uintptr(len(v.iov)))
+		n, _, e := syscall.Syscall(syscall.SYS_READV, fd, uintptr(unsafe.Pointer(&v.iov[0])), uintptr(v.niov))
 		switch e {
 		case 0:
 			v.n = int(n)

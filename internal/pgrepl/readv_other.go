@@ -2,9 +2,9 @@
 
 package pgrepl
 
-// vectorState is empty where ReadVector reads p alone.
+// vectorState is empty where ReadVector reads the first slice alone.
 type vectorState struct{}
 
 func (c *BatchedConn) vectored() bool { return false }
 
-func (c *BatchedConn) readv(p, more []byte) (int, error) { return c.conn.Read(p) }
+func (c *BatchedConn) readv(bufs [][]byte) (int, error) { return c.conn.Read(bufs[0]) }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+
+	"github.com/walweave/walweave/internal/hugemem"
 )
 
 // piece is a byte range of one file, read with one pg_read_binary_file call.
@@ -26,7 +28,8 @@ type task struct {
 	err    error
 	// Set by the reader that fetched the task (fetcher.prepare), so that the writer's
 	// goroutine only copies bytes: per piece, the CRC-32C of its data (when the manifest uses
-	// CRC-32C) and the pages whose checksum failed (to be read again by the writer).
+	// CRC-32C; the server's, when it sent them) and the pages whose checksum failed (to be
+	// read again by the writer).
 	crc []uint32
 	bad [][]int32
 }
@@ -41,12 +44,20 @@ type fetcher struct {
 	depth   int
 	chunk   int
 	rowSize int // a chunk is read as rows of at most this many bytes (0: one row)
+	// serverCRC: the queries ask the server for each value's CRC-32C too (crc32c(bytea),
+	// PostgreSQL 18 and later), which the reader then need not compute.
+	serverCRC bool
 
 	mu       sync.Mutex
 	cond     *sync.Cond
 	next     int // next task to claim
 	consumed int // tasks the writer is done with
 	free     [][]byte
+	// arena holds the chunk buffers, window of them, carved as they are first needed: one
+	// allocation on huge pages (hugemem), which the kernel's copy from the sockets into
+	// them takes less CPU on.
+	arena []byte
+	carved int // chunk buffers carved from arena
 	wire     int64 // bytea bytes received
 
 	// prepare, when set, runs on the reader's goroutine for each fetched task before the
@@ -99,6 +110,8 @@ func (f *fetcher) release(i int) {
 	f.mu.Unlock()
 }
 
+// buffer returns an empty chunk buffer: the one released last (the likeliest to be in the
+// CPU's caches), else a new one.
 func (f *fetcher) buffer() []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -107,7 +120,14 @@ func (f *fetcher) buffer() []byte {
 		f.free = f.free[:n-1]
 		return b
 	}
-	return make([]byte, 0, f.chunk)
+	if f.arena == nil {
+		f.arena = hugemem.Alloc(f.window * f.chunk)
+	}
+	if off := f.carved * f.chunk; off+f.chunk <= len(f.arena) {
+		f.carved++
+		return f.arena[off : off : off+f.chunk]
+	}
+	return make([]byte, 0, f.chunk) // only if more tasks are held than the window
 }
 
 // wait returns task i once it is fetched.
@@ -142,6 +162,15 @@ const (
 	// only the offsets.)
 	readRows = "SELECT pg_catalog.pg_read_binary_file($1, o, least($4::int8, $2::int8 + $3::int8 - o), true) FROM pg_catalog.generate_series($2::int8, $2::int8 + $3::int8 - 1, $4::int8) AS o ORDER BY o"
 	readMany = "SELECT pg_catalog.pg_read_binary_file(f.p, f.o, f.l, true) FROM unnest($1::text[], $2::int8[], $3::int8[]) WITH ORDINALITY AS f(p, o, l, n) ORDER BY f.n"
+)
+
+// The same queries returning each value's CRC-32C after it, for the manifest (crc32c(bytea),
+// PostgreSQL 18 and later). The read is a subquery behind an optimisation fence (OFFSET 0):
+// the file is read once and its value passed to crc32c, not read again for it.
+const (
+	readOneCRC  = "SELECT v, pg_catalog.crc32c(v) FROM (SELECT pg_catalog.pg_read_binary_file($1, $2, $3, true) AS v OFFSET 0) AS r"
+	readRowsCRC = "SELECT v, pg_catalog.crc32c(v) FROM (SELECT pg_catalog.pg_read_binary_file($1, o, least($4::int8, $2::int8 + $3::int8 - o), true) AS v FROM pg_catalog.generate_series($2::int8, $2::int8 + $3::int8 - 1, $4::int8) AS o ORDER BY o OFFSET 0) AS r"
+	readManyCRC = "SELECT v, pg_catalog.crc32c(v) FROM (SELECT pg_catalog.pg_read_binary_file(f.p, f.o, f.l, true) AS v FROM unnest($1::text[], $2::int8[], $3::int8[]) WITH ORDINALITY AS f(p, o, l, n) ORDER BY f.n OFFSET 0) AS r"
 )
 
 // work fetches tasks on conn until none is left or the fetch is cancelled. paths maps a
@@ -185,13 +214,17 @@ func (f *fetcher) work(conn *wireConn, paths func(m int) string, fail func(error
 }
 
 func (f *fetcher) send(conn *wireConn, t *task, paths func(m int) string) {
+	one, rows, many := readOne, readRows, readMany
+	if f.serverCRC {
+		one, rows, many = readOneCRC, readRowsCRC, readManyCRC
+	}
 	if len(t.pieces) == 1 && f.rowSize > 0 && t.pieces[0].n > int64(f.rowSize) {
 		p := t.pieces[0]
-		conn.queue(readRows, []uint32{oidText, oidInt8, oidInt8, oidInt8},
+		conn.queue(rows, []uint32{oidText, oidInt8, oidInt8, oidInt8},
 			[][]byte{[]byte(paths(p.m)), strconv.AppendInt(nil, p.off, 10), strconv.AppendInt(nil, p.n, 10), strconv.AppendInt(nil, int64(f.rowSize), 10)})
 	} else if len(t.pieces) == 1 {
 		p := t.pieces[0]
-		conn.queue(readOne, []uint32{oidText, oidInt8, oidInt8},
+		conn.queue(one, []uint32{oidText, oidInt8, oidInt8},
 			[][]byte{[]byte(paths(p.m)), strconv.AppendInt(nil, p.off, 10), strconv.AppendInt(nil, p.n, 10)})
 	} else {
 		var ps, os, ls []byte
@@ -205,7 +238,7 @@ func (f *fetcher) send(conn *wireConn, t *task, paths func(m int) string) {
 			ls = strconv.AppendInt(ls, p.n, 10)
 		}
 		ps, os, ls = append(ps, '}'), append(os, '}'), append(ls, '}')
-		conn.queue(readMany, []uint32{oidTextArray, oidInt8Array, oidInt8Array}, [][]byte{ps, os, ls})
+		conn.queue(many, []uint32{oidTextArray, oidInt8Array, oidInt8Array}, [][]byte{ps, os, ls})
 	}
 }
 
@@ -231,7 +264,43 @@ func (f *fetcher) receive(conn *wireConn, t *task) error {
 	var wire int64
 	rows := 0
 	one := len(t.pieces) == 1
-	err := conn.result(func(n int) ([]byte, error) {
+	// A chunk read as rows: its rows come in order, each rowSize bytes but the last, into
+	// the buffer one after the other. Once a row's destination is handed out, the rows after
+	// it are predicted with theirs and read in the same system calls (one readv for the
+	// chunk, where each row would take one).
+	var ahead func()
+	if one && f.rowSize > 0 && t.pieces[0].n > int64(f.rowSize) {
+		ahead = func() {
+			end, left := len(buf), t.pieces[0].n-int64(len(buf))
+			for left > 0 {
+				r := int(min(int64(f.rowSize), left))
+				if end+r > cap(buf) || !conn.predictRow(buf[end:end+r:end+r]) {
+					return
+				}
+				end, left = end+r, left-int64(r)
+			}
+		}
+	}
+	// With serverCRC each row carries its value's CRC-32C, computed by the server: a
+	// piece's is its rows' combined (or the file's own, for a task of several files).
+	var crcs []uint32
+	crcOK := f.serverCRC
+	var last int // the bytes of the last row's value
+	var crc func(v uint32, ok bool)
+	if crcOK {
+		crcs = make([]uint32, 0, len(t.pieces))
+		crc = func(v uint32, ok bool) {
+			switch {
+			case !ok:
+				crcOK = false
+			case one && len(crcs) == 1:
+				crcs[0] = crc32cCombine(crcs[0], v, int64(last))
+			default:
+				crcs = append(crcs, v)
+			}
+		}
+	}
+	err := conn.result(&rowSink{ahead: ahead, crc: crc, into: func(n int) ([]byte, error) {
 		rows++
 		// The destination is the rest of the chunk buffer (cap f.chunk, the most a task
 		// asks for): what the server sends beyond a piece's size is dropped, never grown into.
@@ -243,6 +312,7 @@ func (f *fetcher) receive(conn *wireConn, t *task) error {
 			start := len(buf)
 			buf = grow(buf, k)
 			wire += int64(k)
+			last = k
 			return buf[start:], nil
 		}
 		i := len(data)
@@ -256,7 +326,7 @@ func (f *fetcher) receive(conn *wireConn, t *task) error {
 		miss = append(miss, n < 0)
 		wire += int64(k)
 		return buf[start:], nil
-	})
+	}})
 	if err != nil {
 		f.recycle(buf)
 		return fmt.Errorf("read %s: %w", t.describe(), err)
@@ -272,6 +342,9 @@ func (f *fetcher) receive(conn *wireConn, t *task) error {
 	f.wire += wire
 	f.mu.Unlock()
 	t.buf, t.data, t.miss = buf, data, miss
+	if crcOK && len(crcs) == len(t.pieces) {
+		t.crc = crcs
+	}
 	f.complete(t)
 	return nil
 }

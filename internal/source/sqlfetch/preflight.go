@@ -47,7 +47,8 @@ func (s *Source) preflight(ctx context.Context) error {
 	// One round trip: on a distant server every query costs a round trip.
 	q := `SELECT pg_catalog.pg_is_in_recovery()::text, pg_catalog.current_setting('full_page_writes'),
 		r.rolsuper::text, r.rolreplication::text, current_user, pg_catalog.current_database(),
-		pg_catalog.current_setting('data_directory_mode')`
+		pg_catalog.current_setting('data_directory_mode'),
+		coalesce(pg_catalog.has_function_privilege(current_user, pg_catalog.to_regprocedure('pg_catalog.crc32c(bytea)'), 'EXECUTE'), false)::text`
 	for i := range neededFunctions {
 		q += fmt.Sprintf(", pg_catalog.has_function_privilege(current_user, $%d, 'EXECUTE')::text", i+1)
 	}
@@ -68,12 +69,13 @@ func (s *Source) preflight(ctx context.Context) error {
 	}
 	super, repl, role, db := r[2] == "true", r[3] == "true", r[4], r[5]
 	s.groupAccess = r[6] == "0750"
+	s.serverCRC = r[7] == "true" && !s.cfg.ClientCRC
 	if super {
 		return nil
 	}
 	pe := &PrivilegeError{Role: role, Database: db}
 	for i, fn := range neededFunctions {
-		if r[7+i] != "true" {
+		if r[8+i] != "true" {
 			pe.Grants = append(pe.Grants, fmt.Sprintf("GRANT EXECUTE ON FUNCTION %s TO %s;", fn, quoteIdent(role)))
 		}
 	}

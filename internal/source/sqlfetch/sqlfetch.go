@@ -93,6 +93,10 @@ type Config struct {
 	ManifestChecksums string
 	// NoVerifyChecksums turns off the page checksum verification.
 	NoVerifyChecksums bool
+	// ClientCRC computes the manifest's CRC-32C checksums on this side even where the server
+	// could (crc32c(bytea), PostgreSQL 18 and later: each query then returns its values'
+	// CRC-32C, which costs the server about 0.02 s of CPU per GiB and the client none).
+	ClientCRC bool
 	// TCP are the keepalive and user-timeout settings of every connection (both ends), as the
 	// replication connections get them: a cut network ends the sessions, and the server's
 	// backup with them.
@@ -137,6 +141,7 @@ type Source struct {
 	mb        *pgformat.ManifestBuilder
 	alg       string
 	crc       bool        // the manifest's checksums are CRC-32C, computed per piece by the readers
+	serverCRC bool        // the server has crc32c(bytea) (18 and later) and may compute them
 	stopped   atomic.Bool // pg_backup_stop returned: the backup is over on the server
 	endLSN    pgformat.LSN
 	label     []byte
@@ -483,6 +488,7 @@ func (s *Source) newFetch(tasks []*task) {
 	s.fetch = newFetcher(s.ctx, tasks, s.cfg.Window*s.cfg.Jobs, s.cfg.Depth, s.cfg.ChunkSize)
 	s.fetch.rowSize = max(s.cfg.RowSize, 0)
 	s.crc = s.alg == pgformat.ChecksumCRC32C
+	s.fetch.serverCRC = s.crc && s.serverCRC
 	if s.verify || s.crc {
 		s.fetch.prepare = s.prepare
 	}
@@ -495,7 +501,8 @@ func (s *Source) newFetch(tasks []*task) {
 // readers, one per connection, and so over the cores. It reads only what Start set before the
 // readers began (members, control, startLSN).
 func (s *Source) prepare(t *task) {
-	if s.crc {
+	compute := s.crc && t.crc == nil // unless the server sent them
+	if compute {
 		t.crc = make([]uint32, len(t.data))
 	}
 	for k, p := range t.pieces {
@@ -510,7 +517,7 @@ func (s *Source) prepare(t *task) {
 				}
 			}
 		}
-		if s.crc {
+		if compute {
 			t.crc[k] = crc32.Update(0, pgformat.Castagnoli, data)
 		}
 	}

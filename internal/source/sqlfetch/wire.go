@@ -24,7 +24,25 @@ type wireConn struct {
 	rd  *pgrepl.MessageReader
 	out []byte  // messages to send
 	hdr [6]byte // a DataRow's column count and value length, read into here
+
+	// The row being read: its column count, and its CRC column (rowCRCLen bytes: length and
+	// int8) when it has one.
+	cols  int
+	trail [rowCRCLen]byte
+
+	// The rows predicted to follow the one being read (predictRow), read with it.
+	preds     []pgrepl.Predicted
+	predHdr   [pgrepl.MaxPredicted][rowHeaderLen]byte
+	predTrail [pgrepl.MaxPredicted][rowCRCLen]byte
 }
+
+const (
+	// rowHeaderLen is a DataRow's bytes before its value: type, length, column count and
+	// value length.
+	rowHeaderLen = 11
+	// rowCRCLen is a row's CRC column after its value: its length (8) and the int8.
+	rowCRCLen = 12
+)
 
 // wireReadBuffer is a reader's read buffer. It holds the small messages (ParseComplete,
 // BindComplete, a row's header, CommandComplete, ReadyForQuery) and an error's text; row values
@@ -143,13 +161,29 @@ func (w *wireConn) next() (byte, int, error) {
 // errProtocol is a reply out of the expected order.
 var errProtocol = errors.New("unexpected message from the server")
 
-// result reads one statement's reply up to its sync point. For each row, into is called with
-// the length of its single value (-1 for NULL) and returns where to read it: a slice of at
-// most that many bytes (nil for NULL), filled from the socket after into returns; bytes of the
-// value beyond the slice are read and dropped. A value's length is checked against its
-// message's before into sees it, but it comes from the server: into bounds what it hands out
-// by what it asked for.
-func (w *wireConn) result(into func(n int) ([]byte, error)) error {
+// rowSink is what a result's rows are read into.
+type rowSink struct {
+	// into is called for each row with the length of its value (-1 for NULL) and returns
+	// where to read it: a slice of at most that many bytes (nil for NULL), filled from the
+	// socket after into returns; bytes of the value beyond the slice are read and dropped. A
+	// value's length is checked against its message's before into sees it, but it comes from
+	// the server: into bounds what it hands out by what it asked for.
+	into func(n int) ([]byte, error)
+	// ahead, when set, is called once into has handed out a whole value's destination: it
+	// may predict the rows that follow (predictRow, with the destinations into would give
+	// them), which are then read in the same system calls. Each predicted row that arrives
+	// as predicted is passed to into as any row is, and into must hand out the same
+	// destination again.
+	ahead func()
+	// crc, when set, is called after each row that has a second column, the CRC-32C of its
+	// value (crc32c(bytea), PostgreSQL 18 and later), once the value is read: ok is false
+	// when the value was not read whole, or the column is NULL (a NULL value's).
+	crc func(v uint32, ok bool)
+}
+
+// result reads one statement's reply up to its sync point, each row into sink. A row has one
+// column, the value, or two: the value and its CRC-32C (an int8).
+func (w *wireConn) result(sink *rowSink) error {
 	for _, want := range []byte{'1', '2'} { // ParseComplete, BindComplete
 		typ, _, err := w.next()
 		if err != nil {
@@ -166,7 +200,7 @@ func (w *wireConn) result(into func(n int) ([]byte, error)) error {
 		}
 		switch typ {
 		case 'D':
-			if err := w.row(size, into); err != nil {
+			if err := w.row(size, sink); err != nil {
 				return err
 			}
 		case 'C': // CommandComplete
@@ -184,38 +218,131 @@ func (w *wireConn) result(into func(n int) ([]byte, error)) error {
 	}
 }
 
-// row reads a DataRow of size bytes (its header read): one column, its value read where into
-// says.
-func (w *wireConn) row(size int, into func(n int) ([]byte, error)) error {
+// row reads a DataRow of size bytes (its header read): its value read where sink.into says,
+// its CRC column if any, and the rows sink.ahead predicts after it.
+func (w *wireConn) row(size int, sink *rowSink) error {
 	hdr := w.hdr[:] // in the connection: a local array would escape to the heap, once a row
 	if size < len(hdr) {
-		return fmt.Errorf("%w: a row of %d bytes, want one column", errProtocol, size)
+		return fmt.Errorf("%w: a row of %d bytes, want one or two columns", errProtocol, size)
 	}
 	if err := w.rd.ReadBody(hdr); err != nil {
 		return fmt.Errorf("connection lost: %w", err)
 	}
-	if binary.BigEndian.Uint16(hdr) != 1 {
-		return fmt.Errorf("%w: a row of %d columns, want one", errProtocol, binary.BigEndian.Uint16(hdr))
-	}
+	w.cols = int(binary.BigEndian.Uint16(hdr))
 	n := int(int32(binary.BigEndian.Uint32(hdr[2:])))
+	trail := 0 // bytes after the value
+	switch w.cols {
+	case 1:
+	case 2:
+		trail = size - len(hdr) - max(n, 0)
+		if trail != 4 && trail != rowCRCLen { // NULL, or an int8
+			return fmt.Errorf("%w: a row of %d bytes with a value of %d, want a CRC column after it", errProtocol, size, n)
+		}
+	default:
+		return fmt.Errorf("%w: a row of %d columns, want one or two", errProtocol, w.cols)
+	}
 	switch {
-	case n == -1 && size == len(hdr):
-		_, err := into(-1)
-		return err
-	case n < 0 || n != size-len(hdr):
+	case n == -1 && size == len(hdr)+trail:
+		if _, err := sink.into(-1); err != nil {
+			return err
+		}
+		if err := w.rd.ReadBody(w.trail[:trail]); err != nil {
+			return fmt.Errorf("connection lost: %w", err)
+		}
+		return w.rowCRC(sink, w.trail[:trail], 0, true)
+	case n < 0 || n != size-len(hdr)-trail:
 		return fmt.Errorf("%w: a value of %d bytes in a row of %d", errProtocol, n, size)
 	}
-	dst, err := into(n)
+	dst, err := sink.into(n)
 	if err != nil {
 		return err
 	}
 	if len(dst) > n {
 		return fmt.Errorf("a destination of %d bytes for a value of %d (internal error)", len(dst), n)
 	}
-	if err := w.rd.ReadBody(dst); err != nil {
+	if len(dst) < n { // the rest of the value, and any CRC of it, is skipped by the next header
+		if err := w.rd.ReadBody(dst); err != nil {
+			return fmt.Errorf("connection lost: %w", err)
+		}
+		if sink.crc != nil && w.cols == 2 {
+			sink.crc(0, false)
+		}
+		return nil
+	}
+	w.preds = w.preds[:0]
+	if sink.ahead != nil && n > 0 && (trail == 0 || trail == rowCRCLen) {
+		sink.ahead()
+	}
+	whole, err := w.rd.ReadBodyPredicted(dst, w.trail[:trail], w.preds)
+	if err != nil {
 		return fmt.Errorf("connection lost: %w", err)
 	}
-	return nil // the rest, if any, is skipped by the next message's header
+	if err := w.rowCRC(sink, w.trail[:trail], n, false); err != nil {
+		return err
+	}
+	// The rows after those read whole did not arrive as predicted: the stream reads on from
+	// the reader's buffer.
+	for _, p := range w.preds[:whole] {
+		d, err := sink.into(len(p.Body))
+		if err != nil {
+			return err
+		}
+		if len(d) != len(p.Body) || &d[0] != &p.Body[0] {
+			return fmt.Errorf("a predicted row read into another destination than its own (internal error)")
+		}
+		if err := w.rowCRC(sink, p.Tail, len(p.Body), false); err != nil {
+			return err
+		}
+	}
+	clear(w.preds) // hold no task's buffer
+	return nil
+}
+
+// rowCRC passes a row's CRC column (trail: its length and value; empty for a row of one
+// column) to sink.crc. A NULL CRC is that of a NULL value.
+func (w *wireConn) rowCRC(sink *rowSink, trail []byte, n int, null bool) error {
+	if len(trail) == 0 {
+		return nil
+	}
+	k := int32(binary.BigEndian.Uint32(trail))
+	switch {
+	case k == -1 && null:
+		if sink.crc != nil {
+			sink.crc(0, true) // of no bytes
+		}
+		return nil
+	case k != 8 || len(trail) != rowCRCLen:
+		return fmt.Errorf("%w: a CRC column of %d bytes after a value of %d", errProtocol, k, n)
+	}
+	v := binary.BigEndian.Uint64(trail[4:])
+	if v > 0xffffffff {
+		return fmt.Errorf("%w: a CRC-32C of %d", errProtocol, v)
+	}
+	if sink.crc != nil {
+		sink.crc(uint32(v), true)
+	}
+	return nil
+}
+
+// predictRow predicts that the row after the last one predicted (or the row being read) has a
+// value of len(dst) bytes, to be read into dst, and the columns of the row being read. It
+// returns false, predicting nothing, once pgrepl.MaxPredicted rows are predicted.
+func (w *wireConn) predictRow(dst []byte) bool {
+	k := len(w.preds)
+	if k == len(w.predHdr) || len(dst) == 0 {
+		return false
+	}
+	var tail []byte
+	if w.cols == 2 {
+		tail = w.predTrail[k][:]
+	}
+	h := w.predHdr[k][:]
+	h[0] = 'D'
+	binary.BigEndian.PutUint32(h[1:], uint32(rowHeaderLen-1+len(dst)+len(tail)))
+	binary.BigEndian.PutUint16(h[5:], uint16(w.cols))
+	binary.BigEndian.PutUint32(h[7:], uint32(len(dst)))
+	w.preds = append(w.preds, pgrepl.Predicted{Header: h, Body: dst, Tail: tail})
+	return true
 }
 
 // close ends the session (Terminate) and closes the socket.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/crc32"
 	"io"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walweave/walweave/internal/pgtest"
+	"github.com/walweave/walweave/pgformat"
 )
 
 // TestWireConn runs the readers' protocol against a real server: pipelined queries in the
@@ -53,11 +55,11 @@ func TestWireConn(t *testing.T) {
 	}
 	var got [][]byte
 	collect := values(&got)
-	if err := w.result(collect); err != nil || len(got) != 1 || string(got[0]) != string(want[8192:16384]) {
+	if err := w.result(&rowSink{into: collect}); err != nil || len(got) != 1 || string(got[0]) != string(want[8192:16384]) {
 		t.Fatalf("one row: %v, %d rows", err, len(got))
 	}
 	got = nil
-	if err := w.result(collect); err != nil {
+	if err := w.result(&rowSink{into: collect}); err != nil {
 		t.Fatal(err)
 	}
 	var all []byte
@@ -71,8 +73,44 @@ func TestWireConn(t *testing.T) {
 		t.Fatalf("rows: %d bytes in %d rows, want the file's %d", len(all), len(got), len(want))
 	}
 	got = nil
-	if err := w.result(collect); err != nil || len(got) != 3 || string(got[0]) != string(want[:100]) || got[1] != nil || len(got[2]) == 0 {
+	if err := w.result(&rowSink{into: collect}); err != nil || len(got) != 3 || string(got[0]) != string(want[:100]) || got[1] != nil || len(got[2]) == 0 {
 		t.Fatalf("several files: %v, %q", err, got)
+	}
+
+	// From PostgreSQL 18 the same queries can bring each value's CRC-32C, which must be
+	// hash/crc32's; before it the server has no crc32c and the reader computes them.
+	if c.QueryValue(t, "select to_regprocedure('pg_catalog.crc32c(bytea)') is not null") != "true" {
+		if v := c.QueryValue(t, "select current_setting('server_version_num')"); v >= "180000" {
+			t.Fatalf("PostgreSQL %s has no crc32c(bytea)", v)
+		}
+		return
+	}
+	w.queue(readOneCRC, []uint32{oidText, oidInt8, oidInt8}, [][]byte{[]byte(rel), itoa(8192), itoa(8192)})
+	w.queue(readRowsCRC, []uint32{oidText, oidInt8, oidInt8, oidInt8}, [][]byte{[]byte(rel), itoa(0), itoa(n + 5000), itoa(row)})
+	w.queue(readManyCRC, []uint32{oidTextArray, oidInt8Array, oidInt8Array},
+		[][]byte{[]byte(`{"` + rel + `","base/no/such/file","PG_VERSION"}`), []byte("{0,0,0}"), []byte("{100,100,100}")})
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	for q := range 3 {
+		var crcs []uint32
+		got = nil
+		if err := w.result(&rowSink{into: collect, crc: func(v uint32, ok bool) {
+			if !ok {
+				t.Fatalf("query %d, row %d: no CRC", q, len(crcs))
+			}
+			crcs = append(crcs, v)
+		}}); err != nil {
+			t.Fatalf("query %d: %v", q, err)
+		}
+		if len(crcs) != len(got) || len(got) == 0 {
+			t.Fatalf("query %d: %d CRCs for %d rows", q, len(crcs), len(got))
+		}
+		for i, v := range got {
+			if crcs[i] != crc32.Checksum(v, pgformat.Castagnoli) {
+				t.Fatalf("query %d, row %d: the server's CRC-32C %08x, hash/crc32's %08x", q, i, crcs[i], crc32.Checksum(v, pgformat.Castagnoli))
+			}
+		}
 	}
 
 	// An absolute path outside the data directory is refused to a role without
@@ -97,7 +135,7 @@ func TestWireConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pgErr *pgconn.PgError
-	if err := w2.result(collect); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+	if err := w2.result(&rowSink{into: collect}); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
 		t.Fatalf("reading outside the data directory: %v, want SQLSTATE 42501", err)
 	}
 }
@@ -142,28 +180,69 @@ func FuzzWireResult(f *testing.F) {
 	// A notice between the rows, and a second result pipelined behind the first.
 	f.Add(append(append(append(append(ok, msg('N', 'S', 'x', 0, 0)...), msg('1')...), msg('2')...),
 		append(msg('D', 0, 1, 0, 0, 0, 1, 'q'), append(msg('C', 0), msg('Z', 'I')...)...)...))
+	// Rows of 3 bytes as a chunk's (predicted), then a short one, then a result of one row.
+	rows := append(append(msg('1'), msg('2')...), msg('D', 0, 1, 0, 0, 0, 3, 'a', 'b', 'c')...)
+	rows = append(rows, msg('D', 0, 1, 0, 0, 0, 3, 'd', 'e', 'f')...)
+	rows = append(rows, msg('D', 0, 1, 0, 0, 0, 1, 'g')...)
+	rows = append(append(rows, msg('C', 'S', 0)...), msg('Z', 'I')...)
+	f.Add(append(append(rows, ok...), msg('D', 0, 1, 0, 0, 0, 3, 'x')...))
+	// The same with a CRC column: rows of 3 bytes, a short one, a NULL, an out-of-range CRC.
+	crcCol := []byte{0, 0, 0, 8, 0, 0, 0, 0, 0xe3, 0x06, 0x9d, 0x1f}
+	rows = append(append(msg('1'), msg('2')...), msg('D', append([]byte{0, 2, 0, 0, 0, 3, 'a', 'b', 'c'}, crcCol...)...)...)
+	rows = append(rows, msg('D', append([]byte{0, 2, 0, 0, 0, 3, 'd', 'e', 'f'}, crcCol...)...)...)
+	rows = append(rows, msg('D', append([]byte{0, 2, 0, 0, 0, 1, 'g'}, crcCol...)...)...)
+	rows = append(rows, msg('D', 0, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)...)
+	rows = append(rows, msg('D', 0, 2, 0, 0, 0, 1, 'h', 0, 0, 0, 8, 1, 0, 0, 0, 0, 0, 0, 0)...)
+	f.Add(append(append(rows, msg('C', 'S', 0)...), msg('Z', 'I')...))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		w := newWireConn(&fuzzConn{r: bytes.NewReader(in)})
-		w.rd.SetMaxMessageSize(1 << 16)
-		var dst [8]byte // the destination's bound, as a task's chunk
-		filled := 0
-		for range 4 {
-			err := w.result(func(n int) ([]byte, error) {
-				if n < 0 {
-					return nil, nil
-				}
-				k := min(n, len(dst))
-				filled += k
-				if filled > len(in) {
-					t.Fatalf("%d bytes of values handed out from %d bytes of input", filled, len(in))
-				}
-				return dst[:k], nil
-			})
-			if err != nil {
-				return
-			}
+		plain, errPlain := fuzzResults(t, in, false)
+		predicted, errPredicted := fuzzResults(t, in, true)
+		if errPlain == nil && errPredicted == nil && plain != predicted {
+			t.Fatalf("rows read with predictions differ from rows read one by one:\n%q\n%q", predicted, plain)
 		}
 	})
+}
+
+// fuzzResults reads up to 4 results from in as a reader does, each into a bounded chunk
+// buffer (64 bytes: a value longer than what is left is read in part), with or without
+// predicting rows of 3 bytes after each value. It returns what into was asked and the buffers'
+// bytes, and the first error. A result read whole never holds more value bytes than the input.
+func fuzzResults(t *testing.T, in []byte, predict bool) (string, error) {
+	w := newWireConn(&fuzzConn{r: bytes.NewReader(in)})
+	w.rd.SetMaxMessageSize(1 << 16)
+	var log []byte
+	filled := 0
+	for range 4 {
+		buf := make([]byte, 0, 64)
+		var ahead func()
+		if predict {
+			ahead = func() {
+				for end := len(buf); end+3 <= cap(buf) && w.predictRow(buf[end:end+3:end+3]); end += 3 {
+				}
+			}
+		}
+		err := w.result(&rowSink{ahead: ahead, into: func(n int) ([]byte, error) {
+			log = strconv.AppendInt(append(log, ' '), int64(n), 10)
+			if n < 0 {
+				return nil, nil
+			}
+			k := min(n, cap(buf)-len(buf))
+			start := len(buf)
+			buf = buf[:start+k]
+			return buf[start:], nil
+		}, crc: func(v uint32, ok bool) {
+			log = strconv.AppendUint(append(log, " crc "...), uint64(v), 10)
+			log = strconv.AppendBool(log, ok)
+		}})
+		log = append(append(log, '|'), buf...)
+		if err != nil {
+			return string(log), err
+		}
+		if filled += len(buf); filled > len(in) {
+			t.Fatalf("%d bytes of values read from %d bytes of input", filled, len(in))
+		}
+	}
+	return string(log), nil
 }
 
 // fuzzConn is a net.Conn that reads from r (a wireConn needs only Read), and a
@@ -175,19 +254,25 @@ type fuzzConn struct {
 
 func (c *fuzzConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-func (c *fuzzConn) ReadVector(p, more []byte) (int, error) {
-	n, err := io.ReadFull(c.r, p)
+func (c *fuzzConn) ReadVector(bufs [][]byte) (int, error) {
+	n, err := io.ReadFull(c.r, bufs[0])
 	if err != nil {
 		if err == io.ErrUnexpectedEOF {
 			err = io.EOF
 		}
 		return n, err
 	}
-	k, err := c.r.Read(more)
-	if err == io.EOF {
-		err = nil // reported by the next read
+	for _, b := range bufs[1:] {
+		k, err := c.r.Read(b)
+		n += k
+		if err == io.EOF {
+			return n, nil // reported by the next read
+		}
+		if err != nil || k < len(b) {
+			return n, err
+		}
 	}
-	return n + k, err
+	return n, nil
 }
 
 // TestTakeOverAfterSlowWrite is the flake that had the readers' protocol reverted (a reply
@@ -237,7 +322,7 @@ func TestTakeOverAfterSlowWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		var vals [][]byte
-		err = w.result(values(&vals))
+		err = w.result(&rowSink{into: values(&vals)})
 		_ = w.close()
 		got := bytes.Join(vals, nil)
 		if err != nil {
