@@ -326,12 +326,9 @@ const (
 // predicted, reading stops: that message and everything read after it are put back in the
 // buffer (moved out of the Bodies and Tails they landed in), and the stream reads on from
 // there with NextHeader as if no prediction had been made; the Body and Tail of a message
-// not read whole hold no meaning. Beyond the first byte of each predicted message, the
-// reader waits only for bytes the stream must send: the rest of a header whose bytes so far
-// are as predicted (a message, once begun, is sent whole), and the body of one whose header
-// matched. The first byte it waits for too: the caller predicts only where the stream is sure
-// to send some message (a row or the end of a result the server is sending; the next result
-// only when its query was sent).
+// not read whole hold no meaning. The reader waits only for bytes the stream must send: the
+// rest of the current body, the rest of a header whose bytes so far are as predicted (a
+// message, once begun, is sent whole), and the body of one whose header matched.
 //
 // It returns how many of the predicted messages were read whole (at most MaxPredicted; the
 // rest are not read into): the current message is then the last of them, read to its end.

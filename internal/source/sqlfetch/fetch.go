@@ -56,9 +56,9 @@ type fetcher struct {
 	// arena holds the chunk buffers, window of them, carved as they are first needed: one
 	// allocation on huge pages (hugemem), which the kernel's copy from the sockets into
 	// them takes less CPU on.
-	arena  []byte
-	carved int   // chunk buffers carved from arena
-	wire   int64 // bytea bytes received
+	arena []byte
+	carved int // chunk buffers carved from arena
+	wire     int64 // bytea bytes received
 
 	// prepare, when set, runs on the reader's goroutine for each fetched task before the
 	// writer sees it: the per-byte work that does not need the stream's order.
@@ -194,7 +194,7 @@ func (f *fetcher) work(conn *wireConn, paths func(m int) string, fail func(error
 			if err := conn.flush(); err != nil {
 				return err
 			}
-			if err := f.receive(conn, f.tasks[inflight[0]], len(inflight) > 1); err != nil {
+			if err := f.receive(conn, f.tasks[inflight[0]]); err != nil {
 				return err
 			}
 			inflight = inflight[1:]
@@ -257,9 +257,7 @@ func appendArrayString(b []byte, s string) []byte {
 // receive reads task t's result, up to its sync point. A task of one piece comes in one row
 // or several (readRows): their bytes in order, a NULL first row a file that no longer exists,
 // a short row the end of a file that shrank. A task of several files has a row per file.
-//
-// another says the next task's query was sent on conn too: its result follows this one's.
-func (f *fetcher) receive(conn *wireConn, t *task, another bool) error {
+func (f *fetcher) receive(conn *wireConn, t *task) error {
 	buf := f.buffer()
 	data := make([][]byte, 0, len(t.pieces))
 	miss := make([]bool, 0, len(t.pieces))
@@ -268,9 +266,8 @@ func (f *fetcher) receive(conn *wireConn, t *task, another bool) error {
 	one := len(t.pieces) == 1
 	// A chunk read as rows: its rows come in order, each rowSize bytes but the last, into
 	// the buffer one after the other. Once a row's destination is handed out, the rows after
-	// it are predicted with theirs, then the result's end and the next result's start, and
-	// all are read in the same system calls (one readv for the chunk, where each row would
-	// take one and the framing between two chunks another).
+	// it are predicted with theirs and read in the same system calls (one readv for the
+	// chunk, where each row would take one).
 	var ahead func()
 	if one && f.rowSize > 0 && t.pieces[0].n > int64(f.rowSize) {
 		ahead = func() {
@@ -282,7 +279,6 @@ func (f *fetcher) receive(conn *wireConn, t *task, another bool) error {
 				}
 				end, left = end+r, left-int64(r)
 			}
-			conn.predictEnd(int((t.pieces[0].n+int64(f.rowSize)-1)/int64(f.rowSize)), another)
 		}
 	}
 	// With serverCRC each row carries its value's CRC-32C, computed by the server: a

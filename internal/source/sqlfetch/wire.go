@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -31,22 +30,11 @@ type wireConn struct {
 	cols  int
 	trail [rowCRCLen]byte
 
-	// The rows predicted to follow the one being read (predictRow), read with it, and after
-	// them the end of the result and the start of the next (predictEnd).
+	// The rows predicted to follow the one being read (predictRow), read with it.
 	preds     []pgrepl.Predicted
-	predRows  int // of preds
 	predHdr   [pgrepl.MaxPredicted][rowHeaderLen]byte
 	predTrail [pgrepl.MaxPredicted][rowCRCLen]byte
-	endHdr    [len(endFraming)][pgrepl.MaxPredictedHeader]byte
-
-	// opened is how many of a result's opening messages (ParseComplete, BindComplete) were
-	// read with the end of the one before it.
-	opened int
 }
-
-// endFraming is what follows a result's last row when the next query was sent: its
-// CommandComplete, ReadyForQuery, then the next result's ParseComplete and BindComplete.
-const endFraming = "CZ12"
 
 const (
 	// rowHeaderLen is a DataRow's bytes before its value: type, length, column count and
@@ -196,9 +184,7 @@ type rowSink struct {
 // result reads one statement's reply up to its sync point, each row into sink. A row has one
 // column, the value, or two: the value and its CRC-32C (an int8).
 func (w *wireConn) result(sink *rowSink) error {
-	opening := "12"[w.opened:] // ParseComplete, BindComplete
-	w.opened = 0
-	for _, want := range []byte(opening) {
+	for _, want := range []byte{'1', '2'} { // ParseComplete, BindComplete
 		typ, _, err := w.next()
 		if err != nil {
 			return err
@@ -214,20 +200,9 @@ func (w *wireConn) result(sink *rowSink) error {
 		}
 		switch typ {
 		case 'D':
-			end, err := w.row(size, sink)
-			if err != nil {
+			if err := w.row(size, sink); err != nil {
 				return err
 			}
-			if end == 0 {
-				continue
-			}
-			// The end was read with the last row: CommandComplete, maybe ReadyForQuery
-			// and the next result's opening messages.
-			if end >= 2 {
-				w.opened = end - 2
-				return nil
-			}
-			fallthrough
 		case 'C': // CommandComplete
 			typ, _, err := w.next()
 			if err != nil {
@@ -244,15 +219,14 @@ func (w *wireConn) result(sink *rowSink) error {
 }
 
 // row reads a DataRow of size bytes (its header read): its value read where sink.into says,
-// its CRC column if any, and the rows sink.ahead predicts after it. It returns how many of
-// the messages predicted after those rows (endFraming) were read too.
-func (w *wireConn) row(size int, sink *rowSink) (int, error) {
+// its CRC column if any, and the rows sink.ahead predicts after it.
+func (w *wireConn) row(size int, sink *rowSink) error {
 	hdr := w.hdr[:] // in the connection: a local array would escape to the heap, once a row
 	if size < len(hdr) {
-		return 0, fmt.Errorf("%w: a row of %d bytes, want one or two columns", errProtocol, size)
+		return fmt.Errorf("%w: a row of %d bytes, want one or two columns", errProtocol, size)
 	}
 	if err := w.rd.ReadBody(hdr); err != nil {
-		return 0, fmt.Errorf("connection lost: %w", err)
+		return fmt.Errorf("connection lost: %w", err)
 	}
 	w.cols = int(binary.BigEndian.Uint16(hdr))
 	n := int(int32(binary.BigEndian.Uint32(hdr[2:])))
@@ -262,67 +236,66 @@ func (w *wireConn) row(size int, sink *rowSink) (int, error) {
 	case 2:
 		trail = size - len(hdr) - max(n, 0)
 		if trail != 4 && trail != rowCRCLen { // NULL, or an int8
-			return 0, fmt.Errorf("%w: a row of %d bytes with a value of %d, want a CRC column after it", errProtocol, size, n)
+			return fmt.Errorf("%w: a row of %d bytes with a value of %d, want a CRC column after it", errProtocol, size, n)
 		}
 	default:
-		return 0, fmt.Errorf("%w: a row of %d columns, want one or two", errProtocol, w.cols)
+		return fmt.Errorf("%w: a row of %d columns, want one or two", errProtocol, w.cols)
 	}
 	switch {
 	case n == -1 && size == len(hdr)+trail:
 		if _, err := sink.into(-1); err != nil {
-			return 0, err
+			return err
 		}
 		if err := w.rd.ReadBody(w.trail[:trail]); err != nil {
-			return 0, fmt.Errorf("connection lost: %w", err)
+			return fmt.Errorf("connection lost: %w", err)
 		}
-		return 0, w.rowCRC(sink, w.trail[:trail], 0, true)
+		return w.rowCRC(sink, w.trail[:trail], 0, true)
 	case n < 0 || n != size-len(hdr)-trail:
-		return 0, fmt.Errorf("%w: a value of %d bytes in a row of %d", errProtocol, n, size)
+		return fmt.Errorf("%w: a value of %d bytes in a row of %d", errProtocol, n, size)
 	}
 	dst, err := sink.into(n)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if len(dst) > n {
-		return 0, fmt.Errorf("a destination of %d bytes for a value of %d (internal error)", len(dst), n)
+		return fmt.Errorf("a destination of %d bytes for a value of %d (internal error)", len(dst), n)
 	}
 	if len(dst) < n { // the rest of the value, and any CRC of it, is skipped by the next header
 		if err := w.rd.ReadBody(dst); err != nil {
-			return 0, fmt.Errorf("connection lost: %w", err)
+			return fmt.Errorf("connection lost: %w", err)
 		}
 		if sink.crc != nil && w.cols == 2 {
 			sink.crc(0, false)
 		}
-		return 0, nil
+		return nil
 	}
-	w.preds, w.predRows = w.preds[:0], 0
+	w.preds = w.preds[:0]
 	if sink.ahead != nil && n > 0 && (trail == 0 || trail == rowCRCLen) {
 		sink.ahead()
 	}
 	whole, err := w.rd.ReadBodyPredicted(dst, w.trail[:trail], w.preds)
 	if err != nil {
-		return 0, fmt.Errorf("connection lost: %w", err)
+		return fmt.Errorf("connection lost: %w", err)
 	}
 	if err := w.rowCRC(sink, w.trail[:trail], n, false); err != nil {
-		return 0, err
+		return err
 	}
 	// The rows after those read whole did not arrive as predicted: the stream reads on from
 	// the reader's buffer.
-	rows := min(whole, w.predRows)
-	for _, p := range w.preds[:rows] {
+	for _, p := range w.preds[:whole] {
 		d, err := sink.into(len(p.Body))
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if len(d) != len(p.Body) || &d[0] != &p.Body[0] {
-			return 0, fmt.Errorf("a predicted row read into another destination than its own (internal error)")
+			return fmt.Errorf("a predicted row read into another destination than its own (internal error)")
 		}
 		if err := w.rowCRC(sink, p.Tail, len(p.Body), false); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	clear(w.preds) // hold no task's buffer
-	return whole - rows, nil
+	return nil
 }
 
 // rowCRC passes a row's CRC column (trail: its length and value; empty for a row of one
@@ -356,10 +329,9 @@ func (w *wireConn) rowCRC(sink *rowSink, trail []byte, n int, null bool) error {
 // returns false, predicting nothing, once pgrepl.MaxPredicted rows are predicted.
 func (w *wireConn) predictRow(dst []byte) bool {
 	k := len(w.preds)
-	if k == len(w.predHdr) || len(dst) == 0 || k != w.predRows {
+	if k == len(w.predHdr) || len(dst) == 0 {
 		return false
 	}
-	w.predRows++
 	var tail []byte
 	if w.cols == 2 {
 		tail = w.predTrail[k][:]
@@ -371,35 +343,6 @@ func (w *wireConn) predictRow(dst []byte) bool {
 	binary.BigEndian.PutUint32(h[7:], uint32(len(dst)))
 	w.preds = append(w.preds, pgrepl.Predicted{Header: h, Body: dst, Tail: tail})
 	return true
-}
-
-// predictEnd predicts that the rows predicted (predictRow) are the result's last, rows in
-// all, and that its end follows them: CommandComplete ("SELECT rows") and ReadyForQuery, and
-// with another (the next query was sent) the next result's ParseComplete and BindComplete.
-// The reader then takes a chunk's rows and the framing up to the next chunk's first row in
-// one system call.
-func (w *wireConn) predictEnd(rows int, another bool) {
-	if len(w.preds) != w.predRows || len(w.preds)+len(endFraming) > pgrepl.MaxPredicted {
-		return
-	}
-	n := len(endFraming)
-	if !another {
-		n = 2
-	}
-	for i := range n {
-		h := w.endHdr[i][:5]
-		h[0] = endFraming[i]
-		switch h[0] {
-		case 'C':
-			h = append(h, "SELECT "...)
-			h = strconv.AppendInt(h, int64(rows), 10)
-			h = append(h, 0)
-		case 'Z':
-			h = append(h, 'I') // idle: each query is its own transaction
-		}
-		binary.BigEndian.PutUint32(h[1:], uint32(len(h)-1))
-		w.preds = append(w.preds, pgrepl.Predicted{Header: h})
-	}
 }
 
 // close ends the session (Terminate) and closes the socket.

@@ -194,14 +194,6 @@ func FuzzWireResult(f *testing.F) {
 	rows = append(rows, msg('D', 0, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)...)
 	rows = append(rows, msg('D', 0, 2, 0, 0, 0, 1, 'h', 0, 0, 0, 8, 1, 0, 0, 0, 0, 0, 0, 0)...)
 	f.Add(append(append(rows, msg('C', 'S', 0)...), msg('Z', 'I')...))
-	// Two results of rows of 3 bytes as the fetch reads chunks: each predicted with its end
-	// (CommandComplete "SELECT 3", ReadyForQuery) and the next result's start.
-	chunk := append(append(msg('1'), msg('2')...), msg('D', 0, 1, 0, 0, 0, 3, 'a', 'b', 'c')...)
-	chunk = append(chunk, msg('D', 0, 1, 0, 0, 0, 3, 'd', 'e', 'f')...)
-	chunk = append(chunk, msg('D', 0, 1, 0, 0, 0, 3, 'g', 'h', 'i')...)
-	chunk = append(append(chunk, msg('C', append([]byte("SELECT 3"), 0)...)...), msg('Z', 'I')...)
-	f.Add(append(append([]byte{}, chunk...), chunk...))
-	f.Add(append(append([]byte{}, chunk[:len(chunk)-6]...), msg('Z', 'T')...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		plain, errPlain := fuzzResults(t, in, false)
 		predicted, errPredicted := fuzzResults(t, in, true)
@@ -209,86 +201,6 @@ func FuzzWireResult(f *testing.F) {
 			t.Fatalf("rows read with predictions differ from rows read one by one:\n%q\n%q", predicted, plain)
 		}
 	})
-}
-
-// TestPredictEnd reads two results of three rows each, as the fetch reads two chunks
-// pipelined on one connection: predicted at the first row, the second and third rows, the
-// end of the result and the next result's opening messages come in the same reads, and the
-// second result then starts at its first row. Unpredicted, every row's value and the framing
-// between are reads of their own: the rows are the same either way.
-func TestPredictEnd(t *testing.T) {
-	msg := func(typ byte, body ...byte) []byte {
-		return append([]byte{typ, 0, 0, byte((len(body) + 4) >> 8), byte(len(body) + 4)}, body...)
-	}
-	var stream []byte
-	for r := range 2 {
-		stream = append(append(stream, msg('1')...), msg('2')...)
-		for i := range 3 {
-			value := make([]byte, 100)
-			value[0] = byte(10*r + i)
-			stream = append(stream, msg('D', append([]byte{0, 1, 0, 0, 0, 100}, value...)...)...)
-		}
-		stream = append(append(stream, msg('C', append([]byte("SELECT 3"), 0)...)...), msg('Z', 'I')...)
-	}
-	calls := map[bool]int{}
-	for _, predict := range []bool{false, true} {
-		sock := &heldSocket{r: bytes.NewReader(stream)}
-		w := newWireConn(sock)
-		for r := range 2 {
-			buf := make([]byte, 0, 300)
-			var ahead func()
-			if predict {
-				ahead = func() {
-					for end := len(buf); end < cap(buf) && w.predictRow(buf[end:end+100:end+100]); end += 100 {
-					}
-					w.predictEnd(3, r == 0)
-				}
-			}
-			if err := w.result(&rowSink{ahead: ahead, into: func(n int) ([]byte, error) {
-				start := len(buf)
-				buf = buf[:start+n]
-				return buf[start:], nil
-			}}); err != nil {
-				t.Fatalf("predict %v, result %d: %v", predict, r, err)
-			}
-			if len(buf) != 300 || buf[0] != byte(10*r) || buf[100] != byte(10*r+1) || buf[200] != byte(10*r+2) {
-				t.Fatalf("predict %v, result %d: rows %d bytes: %v %v %v", predict, r, len(buf), buf[0], buf[100], buf[200])
-			}
-			if want := map[bool]int{false: 0, true: 2}[predict && r == 0]; w.opened != want {
-				t.Fatalf("predict %v, result %d: %d of the next result's opening messages read, want %d", predict, r, w.opened, want)
-			}
-		}
-		calls[predict] = sock.calls
-	}
-	// Unpredicted: the opening messages and first header, then each value with the next
-	// header, per result. Predicted: one read takes a result's rows and its end.
-	t.Logf("reads: %d predicted, %d unpredicted", calls[true], calls[false])
-	if calls[true] >= calls[false] || calls[true] > 3 {
-		t.Fatalf("%d reads predicted, %d unpredicted", calls[true], calls[false])
-	}
-}
-
-// heldSocket is a socket that holds the whole stream: a read, or a vectored read (one call),
-// takes as much as fits.
-type heldSocket struct {
-	net.Conn
-	r     *bytes.Reader
-	calls int
-}
-
-func (h *heldSocket) Read(p []byte) (int, error) { h.calls++; return h.r.Read(p) }
-
-func (h *heldSocket) ReadVector(bufs [][]byte) (int, error) {
-	h.calls++
-	n := 0
-	for _, b := range bufs {
-		k, _ := h.r.Read(b)
-		n += k
-	}
-	if n == 0 {
-		return 0, io.EOF
-	}
-	return n, nil
 }
 
 // fuzzResults reads up to 4 results from in as a reader does, each into a bounded chunk
@@ -302,18 +214,14 @@ func fuzzResults(t *testing.T, in []byte, predict bool) (string, error) {
 	filled := 0
 	for range 4 {
 		buf := make([]byte, 0, 64)
-		rows := 0 // of this result, handed out so far
 		var ahead func()
 		if predict {
 			ahead = func() {
 				for end := len(buf); end+3 <= cap(buf) && w.predictRow(buf[end:end+3:end+3]); end += 3 {
 				}
-				// The end of the result, and maybe the next one's start.
-				w.predictEnd(rows+len(w.preds), len(in)%2 == 0)
 			}
 		}
 		err := w.result(&rowSink{ahead: ahead, into: func(n int) ([]byte, error) {
-			rows++
 			log = strconv.AppendInt(append(log, ' '), int64(n), 10)
 			if n < 0 {
 				return nil, nil
