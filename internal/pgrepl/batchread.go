@@ -111,6 +111,21 @@ func (c *BatchedConn) Batch(on bool) bool {
 	return true
 }
 
+// SetLowWater changes the low-water mark to n bytes (at least 1): on the socket at once while
+// batching, else at the next Batch(true). The kernel caps it at half the largest receive
+// buffer it allows (net.ipv4.tcp_rmem). A reader that knows how many bytes are on their way
+// (the --jobs readers: the results of the queries in flight) waits for all of them at once.
+func (c *BatchedConn) SetLowWater(n int) {
+	n = max(n, 1)
+	if n == c.lowWater {
+		return
+	}
+	c.lowWater = n
+	if c.active && !c.refused && !SetRecvLowWater(c.conn, n) {
+		c.refused, c.active = true, false
+	}
+}
+
 // Batching reports whether the low-water mark is set.
 func (c *BatchedConn) Batching() bool { return c.active }
 

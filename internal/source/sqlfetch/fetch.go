@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/walweave/walweave/internal/hugemem"
+	"github.com/walweave/walweave/internal/pgrepl"
 )
 
 // piece is a byte range of one file, read with one pg_read_binary_file call.
@@ -175,7 +176,13 @@ const (
 
 // work fetches tasks on conn until none is left or the fetch is cancelled. paths maps a
 // member index to the path the server reads.
-func (f *fetcher) work(conn *wireConn, paths func(m int) string, fail func(error)) {
+//
+// batch, when not nil, is the socket under conn: before each result is read its low-water
+// mark is set to what the queries in flight will bring (readerLowWater at most), so that the
+// reader sleeps until all of it has arrived, or the batch wait ends, rather than waking for
+// each chunk: a wake-up costs the reader a system call, the ACK it sends (and the server's
+// wake-up), and the scheduler's switches.
+func (f *fetcher) work(conn *wireConn, batch *pgrepl.BatchedConn, paths func(m int) string, fail func(error)) {
 	defer f.wg.Done()
 	var inflight []int
 	err := func() error {
@@ -194,6 +201,9 @@ func (f *fetcher) work(conn *wireConn, paths func(m int) string, fail func(error
 			if err := conn.flush(); err != nil {
 				return err
 			}
+			if batch != nil {
+				batch.SetLowWater(f.coming(inflight) - conn.rd.Buffered())
+			}
 			if err := f.receive(conn, f.tasks[inflight[0]]); err != nil {
 				return err
 			}
@@ -211,6 +221,24 @@ func (f *fetcher) work(conn *wireConn, paths func(m int) string, fail func(error
 		}
 		fail(err)
 	}
+}
+
+// readerLowWater bounds a reader's low-water mark: the results of Depth queries of
+// DefaultChunkSize (the kernel caps it lower when its receive buffers are smaller:
+// net.ipv4.tcp_rmem). Measured against 1 MiB: bench/README.md.
+const readerLowWater = DefaultDepth * DefaultChunkSize
+
+// coming is how many bytes of file data the tasks in flight will bring, at most
+// readerLowWater: the framing around them comes on top, so the socket holds at least this
+// much once they have all arrived (unless a file shrank).
+func (f *fetcher) coming(inflight []int) int {
+	var n int64
+	for _, i := range inflight {
+		for _, p := range f.tasks[i].pieces {
+			n += p.n
+		}
+	}
+	return int(min(n, readerLowWater))
 }
 
 func (f *fetcher) send(conn *wireConn, t *task, paths func(m int) string) {

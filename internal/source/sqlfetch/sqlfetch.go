@@ -474,11 +474,12 @@ func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 	s.newFetch(tasks)
 	paths := func(m int) string { return s.members[m].path }
 	for i, wc := range s.wire {
-		if bc := s.batched[i]; bc != nil {
+		bc := s.batched[i]
+		if bc != nil {
 			bc.Batch(true)
 		}
 		s.fetch.wg.Add(1)
-		go s.fetch.work(wc, paths, func(err error) { s.cancel(fmt.Errorf("reading files: %w", err)) })
+		go s.fetch.work(wc, bc, paths, func(err error) { s.cancel(fmt.Errorf("reading files: %w", err)) })
 	}
 	return st, nil
 }
