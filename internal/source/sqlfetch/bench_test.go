@@ -244,21 +244,15 @@ type collect struct{ b bytes.Buffer }
 func (c *collect) Write(p []byte) (int, error) { return c.b.Write(p) }
 func (c *collect) Read(p []byte) (int, error)  { return c.b.Read(p) }
 
-// TestChecksumRows: the vectorised loop agrees with the generic one on random pages, for
-// every block number tried, and with it pageChecksum (one vectorised call for the whole page,
-// where the CPU has AVX2) with pageChecksumGeneric, for every block size.
+// TestChecksumRows: pageChecksum (one vectorised call for the whole page, where the CPU has
+// AVX2) agrees with pageChecksumGeneric, the server's loop written out, on random pages, for
+// every block number tried and every block size.
 func TestChecksumRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	page := make([]byte, 8192)
 	for n := 0; n < 300; n++ {
 		for i := 0; i < len(page); i += 8 {
 			binary.LittleEndian.PutUint64(page[i:], rng.Uint64())
-		}
-		a, b := checksumBaseOffsets, checksumBaseOffsets
-		checksumRows(&a, page)
-		checksumRowsGeneric(&b, page)
-		if a != b {
-			t.Fatalf("page %d: lanes differ:\n%x\n%x", n, a, b)
 		}
 		blk := rng.Uint32()
 		if got, want := pageChecksum(page, blk), pageChecksumGeneric(page, blk); got != want {

@@ -33,6 +33,7 @@ var checksumBaseOffsets = [nSums]uint32{
 // Where the CPU has AVX2 the whole page is done in one call (pageChecksumFast: the 32 lanes
 // in four 8-lane registers, as a C compiler vectorises the server's loop); elsewhere the
 // first row of 32 words (where pd_checksum is) is mixed in here, the others by checksumRows.
+// The tests hold the two to each other (TestChecksumRows).
 func pageChecksum(page []byte, blkno uint32) uint16 {
 	if sum, ok := pageChecksumFast(page, blkno); ok {
 		return sum
@@ -55,8 +56,8 @@ func pageChecksum(page []byte, blkno uint32) uint16 {
 	return finishChecksum(&sums, blkno)
 }
 
-// checksumRowsGeneric mixes rows of 32 little-endian words into the 32 lanes.
-func checksumRowsGeneric(sums *[nSums]uint32, p []byte) {
+// checksumRows mixes rows of 32 little-endian words into the 32 lanes.
+func checksumRows(sums *[nSums]uint32, p []byte) {
 	for i := 0; i+4*nSums <= len(p); i += 4 * nSums {
 		row := p[i : i+4*nSums : i+4*nSums]
 		for j := 0; j < nSums; j++ {
