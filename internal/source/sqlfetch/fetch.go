@@ -57,9 +57,9 @@ type fetcher struct {
 	// arena holds the chunk buffers, window of them, carved as they are first needed: one
 	// allocation on huge pages (hugemem), which the kernel's copy from the sockets into
 	// them takes less CPU on.
-	arena []byte
-	carved int // chunk buffers carved from arena
-	wire     int64 // bytea bytes received
+	arena  []byte
+	carved int   // chunk buffers carved from arena
+	wire   int64 // bytea bytes received
 
 	// prepare, when set, runs on the reader's goroutine for each fetched task before the
 	// writer sees it: the per-byte work that does not need the stream's order.

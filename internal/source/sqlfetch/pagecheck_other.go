@@ -2,6 +2,5 @@
 
 package sqlfetch
 
-
 // pageChecksumFast has no vectorised code here: pageChecksum does the work.
 func pageChecksumFast([]byte, uint32) (uint16, bool) { return 0, false }
