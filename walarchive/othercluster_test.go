@@ -83,3 +83,53 @@ func mustUint(t *testing.T, s string) uint64 {
 	}
 	return v
 }
+
+// TestCheckArchiveCluster covers what the real-server test above cannot reach: an archive
+// whose newest segment cannot be decoded, or does not start with a long page header, is a
+// fatal error (reconnecting cannot mend it) that names the segment and says what to do; a
+// segment of the server's own cluster passes, another cluster's is ErrOtherCluster.
+func TestCheckArchiveCluster(t *testing.T) {
+	const name = "000000010000000000000003"
+	seg := make([]byte, 8192)
+	binary.LittleEndian.PutUint16(seg[0:2], 0xD110)
+	binary.LittleEndian.PutUint16(seg[2:4], 0x0002) // XLP_LONG_HEADER
+	binary.LittleEndian.PutUint64(seg[24:32], 7000000000000000042)
+	short := make([]byte, 8192) // a short page header: xlp_info without XLP_LONG_HEADER
+	binary.LittleEndian.PutUint16(short[0:2], 0xD110)
+	for _, tc := range []struct {
+		name     string
+		stored   []byte
+		serverID string
+		want     string // in the error; "" for none
+		other    bool   // errors.Is ErrOtherCluster
+	}{
+		{"own cluster", seg, "7000000000000000042", "", false},
+		{"another cluster", seg, "7000000000000000043", "is of the cluster with system identifier 7000000000000000042", true},
+		{"short page header", short, "1", "does not start with a WAL long page header", false},
+		{"too short", seg[:20], "1", "does not start with a WAL long page header", false},
+		{"undecodable", append([]byte{0x28, 0xB5, 0x2F, 0xFD}, "not zstd at all"...), "1", "newest segment " + name, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, name), tc.stored, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			sink, err := NewDirSink(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &Archiver{cfg: Config{Sink: sink}}
+			err = a.checkArchiveCluster(context.Background(), name, tc.serverID)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("%v, want none", err)
+				}
+				return
+			}
+			var fatal *fatalError
+			if !errors.As(err, &fatal) || !strings.Contains(err.Error(), tc.want) || errors.Is(err, ErrOtherCluster) != tc.other {
+				t.Fatalf("%v (%T), want a fatal error with %q, ErrOtherCluster %v", err, err, tc.want, tc.other)
+			}
+		})
+	}
+}
