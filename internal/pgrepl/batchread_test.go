@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -239,5 +240,123 @@ func TestBatchedConnReadVector(t *testing.T) {
 	under := NewBatchedConn(context.Background(), tlsClient)
 	if under.vectored() {
 		t.Fatal("a BatchedConn over TLS is vectored")
+	}
+}
+
+// TestBatchedConnReadPredicted reads chunks of rows over a real TCP socket, each chunk's rows
+// predicted after its first and read with readv into their destinations, as the --jobs
+// readers do; every fourth chunk ends early (a shrunk file: its last row is shorter than
+// predicted) and the stream reads on from there. The sender writes in odd pieces, so the
+// reads end anywhere in a header or a value. Every byte arrives where it belongs.
+func TestBatchedConnReadPredicted(t *testing.T) {
+	client, server := socketPair(t, "tcp", "127.0.0.1:0")
+	bc := NewBatchedConnSize(context.Background(), client, 256<<10, DefaultBatchWait)
+	if !bc.Batch(true) || !bc.vectored() {
+		t.Fatal("a TCP socket is not batched and vectored")
+	}
+	const rowLen, rows, chunks = 32 << 10, 8, 24
+	row := func(c, r, n int) []byte {
+		b := binary.BigEndian.AppendUint16(nil, 1)
+		b = binary.BigEndian.AppendUint32(b, uint32(n))
+		for i := range n {
+			b = append(b, byte(c*7+r*3+i))
+		}
+		return b
+	}
+	var stream []byte
+	var want [][][]byte
+	for c := range chunks {
+		var values [][]byte
+		for r := range rows {
+			n := rowLen
+			if c%4 == 3 && r == rows-1 {
+				n = rowLen / 3
+			}
+			body := row(c, r, n)
+			stream = appendMessage(stream, 'D', body)
+			values = append(values, body[6:])
+		}
+		stream = appendMessage(stream, 'C', []byte("SELECT 8\x00"))
+		want = append(want, values)
+	}
+	go func() {
+		for i := 0; len(stream) > 0; i++ {
+			n := min(len(stream), 1+(i*40009)%(100<<10))
+			if _, err := server.Write(stream[:n]); err != nil {
+				return
+			}
+			stream = stream[n:]
+		}
+		server.(*net.TCPConn).CloseWrite()
+	}()
+	m := NewMessageReader(bc, 4096)
+	m.SetReadAhead(64)
+	predicted := 0 // rows read as predicted
+	for c := range chunks {
+		buf := make([]byte, rows*rowLen)
+		got := 0 // rows read
+		for got < rows {
+			typ, size, err := m.NextHeader()
+			if err != nil || typ != 'D' {
+				t.Fatalf("chunk %d, row %d: %q, %v", c, got, typ, err)
+			}
+			var hdr [6]byte
+			if err := m.ReadBody(hdr[:]); err != nil {
+				t.Fatal(err)
+			}
+			n := size - 6
+			var preds []Predicted
+			for r := got + 1; r < rows; r++ {
+				h := appendMessage(nil, 'D', row(c, r, 0))[:11]
+				binary.BigEndian.PutUint32(h[1:], uint32(10+rowLen))
+				binary.BigEndian.PutUint32(h[7:], rowLen)
+				preds = append(preds, Predicted{Header: h, Body: buf[r*rowLen : (r+1)*rowLen]})
+			}
+			whole, err := m.ReadBodyPredicted(buf[got*rowLen:got*rowLen+n], nil, preds)
+			if err != nil {
+				t.Fatalf("chunk %d, row %d: %v", c, got, err)
+			}
+			if !bytes.Equal(buf[got*rowLen:got*rowLen+n], want[c][got]) {
+				t.Fatalf("chunk %d, row %d differs", c, got)
+			}
+			for r := got + 1; r <= got+whole; r++ {
+				if !bytes.Equal(buf[r*rowLen:(r+1)*rowLen], want[c][r]) {
+					t.Fatalf("chunk %d, predicted row %d differs", c, r)
+				}
+			}
+			got += 1 + whole
+			predicted += whole
+		}
+		if typ, body, err := m.Next(); err != nil || typ != 'C' || string(body) != "SELECT 8\x00" {
+			t.Fatalf("after chunk %d: %q %q %v", c, typ, body, err)
+		}
+	}
+	if _, _, err := m.NextHeader(); err != io.EOF {
+		t.Fatalf("after the last chunk: %v, want io.EOF", err)
+	}
+	if predicted < chunks*(rows-1)/2 {
+		t.Fatalf("%d of %d rows read as predicted", predicted, chunks*rows)
+	}
+}
+
+// TestSetLowWater: the low-water mark a reader sets while batching is the socket's at once;
+// set while not batching, it is the one Batch(true) sets.
+func TestSetLowWater(t *testing.T) {
+	client, _ := socketPair(t, "tcp", "127.0.0.1:0")
+	bc := NewBatchedConnSize(context.Background(), client, 64<<10, DefaultBatchWait)
+	bc.SetLowWater(100 << 10)
+	if v, ok := RecvLowWater(client); !ok || v != 1 {
+		t.Fatalf("before batching: %d, %v; want 1", v, ok)
+	}
+	if !bc.Batch(true) {
+		t.Fatal("batching refused on a TCP socket")
+	}
+	for _, n := range []int{100 << 10, 512 << 10, 3000, 1} {
+		if n != 100<<10 {
+			bc.SetLowWater(n)
+		}
+		if v, ok := RecvLowWater(client); !ok || v != n {
+			t.Fatalf("SetLowWater(%d): the socket's mark is %d, %v", n, v, ok)
+		}
 	}
 }
