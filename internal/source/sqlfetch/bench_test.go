@@ -80,7 +80,14 @@ func makeMemFiles(tb testing.TB, bigFiles, bigSize, smallFiles, smallSize int) *
 // DataRow's bytes out of pgconn's buffer, instead of fetching them from a server.
 func memSource(tb testing.TB, mf *memFiles, jobs int) *Source {
 	tb.Helper()
-	s := New(Config{Jobs: jobs})
+	return memSourceConfig(tb, mf, Config{Jobs: jobs})
+}
+
+// memSourceConfig is memSource with cfg's settings (cfg.Jobs readers).
+func memSourceConfig(tb testing.TB, mf *memFiles, cfg Config) *Source {
+	tb.Helper()
+	jobs := cfg.Jobs
+	s := New(cfg)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.control.BlockSize = 8192
 	s.control.RelsegSize = 131072
@@ -118,6 +125,9 @@ func (f *fetcher) workMem(files [][]byte) {
 	for {
 		i, ok := f.claim(true)
 		if !ok {
+			return
+		}
+		if !f.turn(i) {
 			return
 		}
 		t := f.tasks[i]

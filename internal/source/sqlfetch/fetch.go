@@ -37,14 +37,21 @@ type task struct {
 
 // fetcher runs the workers: each claims the next task in order, at most window tasks ahead of
 // the one the writer is reading, and keeps up to depth queries in flight on its connection
-// (pipeline mode), so that a link's latency does not idle it.
+// (pipeline mode), so that a link's latency does not idle it. A worker copies a result out of
+// its socket only once the writer is within readAhead tasks of it: until then the result
+// waits in the kernel's socket buffers, and the window's bytes are held there rather than in
+// chunk buffers gone cold by the time the writer reaches them.
 type fetcher struct {
-	ctx     context.Context
-	tasks   []*task
-	window  int
-	depth   int
-	chunk   int
-	rowSize int // a chunk is read as rows of at most this many bytes (0: one row)
+	ctx    context.Context
+	tasks  []*task
+	window int
+	depth  int
+	chunk  int
+	// readAhead: a reader copies a task's result out of its socket only once the task is among
+	// the readAhead the writer reads next (0: as soon as it arrives); the rest of the window
+	// waits in the sockets' kernel buffers.
+	readAhead int
+	rowSize   int // a chunk is read as rows of at most this many bytes (0: one row)
 	// serverCRC: the queries ask the server for each value's CRC-32C too (crc32c(bytea),
 	// PostgreSQL 18 and later), which the reader then need not compute.
 	serverCRC bool
@@ -131,6 +138,23 @@ func (f *fetcher) buffer() []byte {
 	return make([]byte, 0, f.chunk) // only if more tasks are held than the window
 }
 
+// turn waits until task i is among the readAhead tasks the writer reads next (the one it
+// holds counted), and reports false if the fetch is cancelled first.
+func (f *fetcher) turn(i int) bool {
+	if f.readAhead <= 0 {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i >= f.consumed+f.readAhead {
+		if f.ctx.Err() != nil {
+			return false
+		}
+		f.cond.Wait()
+	}
+	return true
+}
+
 // wait returns task i once it is fetched.
 func (f *fetcher) wait(ctx context.Context, i int) (*task, error) {
 	t := f.tasks[i]
@@ -175,7 +199,8 @@ const (
 )
 
 // work fetches tasks on conn until none is left or the fetch is cancelled. paths maps a
-// member index to the path the server reads.
+// member index to the path the server reads. It reads a result when its task's turn comes
+// (turn), so that the chunk buffer it lands in is one the writer released a moment before.
 //
 // batch, when not nil, is the socket under conn: before each result is read its low-water
 // mark is set to what the queries in flight will bring (readerLowWater at most), so that the
@@ -200,6 +225,9 @@ func (f *fetcher) work(conn *wireConn, batch *pgrepl.BatchedConn, paths func(m i
 			}
 			if err := conn.flush(); err != nil {
 				return err
+			}
+			if !f.turn(inflight[0]) {
+				return context.Cause(f.ctx)
 			}
 			if batch != nil {
 				batch.SetLowWater(f.coming(inflight) - conn.rd.Buffered())

@@ -1,0 +1,83 @@
+package sqlfetch
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestTurn: a reader may copy task i out of its socket only once the writer is within
+// readAhead tasks of it, counting the task the writer holds (released tasks are consumed); a
+// cancelled fetch ends the wait.
+func TestTurn(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tasks := make([]*task, 10)
+	for i := range tasks {
+		tasks[i] = &task{done: make(chan struct{})}
+	}
+	f := newFetcher(ctx, tasks, 8, 3, 1<<20)
+	f.readAhead = 2
+	for i := range 2 {
+		if !f.turn(i) {
+			t.Fatalf("task %d: no turn with nothing consumed", i)
+		}
+	}
+	got := make(chan bool, 1)
+	go func() { got <- f.turn(3) }()
+	for i := range 2 {
+		select {
+		case <-got:
+			t.Fatalf("task 3 got its turn with %d tasks consumed", i)
+		case <-time.After(50 * time.Millisecond):
+		}
+		f.release(i)
+	}
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("turn reported a cancelled fetch")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("task 3 did not get its turn with tasks 0 and 1 consumed")
+	}
+	go func() { got <- f.turn(9) }()
+	cancel()
+	select {
+	case ok := <-got:
+		if ok {
+			t.Fatal("turn reported a turn after the fetch was cancelled")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled fetch did not end the wait for a turn")
+	}
+
+	f = newFetcher(context.Background(), tasks, 8, 3, 1<<20)
+	if !f.turn(9) {
+		t.Fatal("readAhead 0 waits")
+	}
+}
+
+// TestReadAheadSettings: every ReadAhead setting fetches a whole data directory (the writer
+// holds one task while it waits for the next, so a read-ahead below 2 would stop the fetch
+// for good: it is raised to 2), and -1 reads every result as it arrives.
+func TestReadAheadSettings(t *testing.T) {
+	mf := makeMemFiles(t, 3, 3<<20+8192*5, 300, 24<<10)
+	for _, c := range []struct{ set, want int }{{-1, 0}, {1, 2}, {2, 2}, {3, 3}, {64, 64}} {
+		s := memSourceConfig(t, mf, Config{Jobs: 3, ReadAhead: c.set})
+		if s.fetch.readAhead != c.want {
+			t.Fatalf("ReadAhead %d: the fetcher's read-ahead is %d, want %d", c.set, s.fetch.readAhead, c.want)
+		}
+		stuck := time.AfterFunc(time.Minute, func() { s.cancel(errors.New("the fetch made no progress for a minute")) })
+		var out collect
+		copyAll(t, s, &out)
+		stuck.Stop()
+		if int64(out.b.Len()) < mf.total {
+			t.Fatalf("ReadAhead %d: %d bytes of tar for %d of files", c.set, out.b.Len(), mf.total)
+		}
+	}
+	if New(Config{}).cfg.ReadAhead < 2 {
+		t.Fatalf("the default read-ahead is %d", New(Config{}).cfg.ReadAhead)
+	}
+}
