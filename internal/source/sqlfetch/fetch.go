@@ -48,8 +48,9 @@ type fetcher struct {
 	depth  int
 	chunk  int
 	// readAhead: a reader copies a task's result out of its socket only once the task is among
-	// the readAhead the writer reads next (0: as soon as it arrives); the rest of the window
-	// waits in the sockets' kernel buffers.
+	// the readAhead the writer reads next, the one it holds counted (0: as soon as it
+	// arrives); the rest of the window waits in the sockets' kernel buffers. At least 2: the
+	// writer holds a task while it waits for the next.
 	readAhead int
 	rowSize   int // a chunk is read as rows of at most this many bytes (0: one row)
 	// serverCRC: the queries ask the server for each value's CRC-32C too (crc32c(bytea),

@@ -60,11 +60,11 @@ func TestTurn(t *testing.T) {
 }
 
 // TestReadAheadSettings: every ReadAhead setting fetches a whole data directory (the writer
-// holds one task while it waits for the next, so a read-ahead below 2 would stop the fetch
-// for good: it is raised to 2), and -1 reads every result as it arrives.
+// holds one task while it waits for the next, so the fetcher counts that one on top: without
+// it, ReadAhead 1 would stop the fetch for good), and -1 reads every result as it arrives.
 func TestReadAheadSettings(t *testing.T) {
 	mf := makeMemFiles(t, 3, 3<<20+8192*5, 300, 24<<10)
-	for _, c := range []struct{ set, want int }{{-1, 0}, {1, 2}, {2, 2}, {3, 3}, {64, 64}} {
+	for _, c := range []struct{ set, want int }{{-1, 0}, {1, 2}, {2, 3}, {3, 4}, {64, 65}} {
 		s := memSourceConfig(t, mf, Config{Jobs: 3, ReadAhead: c.set})
 		if s.fetch.readAhead != c.want {
 			t.Fatalf("ReadAhead %d: the fetcher's read-ahead is %d, want %d", c.set, s.fetch.readAhead, c.want)
@@ -77,7 +77,7 @@ func TestReadAheadSettings(t *testing.T) {
 			t.Fatalf("ReadAhead %d: %d bytes of tar for %d of files", c.set, out.b.Len(), mf.total)
 		}
 	}
-	if New(Config{}).cfg.ReadAhead < 2 {
+	if New(Config{}).cfg.ReadAhead < 1 {
 		t.Fatalf("the default read-ahead is %d", New(Config{}).cfg.ReadAhead)
 	}
 }

@@ -84,12 +84,12 @@ type Config struct {
 	Window int
 	// Depth is how many queries each connection keeps in flight (default 3).
 	Depth int
-	// ReadAhead is how many tasks, counting the one the writer holds, the readers copy out of
-	// their sockets ahead of the writer (default GOMAXPROCS, at least 2; -1: every task as
-	// soon as it arrives). The rest of the window waits in the sockets' kernel buffers: a
-	// chunk is then copied into a buffer the writer has just released, still in the CPU's
-	// caches, and page-checked there, which takes about a quarter less client CPU than
-	// copying each into a buffer of the window as it arrives (bench/README.md).
+	// ReadAhead is how many tasks past the one the writer is on the readers may copy out of
+	// their sockets (default GOMAXPROCS: as many readers copy at once as there are cores to
+	// run them; -1: every result as soon as it arrives). The rest of the window waits in the
+	// sockets' kernel buffers, so that a chunk is copied into a buffer the writer released a
+	// moment before, still in the CPU's caches, and page-checked there: about a fifth less
+	// client CPU than copying each into a buffer of the window as it arrives (bench/README.md).
 	ReadAhead int
 	// RowSize is the most bytes one row of a chunk's query carries: a chunk larger than this
 	// is read as several rows of one query (default DefaultRowSize; -1: one row per chunk).
@@ -185,7 +185,7 @@ func New(cfg Config) *Source {
 		cfg.Depth = DefaultDepth
 	}
 	if cfg.ReadAhead == 0 {
-		cfg.ReadAhead = max(2, runtime.GOMAXPROCS(0))
+		cfg.ReadAhead = runtime.GOMAXPROCS(0)
 	}
 	if cfg.RowSize == 0 {
 		cfg.RowSize = DefaultRowSize
@@ -499,7 +499,7 @@ func (s *Source) Start(ctx context.Context, progress func(bytesDone int64)) (sou
 func (s *Source) newFetch(tasks []*task) {
 	s.fetch = newFetcher(s.ctx, tasks, s.cfg.Window*s.cfg.Jobs, s.cfg.Depth, s.cfg.ChunkSize)
 	if s.cfg.ReadAhead > 0 {
-		s.fetch.readAhead = max(s.cfg.ReadAhead, 2) // the writer holds one task while it waits for the next
+		s.fetch.readAhead = s.cfg.ReadAhead + 1 // and the task the writer holds while it waits for the next
 	}
 	s.fetch.rowSize = max(s.cfg.RowSize, 0)
 	s.crc = s.alg == pgformat.ChecksumCRC32C
