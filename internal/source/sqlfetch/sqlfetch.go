@@ -13,7 +13,10 @@
 // connections claim tasks in order, at most Window tasks per connection ahead of the one the
 // writer reads, each keeping Depth queries in flight (pipeline mode). A 1 GiB relation
 // segment is therefore fetched by every connection at once, and the memory held is at most
-// Jobs x Window x ChunkSize (MemoryBound). A chunk comes as rows of at most RowSize (128 KiB)
+// Jobs x Window x ChunkSize (MemoryBound). A reader copies a result out of its socket only
+// when the writer is within ReadAhead tasks of it (GOMAXPROCS by default): until then the
+// window's bytes wait in the kernel's socket buffers, and a chunk lands in a buffer the
+// writer released a moment before, still in the CPU's caches. A chunk comes as rows of at most RowSize (128 KiB)
 // from one query: a backend that sends a 1 MiB row allocates, copies and frees several
 // megabytes for it, and spends more CPU per byte on that than on reading the file (the
 // numbers are in bench/README.md).
