@@ -432,3 +432,32 @@ func TestJobsFailures(t *testing.T) {
 		t.Fatalf("backup after the failures: %v", err)
 	}
 }
+
+// TestJobsStalledWriter: the output stops taking bytes for several times the TCP user timeout
+// while the readers have queries in flight. A reader leaves a result in its socket until the
+// writer is near it (sqlfetch's read-ahead), but not for long: were the results left there
+// while the writer stalls, the server's kernel would end each reader's connection once its
+// zero window outlasted tcp_user_timeout. The backup completes and verifies.
+func TestJobsStalledWriter(t *testing.T) {
+	c := pgtest.Start(t, pgtest.Options{})
+	grantJobs(t, c)
+	c.Exec(t, "create table t as select g, md5(g::text) as m from generate_series(1, 600000) g")
+	c.Exec(t, "checkpoint")
+	sw := &slowWriter{paused: make(chan struct{})}
+	go func() {
+		for sw.writes.Load() == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(8 * time.Second)
+		close(sw.paused)
+	}()
+	path, res, err := backupToFile(t, context.Background(), func(f *os.File) ioWriter { sw.w = f; return sw },
+		mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 3, TCPUserTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("backup with the output stalled for 8 s, TCP user timeout 2 s: %v", err)
+	}
+	t.Logf("%d bytes", res.BytesWritten)
+	checkLayout(t, pgtest.ListTar(t, path))
+	verifyStream(t, path)
+	assertNothingLeft(t, c)
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/walweave/walweave/internal/hugemem"
 	"github.com/walweave/walweave/internal/pgrepl"
@@ -52,7 +53,8 @@ type fetcher struct {
 	// arrives); the rest of the window waits in the sockets' kernel buffers. At least 2: the
 	// writer holds a task while it waits for the next.
 	readAhead int
-	rowSize   int // a chunk is read as rows of at most this many bytes (0: one row)
+	turnWait  time.Duration // the longest a reader waits for its turn (maxTurnWait at most)
+	rowSize   int           // a chunk is read as rows of at most this many bytes (0: one row)
 	// serverCRC: the queries ask the server for each value's CRC-32C too (crc32c(bytea),
 	// PostgreSQL 18 and later), which the reader then need not compute.
 	serverCRC bool
@@ -77,7 +79,7 @@ type fetcher struct {
 }
 
 func newFetcher(ctx context.Context, tasks []*task, window, depth, chunk int) *fetcher {
-	f := &fetcher{ctx: ctx, tasks: tasks, window: window, depth: depth, chunk: chunk}
+	f := &fetcher{ctx: ctx, tasks: tasks, window: window, depth: depth, chunk: chunk, turnWait: maxTurnWait}
 	f.cond = sync.NewCond(&f.mu)
 	context.AfterFunc(ctx, func() { f.mu.Lock(); f.cond.Broadcast(); f.mu.Unlock() })
 	return f
@@ -140,14 +142,32 @@ func (f *fetcher) buffer() []byte {
 }
 
 // turn waits until task i is among the readAhead tasks the writer reads next (the one it
-// holds counted), and reports false if the fetch is cancelled first.
+// holds counted), or for turnWait at most, and reports false if the fetch is cancelled first.
+//
+// The wait is bounded because a result left in the socket stops the server's backend once the
+// socket's buffers are full: its kernel then probes a zero window, and ends the connection
+// when that lasts longer than its tcp_user_timeout (which walweave sets, 40 s by default).
+// While the writer moves, a turn comes within a few milliseconds; when the output stalls,
+// each reader takes its results into the window's buffers, one per turnWait, as it would
+// without a read-ahead, and then has no query in flight until the window has room.
 func (f *fetcher) turn(i int) bool {
 	if f.readAhead <= 0 {
 		return true
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i >= f.consumed+f.readAhead {
+	if i < f.consumed+f.readAhead {
+		return true
+	}
+	waited := false
+	timer := time.AfterFunc(f.turnWait, func() {
+		f.mu.Lock()
+		waited = true
+		f.cond.Broadcast()
+		f.mu.Unlock()
+	})
+	defer timer.Stop()
+	for i >= f.consumed+f.readAhead && !waited {
 		if f.ctx.Err() != nil {
 			return false
 		}
@@ -155,6 +175,11 @@ func (f *fetcher) turn(i int) bool {
 	}
 	return true
 }
+
+// maxTurnWait bounds how long a reader leaves a result in its socket for the writer to come
+// near (fetcher.turn), and so how long the server's backend sees a zero window: well under
+// any TCP user timeout a backup would set. A quarter of the connections' own, when smaller.
+const maxTurnWait = 200 * time.Millisecond
 
 // wait returns task i once it is fetched.
 func (f *fetcher) wait(ctx context.Context, i int) (*task, error) {

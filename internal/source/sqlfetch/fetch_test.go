@@ -5,11 +5,13 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/walweave/walweave/internal/pgrepl"
 )
 
 // TestTurn: a reader may copy task i out of its socket only once the writer is within
-// readAhead tasks of it, counting the task the writer holds (released tasks are consumed); a
-// cancelled fetch ends the wait.
+// readAhead tasks of it, counting the task the writer holds (released tasks are consumed), or
+// once it has waited turnWait; a cancelled fetch ends the wait.
 func TestTurn(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -18,7 +20,10 @@ func TestTurn(t *testing.T) {
 		tasks[i] = &task{done: make(chan struct{})}
 	}
 	f := newFetcher(ctx, tasks, 8, 3, 1<<20)
-	f.readAhead = 2
+	if f.turnWait != maxTurnWait {
+		t.Fatalf("turnWait %v, want %v", f.turnWait, maxTurnWait)
+	}
+	f.readAhead, f.turnWait = 2, time.Hour
 	for i := range 2 {
 		if !f.turn(i) {
 			t.Fatalf("task %d: no turn with nothing consumed", i)
@@ -42,6 +47,16 @@ func TestTurn(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("task 3 did not get its turn with tasks 0 and 1 consumed")
 	}
+	// A writer that does not move: the turn comes after turnWait.
+	f.turnWait = 20 * time.Millisecond
+	start := time.Now()
+	if !f.turn(9) {
+		t.Fatal("turn reported a cancelled fetch")
+	}
+	if waited := time.Since(start); waited < f.turnWait {
+		t.Fatalf("turn(9) returned after %v, before turnWait (%v), with 2 tasks consumed", waited, f.turnWait)
+	}
+	f.turnWait = time.Hour
 	go func() { got <- f.turn(9) }()
 	cancel()
 	select {
@@ -77,6 +92,12 @@ func TestReadAheadSettings(t *testing.T) {
 			t.Fatalf("ReadAhead %d: %d bytes of tar for %d of files", c.set, out.b.Len(), mf.total)
 		}
 	}
+	s := memSourceConfig(t, mf, Config{Jobs: 2, TCP: pgrepl.TCP{UserTimeout: 400 * time.Millisecond}})
+	if s.fetch.turnWait != 100*time.Millisecond {
+		t.Fatalf("turnWait %v with a TCP user timeout of 400 ms, want a quarter of it", s.fetch.turnWait)
+	}
+	s.cancel(errors.New("test over"))
+	s.fetch.wg.Wait()
 	if New(Config{}).cfg.ReadAhead < 1 {
 		t.Fatalf("the default read-ahead is %d", New(Config{}).cfg.ReadAhead)
 	}

@@ -504,6 +504,9 @@ func (s *Source) newFetch(tasks []*task) {
 	if s.cfg.ReadAhead > 0 {
 		s.fetch.readAhead = s.cfg.ReadAhead + 1 // and the task the writer holds while it waits for the next
 	}
+	if ut := s.cfg.TCP.UserTimeout; ut > 0 {
+		s.fetch.turnWait = min(maxTurnWait, ut/4)
+	}
 	s.fetch.rowSize = max(s.cfg.RowSize, 0)
 	s.crc = s.alg == pgformat.ChecksumCRC32C
 	s.fetch.serverCRC = s.crc && s.serverCRC
