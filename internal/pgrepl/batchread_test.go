@@ -208,16 +208,7 @@ func TestBatchedConnReadVector(t *testing.T) {
 		t.Fatal("a TCP socket is not vectored")
 	}
 	stream, want := testStream(9)
-	go func() {
-		for len(stream) > 0 {
-			n := min(len(stream), 100<<10)
-			if _, err := server.Write(stream[:n]); err != nil {
-				return
-			}
-			stream = stream[n:]
-		}
-		server.(*net.TCPConn).CloseWrite()
-	}()
+	go sendInPieces(server, stream, func(int) int { return 100 << 10 })
 	m := NewMessageReader(bc, 4096)
 	m.SetReadAhead(64)
 	dst := make([]byte, 80<<10)
@@ -279,16 +270,7 @@ func TestBatchedConnReadPredicted(t *testing.T) {
 		stream = appendMessage(stream, 'C', []byte("SELECT 8\x00"))
 		want = append(want, values)
 	}
-	go func() {
-		for i := 0; len(stream) > 0; i++ {
-			n := min(len(stream), 1+(i*40009)%(100<<10))
-			if _, err := server.Write(stream[:n]); err != nil {
-				return
-			}
-			stream = stream[n:]
-		}
-		server.(*net.TCPConn).CloseWrite()
-	}()
+	go sendInPieces(server, stream, func(i int) int { return 1 + (i*40009)%(100<<10) })
 	m := NewMessageReader(bc, 4096)
 	m.SetReadAhead(64)
 	predicted := 0 // rows read as predicted
@@ -359,4 +341,17 @@ func TestSetLowWater(t *testing.T) {
 			t.Fatalf("SetLowWater(%d): the socket's mark is %d, %v", n, v, ok)
 		}
 	}
+}
+
+// sendInPieces writes stream to server in writes of at most piece(i) bytes (the i-th write),
+// then closes server's sending side.
+func sendInPieces(server net.Conn, stream []byte, piece func(i int) int) {
+	for i := 0; len(stream) > 0; i++ {
+		n := min(len(stream), piece(i))
+		if _, err := server.Write(stream[:n]); err != nil {
+			return
+		}
+		stream = stream[n:]
+	}
+	server.(*net.TCPConn).CloseWrite()
 }
