@@ -261,6 +261,20 @@ func (s *slowWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
+// pauseAtFirstWrite returns a paused slowWriter (its w still to be set) that, once its first
+// write has begun, runs then on another goroutine and lets the writes through.
+func pauseAtFirstWrite(then func()) *slowWriter {
+	sw := &slowWriter{paused: make(chan struct{})}
+	go func() {
+		for sw.writes.Load() == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		then()
+		close(sw.paused)
+	}()
+	return sw
+}
+
 // TestSlowConsumer: the writer stalls far longer than wal_sender_timeout while WAL is made
 // faster than it drains; the ring fills, the receiver keeps the connection alive, and the
 // backup restores.
@@ -268,16 +282,8 @@ func TestSlowConsumer(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"wal_sender_timeout": "2s"}})
 	c.PgbenchInit(t, 1)
 	load := c.StartLoad(t, 2)
-	sw := &slowWriter{paused: make(chan struct{})}
 	stop := walSwitcher(t, c, 250*time.Millisecond)
-	go func() {
-		for sw.writes.Load() == 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(8 * time.Second)
-		stop()
-		close(sw.paused)
-	}()
+	sw := pauseAtFirstWrite(func() { time.Sleep(8 * time.Second); stop() })
 	path, res, err := backupToFile(t, context.Background(), func(f *os.File) ioWriter { sw.w = f; return sw },
 		mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, RingSlots: 2})
 	stop()
@@ -455,16 +461,9 @@ func withComp(name, comp string) string {
 func TestServerStoppedMidBackup(t *testing.T) {
 	c := pgtest.Start(t, pgtest.Options{})
 	c.PgbenchInit(t, 2)
-	sw := &slowWriter{paused: make(chan struct{})}
 	var out bytes.Buffer
+	sw := pauseAtFirstWrite(c.Kill)
 	sw.w = &out
-	go func() {
-		for sw.writes.Load() == 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-		c.Kill()
-		close(sw.paused)
-	}()
 	_, err := mux.Backup(context.Background(), sw, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast})
 	if err == nil {
 		t.Fatal("backup succeeded although the server was stopped")

@@ -91,14 +91,7 @@ func TestJobsRestoreDrill(t *testing.T) {
 	load := c.StartLoad(t, 4)
 	stop := walSwitcher(t, c, 300*time.Millisecond)
 
-	sw := &slowWriter{paused: make(chan struct{})}
-	go func() {
-		for sw.writes.Load() == 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(2 * time.Second)
-		close(sw.paused)
-	}()
+	sw := pauseAtFirstWrite(func() { time.Sleep(2 * time.Second) })
 	var last mux.Progress
 	cfg := mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 4,
 		Progress: func(p mux.Progress) { last = p }}
@@ -399,14 +392,8 @@ func TestJobsFailures(t *testing.T) {
 	left()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	sw := &slowWriter{paused: make(chan struct{}), w: &failingWriter{after: 1 << 40}}
-	go func() {
-		for sw.writes.Load() == 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-		cancel()
-		close(sw.paused)
-	}()
+	sw := pauseAtFirstWrite(cancel)
+	sw.w = &failingWriter{after: 1 << 40}
 	start := time.Now()
 	_, err = mux.Backup(ctx, sw, mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 4})
 	if !errors.Is(err, context.Canceled) || time.Since(start) > 20*time.Second {
@@ -443,14 +430,7 @@ func TestJobsStalledWriter(t *testing.T) {
 	grantJobs(t, c)
 	c.Exec(t, "create table t as select g, md5(g::text) as m from generate_series(1, 600000) g")
 	c.Exec(t, "checkpoint")
-	sw := &slowWriter{paused: make(chan struct{})}
-	go func() {
-		for sw.writes.Load() == 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(8 * time.Second)
-		close(sw.paused)
-	}()
+	sw := pauseAtFirstWrite(func() { time.Sleep(8 * time.Second) })
 	path, res, err := backupToFile(t, context.Background(), func(f *os.File) ioWriter { sw.w = f; return sw },
 		mux.Config{ConnString: c.DSN(), Checkpoint: mux.CheckpointFast, Jobs: 3, TCPUserTimeout: 2 * time.Second})
 	if err != nil {
